@@ -1,0 +1,172 @@
+//! File input and output: numeric CSV matrices with precise error messages, and atomic
+//! writes (temporary file in the same directory, then rename), so that a crash never
+//! leaves a half-written report or model behind.
+
+use crate::error::{Error, Result};
+use ndarray::Array2;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+/// Write `bytes` to `path` atomically: write a temporary sibling file, flush and sync it,
+/// then rename it over `path`. Parent directories are created.
+pub fn write_atomic(path: impl AsRef<Path>, bytes: &[u8]) -> Result<()> {
+    let path = path.as_ref();
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+    let fname = path
+        .file_name()
+        .ok_or_else(|| Error::Other(format!("{}: not a file path", path.display())))?
+        .to_string_lossy()
+        .to_string();
+    let tmp = dir.join(format!(".{fname}.tmp{}", std::process::id()));
+    {
+        let mut f = std::fs::File::create(&tmp).map_err(|e| Error::io(&tmp, e))?;
+        f.write_all(bytes).map_err(|e| Error::io(&tmp, e))?;
+        f.sync_all().map_err(|e| Error::io(&tmp, e))?;
+    }
+    std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))?;
+    Ok(())
+}
+
+/// Serialise `value` as pretty JSON and write it atomically.
+pub fn write_json_atomic<T: serde::Serialize>(path: impl AsRef<Path>, value: &T) -> Result<()> {
+    let mut s = serde_json::to_string_pretty(value)?;
+    s.push('\n');
+    write_atomic(path, s.as_bytes())
+}
+
+/// Write a CSV (header + rows of already formatted cells) atomically.
+pub fn write_csv_atomic(
+    path: impl AsRef<Path>,
+    header: &[String],
+    rows: impl IntoIterator<Item = Vec<String>>,
+) -> Result<()> {
+    let path = path.as_ref();
+    let mut w = csv::Writer::from_writer(Vec::new());
+    let map = |e: csv::Error| Error::Other(format!("{}: {e}", path.display()));
+    w.write_record(header).map_err(map)?;
+    for r in rows {
+        w.write_record(&r).map_err(map)?;
+    }
+    let bytes = w
+        .into_inner()
+        .map_err(|e| Error::Other(format!("{}: {e}", path.display())))?;
+    write_atomic(path, &bytes)
+}
+
+/// Write a matrix of positions (with an optional extra weight column) as CSV atomically.
+/// Columns are named `x1..xd` (and `weight`).
+pub fn write_points_csv(path: impl AsRef<Path>, x: &Array2<f64>, weights: Option<&[f64]>) -> Result<()> {
+    let d = x.ncols();
+    let mut header: Vec<String> = (1..=d).map(|j| format!("x{j}")).collect();
+    if weights.is_some() {
+        header.push("weight".into());
+    }
+    let rows = x.outer_iter().enumerate().map(|(i, r)| {
+        let mut v: Vec<String> = r.iter().map(|a| format!("{a}")).collect();
+        if let Some(w) = weights {
+            v.push(format!("{}", w[i]));
+        }
+        v
+    });
+    write_csv_atomic(path, &header, rows)
+}
+
+/// A numeric table read from CSV: column names and an `n x d` matrix.
+#[derive(Debug, Clone)]
+pub struct NumericTable {
+    /// Column names (from the header, or `x1..xd` when the file has none).
+    pub columns: Vec<String>,
+    /// The values, one row per data row.
+    pub values: Array2<f64>,
+}
+
+/// Read an all-numeric CSV file. A header row is detected (first row with any
+/// non-numeric cell). Errors name the file, the 1-based data row and the column for
+/// ragged rows, non-numeric cells, NaN or infinite values; an empty file is an error.
+pub fn read_numeric_csv(path: impl AsRef<Path>) -> Result<NumericTable> {
+    let path = path.as_ref();
+    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+    parse_numeric_csv(&text, path)
+}
+
+/// Parse numeric CSV text (see [`read_numeric_csv`]); `path` is used in error messages.
+pub fn parse_numeric_csv(text: &str, path: &Path) -> Result<NumericTable> {
+    let mut rdr = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .trim(csv::Trim::All)
+        .from_reader(text.as_bytes());
+    let mut records = Vec::new();
+    for (i, rec) in rdr.records().enumerate() {
+        let rec = rec.map_err(|e| Error::Data {
+            path: path.into(),
+            row: Some(i),
+            col: None,
+            msg: e.to_string(),
+        })?;
+        if rec.iter().all(|c| c.is_empty()) {
+            continue;
+        }
+        records.push(rec);
+    }
+    if records.is_empty() {
+        return Err(Error::Data {
+            path: path.into(),
+            row: None,
+            col: None,
+            msg: "no rows".into(),
+        });
+    }
+    let first = &records[0];
+    let has_header = first.iter().any(|c| c.parse::<f64>().is_err());
+    let columns: Vec<String> = if has_header {
+        first.iter().map(|s| s.to_string()).collect()
+    } else {
+        (1..=first.len()).map(|j| format!("x{j}")).collect()
+    };
+    let d = columns.len();
+    let data_rows = if has_header { &records[1..] } else { &records[..] };
+    if data_rows.is_empty() {
+        return Err(Error::Data {
+            path: path.into(),
+            row: None,
+            col: None,
+            msg: "header but no data rows".into(),
+        });
+    }
+    let mut values = Array2::<f64>::zeros((data_rows.len(), d));
+    for (i, rec) in data_rows.iter().enumerate() {
+        let row = i + 1;
+        if rec.len() != d {
+            return Err(Error::Data {
+                path: path.into(),
+                row: Some(row),
+                col: None,
+                msg: format!("ragged row: {} fields, expected {d}", rec.len()),
+            });
+        }
+        for (j, cell) in rec.iter().enumerate() {
+            let col = Some(format!("{} ({})", j + 1, columns[j]));
+            let v: f64 = cell.parse().map_err(|_| Error::Data {
+                path: path.into(),
+                row: Some(row),
+                col: col.clone(),
+                msg: format!("not a number: {cell:?}"),
+            })?;
+            if !v.is_finite() {
+                return Err(Error::Data {
+                    path: path.into(),
+                    row: Some(row),
+                    col,
+                    msg: format!("value {cell:?} is not finite"),
+                });
+            }
+            values[[i, j]] = v;
+        }
+    }
+    Ok(NumericTable { columns, values })
+}

@@ -1,0 +1,260 @@
+//! Fused, streamed, multi-threaded kernel sums.
+//!
+//! For evaluation points `x_i` (`n x d`, row-major) and sources `y_j` with weights `v_j`:
+//!
+//! - values: `s_i = sum_j v_j k(x_i, y_j)` (the product `K_xy v`),
+//! - gradients: `G_i = sum_j v_j grad_x k(x_i, y_j) = sum_j v_j 2 phi'(r2_ij) (x_i - y_j)`,
+//! - vector-valued sums `S_i = sum_j k(x_i, y_j) V_j` for `V` of shape `m x p`.
+//!
+//! No `n x m` matrix is ever formed: rows of `x` are processed in blocks, in parallel with
+//! rayon, and every row accumulates over `j` in a fixed order, so the result does not
+//! depend on the number of threads. Memory is `O((n + m) d)`. [`gram`] builds the full
+//! matrix only when a caller asks for it.
+//!
+//! The witness of `mu - pi` is one call: sources `[x; y]` with signed weights `[w; -v]`.
+
+use super::{sq_dist, Kernel};
+use crate::error::{Error, Result};
+use crate::linalg::LinOp;
+use ndarray::Array2;
+use rayon::prelude::*;
+
+/// Rows of `x` handled by one rayon task.
+const ROW_BLOCK: usize = 16;
+
+fn check(x: &[f64], y: &[f64], v: &[f64], d: usize, p: usize) -> Result<(usize, usize)> {
+    if d == 0 {
+        return Err(Error::Shape("dimension d = 0".into()));
+    }
+    if x.len() % d != 0 || y.len() % d != 0 {
+        return Err(Error::Shape(format!(
+            "point arrays of length {} and {} are not rows of d = {d}",
+            x.len(),
+            y.len()
+        )));
+    }
+    let m = y.len() / d;
+    if v.len() != m * p {
+        return Err(Error::Shape(format!("{} source weights for {m} sources (p = {p})", v.len())));
+    }
+    Ok((x.len() / d, m))
+}
+
+/// Streamed kernel sums together with the reusable settings (a handle for callers that
+/// want to pass one object around).
+#[derive(Debug, Clone, Copy)]
+pub struct KernelSums {
+    /// The kernel.
+    pub kernel: Kernel,
+    /// Dimension of the points.
+    pub d: usize,
+}
+
+impl KernelSums {
+    /// `K_xy v`.
+    pub fn values(&self, x: &[f64], y: &[f64], v: &[f64]) -> Result<Vec<f64>> {
+        kernel_sums(&self.kernel, x, y, v, self.d)
+    }
+    /// `K_xy v` and its gradient in `x`.
+    pub fn values_grad(&self, x: &[f64], y: &[f64], v: &[f64]) -> Result<(Vec<f64>, Vec<f64>)> {
+        kernel_sums_with_grad(&self.kernel, x, y, v, self.d)
+    }
+}
+
+/// `s_i = sum_j v_j k(x_i, y_j)` for row-major `x` (`n x d`) and `y` (`m x d`).
+pub fn kernel_sums(k: &Kernel, x: &[f64], y: &[f64], v: &[f64], d: usize) -> Result<Vec<f64>> {
+    let (n, _m) = check(x, y, v, d, 1)?;
+    let mut out = vec![0.0; n];
+    out.par_chunks_mut(ROW_BLOCK).enumerate().for_each(|(b, chunk)| {
+        let i0 = b * ROW_BLOCK;
+        for (r, o) in chunk.iter_mut().enumerate() {
+            let xi = &x[(i0 + r) * d..(i0 + r + 1) * d];
+            let mut acc = 0.0;
+            for (yj, &vj) in y.chunks_exact(d).zip(v) {
+                acc += vj * k.phi(sq_dist(xi, yj));
+            }
+            *o = acc;
+        }
+    });
+    Ok(out)
+}
+
+/// Values `s_i = sum_j v_j k(x_i, y_j)` and gradients
+/// `G_i = sum_j v_j grad_x k(x_i, y_j)` (row-major `n x d`).
+pub fn kernel_sums_with_grad(
+    k: &Kernel,
+    x: &[f64],
+    y: &[f64],
+    v: &[f64],
+    d: usize,
+) -> Result<(Vec<f64>, Vec<f64>)> {
+    let (n, _m) = check(x, y, v, d, 1)?;
+    let mut vals = vec![0.0; n];
+    let mut grads = vec![0.0; n * d];
+    vals.par_chunks_mut(ROW_BLOCK)
+        .zip(grads.par_chunks_mut(ROW_BLOCK * d))
+        .enumerate()
+        .for_each(|(b, (vc, gc))| {
+            let i0 = b * ROW_BLOCK;
+            for (r, o) in vc.iter_mut().enumerate() {
+                let xi = &x[(i0 + r) * d..(i0 + r + 1) * d];
+                let g = &mut gc[r * d..(r + 1) * d];
+                // grad = 2 sum_j v_j phi'_ij (x_i - y_j) = 2 (x_i sum_j c_j - sum_j c_j y_j)
+                let mut acc = 0.0;
+                let mut csum = 0.0;
+                for (yj, &vj) in y.chunks_exact(d).zip(v) {
+                    let (p, dp) = k.phi_dphi(sq_dist(xi, yj));
+                    acc += vj * p;
+                    let c = vj * dp;
+                    csum += c;
+                    for (gk, yk) in g.iter_mut().zip(yj) {
+                        *gk += c * yk;
+                    }
+                }
+                for (gk, xk) in g.iter_mut().zip(xi) {
+                    *gk = 2.0 * (xk * csum - *gk);
+                }
+                *o = acc;
+            }
+        });
+    Ok((vals, grads))
+}
+
+/// Vector-valued sums `S_i = sum_j k(x_i, y_j) V_j` where `V` is `m x p` row-major;
+/// returns `n x p` row-major.
+pub fn kernel_sums_multi(k: &Kernel, x: &[f64], y: &[f64], vmat: &[f64], d: usize, p: usize) -> Result<Vec<f64>> {
+    let (n, _m) = check(x, y, vmat, d, p)?;
+    let mut out = vec![0.0; n * p];
+    out.par_chunks_mut(ROW_BLOCK * p).enumerate().for_each(|(b, chunk)| {
+        let i0 = b * ROW_BLOCK;
+        for (r, o) in chunk.chunks_mut(p).enumerate() {
+            let xi = &x[(i0 + r) * d..(i0 + r + 1) * d];
+            for (yj, vj) in y.chunks_exact(d).zip(vmat.chunks_exact(p)) {
+                let kij = k.phi(sq_dist(xi, yj));
+                for (ok, vk) in o.iter_mut().zip(vj) {
+                    *ok += kij * vk;
+                }
+            }
+        }
+    });
+    Ok(out)
+}
+
+/// Weighted squared MMD, V-statistic:
+/// `MMD^2 = w'K_xx w - 2 w'K_xy v + v'K_yy v`, clamped at 0 against round-off.
+pub fn mmd2(k: &Kernel, x: &[f64], w: &[f64], y: &[f64], v: &[f64], d: usize) -> Result<f64> {
+    let (t_xx, t_xy, t_yy) = mmd_terms(k, x, w, y, v, d)?;
+    Ok((t_xx - 2.0 * t_xy + t_yy).max(0.0))
+}
+
+/// The three terms `(w'K_xx w, w'K_xy v, v'K_yy v)`.
+pub fn mmd_terms(k: &Kernel, x: &[f64], w: &[f64], y: &[f64], v: &[f64], d: usize) -> Result<(f64, f64, f64)> {
+    let kw = kernel_sums(k, x, x, w, d)?;
+    let kv = kernel_sums(k, x, y, v, d)?;
+    let kyy = kernel_sums(k, y, y, v, d)?;
+    let dot = |a: &[f64], b: &[f64]| a.iter().zip(b).map(|(p, q)| p * q).sum::<f64>();
+    Ok((dot(w, &kw), dot(w, &kv), dot(v, &kyy)))
+}
+
+/// Unbiased squared MMD (U-statistic): the diagonal terms `i = j` of `K_xx` and `K_yy`
+/// are dropped and each within-sample sum renormalised by `1 - sum w_i^2`:
+/// `(w'K_xx w - sum w_i^2 k_ii) / (1 - sum w_i^2) + (same for y) - 2 w'K_xy v`.
+/// With equal weights `1/n` this is the classical
+/// `1/(n(n-1)) sum_{i!=j} k(x_i,x_j) + 1/(m(m-1)) sum_{i!=j} k(y_i,y_j) - 2/(nm) sum k(x_i,y_j)`
+/// (Gretton et al. 2012, eq. 3). Weights must sum to 1 and each sample needs 2 points.
+pub fn mmd2_unbiased(k: &Kernel, x: &[f64], w: &[f64], y: &[f64], v: &[f64], d: usize) -> Result<f64> {
+    let (t_xx, t_xy, t_yy) = mmd_terms(k, x, w, y, v, d)?;
+    let sw2: f64 = w.iter().map(|a| a * a).sum();
+    let sv2: f64 = v.iter().map(|a| a * a).sum();
+    if sw2 >= 1.0 - 1e-15 || sv2 >= 1.0 - 1e-15 {
+        return Err(Error::param("samples", "1", "the unbiased MMD needs at least two points with positive weight in each sample"));
+    }
+    let kd = k.diag();
+    Ok((t_xx - sw2 * kd) / (1.0 - sw2) + (t_yy - sv2 * kd) / (1.0 - sv2) - 2.0 * t_xy)
+}
+
+/// The full kernel matrix `K_xy` (`n x m`). Only for callers that need it explicitly.
+pub fn gram(k: &Kernel, x: &[f64], y: &[f64], d: usize) -> Result<Array2<f64>> {
+    let (n, m) = check(x, y, &vec![0.0; y.len() / d.max(1)], d, 1)?;
+    let mut g = Array2::<f64>::zeros((n, m));
+    g.as_slice_mut()
+        .expect("standard layout")
+        .par_chunks_mut(m.max(1))
+        .enumerate()
+        .for_each(|(i, row)| {
+            let xi = &x[i * d..(i + 1) * d];
+            for (o, yj) in row.iter_mut().zip(y.chunks_exact(d)) {
+                *o = k.phi(sq_dist(xi, yj));
+            }
+        });
+    Ok(g)
+}
+
+/// The Gram operator `v -> K_xx v` on a fixed set of atoms: a dense matrix when it is
+/// small (at most [`GramOp::DENSE_MAX_ENTRIES`] entries), matrix-free streamed sums
+/// otherwise.
+pub enum GramOp {
+    /// The materialised matrix.
+    Dense(Array2<f64>),
+    /// Matrix-free: kernel, atoms (row-major), dimension.
+    Streamed {
+        /// The kernel.
+        kernel: Kernel,
+        /// Atoms, row-major `n x d`.
+        x: Vec<f64>,
+        /// Dimension.
+        d: usize,
+    },
+}
+
+impl GramOp {
+    /// Largest `n^2` for which the matrix is materialised (8M entries, 64 MB in f64).
+    pub const DENSE_MAX_ENTRIES: usize = 1 << 23;
+
+    /// The Gram operator of `kernel` on the atoms `x` (`n x d` row-major).
+    pub fn new(kernel: &Kernel, x: &[f64], d: usize) -> Result<Self> {
+        let n = x.len() / d.max(1);
+        if n * n <= Self::DENSE_MAX_ENTRIES {
+            Ok(GramOp::Dense(gram(kernel, x, x, d)?))
+        } else {
+            Ok(GramOp::Streamed {
+                kernel: *kernel,
+                x: x.to_vec(),
+                d,
+            })
+        }
+    }
+    /// Force the matrix-free form.
+    pub fn streamed(kernel: &Kernel, x: &[f64], d: usize) -> Self {
+        GramOp::Streamed {
+            kernel: *kernel,
+            x: x.to_vec(),
+            d,
+        }
+    }
+}
+
+impl LinOp for GramOp {
+    fn dim(&self) -> usize {
+        match self {
+            GramOp::Dense(g) => g.nrows(),
+            GramOp::Streamed { x, d, .. } => x.len() / d,
+        }
+    }
+    fn apply(&self, v: &[f64], out: &mut [f64]) {
+        match self {
+            GramOp::Dense(g) => {
+                let m = g.ncols();
+                let gs = g.as_slice().expect("standard layout");
+                out.par_iter_mut().enumerate().for_each(|(i, o)| {
+                    let row = &gs[i * m..(i + 1) * m];
+                    *o = row.iter().zip(v).map(|(a, b)| a * b).sum();
+                });
+            }
+            GramOp::Streamed { kernel, x, d } => {
+                let s = kernel_sums(kernel, x, x, v, *d).expect("shapes checked at construction");
+                out.copy_from_slice(&s);
+            }
+        }
+    }
+}

@@ -1,0 +1,23 @@
+//! # robustflow
+//!
+//! Distributionally robust learning on kernelized gradient flows over probability
+//! measures. A weighted particle measure `mu = sum_i w_i delta_{x_i}` ([`measure`]) is
+//! evolved by the gradient flow of an energy ([`energy`]) in a geometry ([`flow`]):
+//! Wasserstein (particles move), Fisher-Rao (weights change), Wasserstein-Fisher-Rao,
+//! the MMD geometry, Interaction-Force Transport, and the baselines SVGD and Langevin.
+//! Kernel sums are fused and streamed ([`kernel`]).
+//!
+//! The mathematics is summarised in the README and in each module's documentation, with
+//! references to the papers.
+
+#![warn(missing_docs)]
+
+pub mod energy;
+pub mod error;
+pub mod flow;
+pub mod io;
+pub mod kernel;
+pub mod linalg;
+pub mod measure;
+
+pub use error::{Error, Result};
