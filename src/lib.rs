@@ -12,6 +12,7 @@
 
 #![warn(missing_docs)]
 
+pub mod app;
 pub mod energy;
 pub mod error;
 pub mod flow;

@@ -1,1 +1,40 @@
-fn main(){}
+//! The `robustflow` command-line tool: a thin clap front end over `robustflow::app`.
+
+use clap::{Parser, Subcommand};
+use robustflow::app::GlobalOpts;
+use std::process::ExitCode;
+
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+/// Distributionally robust learning on kernelized gradient flows.
+#[derive(Parser)]
+#[command(name = "robustflow", version, about, long_about = None)]
+struct Cli {
+    #[command(flatten)]
+    global: GlobalOpts,
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    if let Some(t) = cli.global.threads {
+        if t == 0 {
+            eprintln!("error: invalid parameter `threads` = 0: must be >= 1");
+            return ExitCode::from(2);
+        }
+        let _ = rayon::ThreadPoolBuilder::new().num_threads(t).build_global();
+    }
+    let res: robustflow::Result<()> = match cli.cmd {};
+    match res {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
