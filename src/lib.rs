@@ -20,5 +20,6 @@ pub mod io;
 pub mod kernel;
 pub mod linalg;
 pub mod measure;
+pub mod plot;
 
 pub use error::{Error, Result};
