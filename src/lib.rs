@@ -13,6 +13,7 @@
 #![warn(missing_docs)]
 
 pub mod app;
+pub mod bench;
 pub mod energy;
 pub mod error;
 pub mod flow;
