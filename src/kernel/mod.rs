@@ -10,7 +10,8 @@
 //! | Laplace | `exp(-sqrt(r2) / h)` | bandwidth `h` |
 //!
 //! **Median heuristic (the convention used everywhere in robustflow):**
-//! `h^2 = median_{i<j} ||x_i - x_j||^2 / 2`, computed on at most 1000 points (a fixed,
+//! `h^2 = median_{i<j} ||x_i - x_j||^2 / 2` (for an even number of pairs, the mean of the two
+//! middle values), computed on at most 1000 points (a fixed,
 //! evenly strided subsample when there are more), as in the KDRO reference code.
 //! For the Gaussian kernel this gives `k = exp(-r2 / median r2)`.
 //!
@@ -18,7 +19,10 @@
 
 pub mod sums;
 
-pub use sums::{gram, kernel_sums, kernel_sums_multi, kernel_sums_with_grad, mmd2, mmd2_unbiased, mmd_terms, GramOp, KernelSums};
+pub use sums::{
+    gram, kernel_sums, kernel_sums_multi, kernel_sums_with_grad, mmd2, mmd2_unbiased, mmd_terms,
+    GramOp, KernelSums,
+};
 
 use crate::error::{Error, Result};
 use serde::{Deserialize, Serialize};
@@ -42,7 +46,11 @@ impl std::str::FromStr for KernelKind {
             "gaussian" | "rbf" | "gauss" => Ok(KernelKind::Gaussian),
             "imq" | "inverse-multiquadric" => Ok(KernelKind::Imq),
             "laplace" | "laplacian" => Ok(KernelKind::Laplace),
-            _ => Err(Error::param("kernel", s, "expected gaussian, imq or laplace")),
+            _ => Err(Error::param(
+                "kernel",
+                s,
+                "expected gaussian, imq or laplace",
+            )),
         }
     }
 }
@@ -195,23 +203,39 @@ pub fn sq_dist(x: &[f64], y: &[f64]) -> f64 {
 /// points are given or all points coincide.
 pub fn median_heuristic(x: &[f64], d: usize) -> Result<f64> {
     if d == 0 || x.len() % d != 0 {
-        return Err(Error::Shape(format!("median heuristic: {} values do not form rows of {d}", x.len())));
+        return Err(Error::Shape(format!(
+            "median heuristic: {} values do not form rows of {d}",
+            x.len()
+        )));
     }
     let n = x.len() / d;
     if n < 2 {
-        return Err(Error::param("bandwidth", "median", "the median heuristic needs at least 2 points"));
+        return Err(Error::param(
+            "bandwidth",
+            "median",
+            "the median heuristic needs at least 2 points",
+        ));
     }
     let m = n.min(1000);
     let idx: Vec<usize> = (0..m).map(|i| i * n / m).collect();
     let mut r2 = Vec::with_capacity(m * (m - 1) / 2);
     for a in 0..m {
         for b in (a + 1)..m {
-            r2.push(sq_dist(&x[idx[a] * d..idx[a] * d + d], &x[idx[b] * d..idx[b] * d + d]));
+            r2.push(sq_dist(
+                &x[idx[a] * d..idx[a] * d + d],
+                &x[idx[b] * d..idx[b] * d + d],
+            ));
         }
     }
+    // The median of an even number of values is the mean of the two middle ones.
     let mid = r2.len() / 2;
-    let (_, med, _) = r2.select_nth_unstable_by(mid, |a, b| a.total_cmp(b));
-    let med = *med;
+    let even = r2.len() % 2 == 0;
+    let (lower, upper_mid, _) = r2.select_nth_unstable_by(mid, |a, b| a.total_cmp(b));
+    let mut med = *upper_mid;
+    if even {
+        let below = lower.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+        med = 0.5 * (below + med);
+    }
     if !(med > 0.0) || !med.is_finite() {
         return Err(Error::param(
             "bandwidth",
