@@ -59,11 +59,7 @@ pub fn write_csv_atomic(
 
 /// Write a matrix of positions (with an optional extra weight column) as CSV atomically.
 /// Columns are named `x1..xd` (and `weight`).
-pub fn write_points_csv(
-    path: impl AsRef<Path>,
-    x: &Array2<f64>,
-    weights: Option<&[f64]>,
-) -> Result<()> {
+pub fn write_points_csv(path: impl AsRef<Path>, x: &Array2<f64>, weights: Option<&[f64]>) -> Result<()> {
     let d = x.ncols();
     let mut header: Vec<String> = (1..=d).map(|j| format!("x{j}")).collect();
     if weights.is_some() {
@@ -133,11 +129,7 @@ pub fn parse_numeric_csv(text: &str, path: &Path) -> Result<NumericTable> {
         (1..=first.len()).map(|j| format!("x{j}")).collect()
     };
     let d = columns.len();
-    let data_rows = if has_header {
-        &records[1..]
-    } else {
-        &records[..]
-    };
+    let data_rows = if has_header { &records[1..] } else { &records[..] };
     if data_rows.is_empty() {
         return Err(Error::Data {
             path: path.into(),

@@ -37,9 +37,7 @@ pub fn power_iteration(op: &dyn LinOp, iters: usize) -> f64 {
     if n == 0 {
         return 0.0;
     }
-    let mut v: Vec<f64> = (0..n)
-        .map(|i| 1.0 + 0.01 * ((i * 7919 % 101) as f64 / 101.0))
-        .collect();
+    let mut v: Vec<f64> = (0..n).map(|i| 1.0 + 0.01 * ((i * 7919 % 101) as f64 / 101.0)).collect();
     let mut av = vec![0.0; n];
     let mut lam = 0.0;
     for _ in 0..iters.max(1) {
@@ -92,28 +90,18 @@ pub fn logsumexp(a: &[f64]) -> f64 {
 pub fn solve(a: &Array2<f64>, b: &[f64]) -> Result<Vec<f64>> {
     let n = a.nrows();
     if a.ncols() != n || b.len() != n {
-        return Err(Error::Shape(format!(
-            "solve: A is {}x{}, b has {}",
-            a.nrows(),
-            a.ncols(),
-            b.len()
-        )));
+        return Err(Error::Shape(format!("solve: A is {}x{}, b has {}", a.nrows(), a.ncols(), b.len())));
     }
     let mut m = a.clone();
     let mut x = b.to_vec();
-    let scale = m
-        .iter()
-        .fold(0.0f64, |s, v| s.max(v.abs()))
-        .max(f64::MIN_POSITIVE);
+    let scale = m.iter().fold(0.0f64, |s, v| s.max(v.abs())).max(f64::MIN_POSITIVE);
     for c in 0..n {
         let (p, pv) = (c..n)
             .map(|r| (r, m[[r, c]].abs()))
             .max_by(|a, b| a.1.total_cmp(&b.1))
             .expect("non-empty");
         if pv <= 1e-14 * scale {
-            return Err(Error::Other(format!(
-                "solve: matrix is singular at column {c}"
-            )));
+            return Err(Error::Other(format!("solve: matrix is singular at column {c}")));
         }
         if p != c {
             for j in 0..n {
@@ -147,11 +135,7 @@ pub fn solve(a: &Array2<f64>, b: &[f64]) -> Result<Vec<f64>> {
 pub fn cholesky(a: &Array2<f64>) -> Result<Array2<f64>> {
     let n = a.nrows();
     if a.ncols() != n {
-        return Err(Error::Shape(format!(
-            "cholesky of a {}x{} matrix",
-            n,
-            a.ncols()
-        )));
+        return Err(Error::Shape(format!("cholesky of a {}x{} matrix", n, a.ncols())));
     }
     let mut l = Array2::<f64>::zeros((n, n));
     for i in 0..n {
@@ -162,9 +146,7 @@ pub fn cholesky(a: &Array2<f64>) -> Result<Array2<f64>> {
             }
             if i == j {
                 if !(s > 0.0) {
-                    return Err(Error::Other(format!(
-                        "matrix is not positive definite (pivot {i} = {s})"
-                    )));
+                    return Err(Error::Other(format!("matrix is not positive definite (pivot {i} = {s})")));
                 }
                 l[[i, i]] = s.sqrt();
             } else {
@@ -231,9 +213,7 @@ pub fn cg_solve(op: &dyn LinOp, lambda: f64, b: &[f64], tol: f64, max_iter: usiz
             break;
         }
         let beta = rr_new / rr;
-        p.iter_mut()
-            .zip(&r)
-            .for_each(|(pi, ri)| *pi = ri + beta * *pi);
+        p.iter_mut().zip(&r).for_each(|(pi, ri)| *pi = ri + beta * *pi);
         rr = rr_new;
     }
     z

@@ -27,9 +27,7 @@ fn main() -> ExitCode {
             eprintln!("error: invalid parameter `threads` = 0: must be >= 1");
             return ExitCode::from(2);
         }
-        let _ = rayon::ThreadPoolBuilder::new()
-            .num_threads(t)
-            .build_global();
+        let _ = rayon::ThreadPoolBuilder::new().num_threads(t).build_global();
     }
     let res: robustflow::Result<()> = match cli.cmd {};
     match res {

@@ -71,29 +71,15 @@ impl Energy for MmdEnergy {
         // w'f = w'K_xx w - w'K_xy v, and F = 1/2 (w'f - w'K_xy v + v'K_yy v).
         let w = mu.weights();
         let f = kernel_sums(&self.kernel, mu.x_slice(), &src, &sw, mu.dim())?;
-        let kxyv = kernel_sums(
-            &self.kernel,
-            mu.x_slice(),
-            self.target.x_slice(),
-            &self.target_w,
-            mu.dim(),
-        )?;
+        let kxyv = kernel_sums(&self.kernel, mu.x_slice(), self.target.x_slice(), &self.target_w, mu.dim())?;
         Ok((0.5 * (dot(&w, &f) - dot(&w, &kxyv) + self.c_yy)).max(0.0))
     }
-    fn first_variation_at(
-        &self,
-        mu: &Particles,
-        at: &[f64],
-        with_grad: bool,
-    ) -> Result<FirstVariation> {
+    fn first_variation_at(&self, mu: &Particles, at: &[f64], with_grad: bool) -> Result<FirstVariation> {
         self.check_dim(mu)?;
         let (src, sw) = self.signed_sources(mu);
         if with_grad {
             let (g, grad) = kernel_sums_with_grad(&self.kernel, at, &src, &sw, mu.dim())?;
-            Ok(FirstVariation {
-                g,
-                grad: Some(grad),
-            })
+            Ok(FirstVariation { g, grad: Some(grad) })
         } else {
             let g = kernel_sums(&self.kernel, at, &src, &sw, mu.dim())?;
             Ok(FirstVariation { g, grad: None })
@@ -105,15 +91,8 @@ impl Energy for MmdEnergy {
     fn weight_quadratic(&self, mu: &Particles) -> Option<Result<WeightQuadratic>> {
         Some((|| {
             self.check_dim(mu)?;
-            let gram: Arc<dyn crate::linalg::LinOp + Send> =
-                Arc::new(GramOp::new(&self.kernel, mu.x_slice(), mu.dim())?);
-            let b = kernel_sums(
-                &self.kernel,
-                mu.x_slice(),
-                self.target.x_slice(),
-                &self.target_w,
-                mu.dim(),
-            )?;
+            let gram: Arc<dyn crate::linalg::LinOp + Send> = Arc::new(GramOp::new(&self.kernel, mu.x_slice(), mu.dim())?);
+            let b = kernel_sums(&self.kernel, mu.x_slice(), self.target.x_slice(), &self.target_w, mu.dim())?;
             Ok(WeightQuadratic {
                 h: gram.clone(),
                 h_scale: 1.0,

@@ -64,12 +64,7 @@ pub trait Energy {
     /// The first variation of `F` at `mu`, evaluated at the rows of `at` (row-major,
     /// `d` columns). For particle-indexed energies `at` must have one row per particle
     /// (row `i` is a perturbed position of particle `i`, as in noise injection).
-    fn first_variation_at(
-        &self,
-        mu: &Particles,
-        at: &[f64],
-        with_grad: bool,
-    ) -> Result<FirstVariation>;
+    fn first_variation_at(&self, mu: &Particles, at: &[f64], with_grad: bool) -> Result<FirstVariation>;
     /// The first variation at the particles themselves.
     fn first_variation(&self, mu: &Particles, with_grad: bool) -> Result<FirstVariation> {
         self.first_variation_at(mu, mu.x_slice(), with_grad)

@@ -111,12 +111,10 @@ pub struct TraceRecord {
 impl TraceRecord {
     /// CSV header matching [`TraceRecord::csv_row`].
     pub fn csv_header() -> Vec<String> {
-        [
-            "flow", "step", "updates", "energy", "mmd2", "mass", "ess", "time_s",
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect()
+        ["flow", "step", "updates", "energy", "mmd2", "mass", "ess", "time_s"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect()
     }
     /// The record as CSV cells (`mmd2` empty when unknown).
     pub fn csv_row(&self) -> Vec<String> {
@@ -178,11 +176,9 @@ impl ProgressObserver {
         } else {
             let b = indicatif::ProgressBar::new(steps as u64);
             b.set_style(
-                indicatif::ProgressStyle::with_template(
-                    "{prefix:>10} [{bar:30}] {pos}/{len} {msg} ({eta})",
-                )
-                .expect("valid template")
-                .progress_chars("=> "),
+                indicatif::ProgressStyle::with_template("{prefix:>10} [{bar:30}] {pos}/{len} {msg} ({eta})")
+                    .expect("valid template")
+                    .progress_chars("=> "),
             );
             b
         };
@@ -279,12 +275,7 @@ impl Executor {
     }
 
     /// Run `step` on `mu` for the configured number of iterations.
-    pub fn run(
-        &mut self,
-        mu: &mut Particles,
-        energy: &dyn Energy,
-        step: &mut dyn FlowStep,
-    ) -> Result<FlowResult> {
+    pub fn run(&mut self, mu: &mut Particles, energy: &dyn Energy, step: &mut dyn FlowStep) -> Result<FlowResult> {
         let cfg = self.config.clone();
         let mut rng = StdRng::seed_from_u64(cfg.seed);
         let name = step.name();
@@ -356,9 +347,5 @@ impl Executor {
 
 /// Write records as CSV (header [`TraceRecord::csv_header`]) atomically.
 pub fn write_trace_csv(path: impl AsRef<std::path::Path>, records: &[TraceRecord]) -> Result<()> {
-    crate::io::write_csv_atomic(
-        path,
-        &TraceRecord::csv_header(),
-        records.iter().map(|r| r.csv_row()),
-    )
+    crate::io::write_csv_atomic(path, &TraceRecord::csv_header(), records.iter().map(|r| r.csv_row()))
 }

@@ -26,10 +26,7 @@ impl FisherRao {
     /// Spherical FR with weight `beta` (> 0).
     pub fn new(beta: f64) -> Result<Self> {
         crate::error::check_positive("beta", beta)?;
-        Ok(FisherRao {
-            beta,
-            spherical: true,
-        })
+        Ok(FisherRao { beta, spherical: true })
     }
     /// Unbalanced (positive-measure) FR.
     pub fn unbalanced(beta: f64) -> Result<Self> {
@@ -41,12 +38,7 @@ impl FisherRao {
 
     /// Mirror step with given first-variation values `g` (shared with WFR and kernel FR).
     pub fn apply_with(&self, mu: &mut Particles, g: &[f64], tau: f64) -> Result<()> {
-        let mut lw: Array1<f64> = mu
-            .log_weights()
-            .iter()
-            .zip(g)
-            .map(|(l, gi)| l - tau * self.beta * gi)
-            .collect();
+        let mut lw: Array1<f64> = mu.log_weights().iter().zip(g).map(|(l, gi)| l - tau * self.beta * gi).collect();
         if self.spherical {
             let z = logsumexp(lw.as_slice().expect("contiguous"));
             lw.mapv_inplace(|a| a - z);
@@ -55,12 +47,7 @@ impl FisherRao {
     }
 
     /// One FR step on `energy`.
-    pub fn apply(
-        &self,
-        mu: &mut Particles,
-        energy: &dyn Energy,
-        ctx: &mut StepContext,
-    ) -> Result<()> {
+    pub fn apply(&self, mu: &mut Particles, energy: &dyn Energy, ctx: &mut StepContext) -> Result<()> {
         let fv = energy.first_variation(mu, false)?;
         self.apply_with(mu, &fv.g, ctx.tau)
     }
@@ -73,12 +60,7 @@ impl FlowStep for FisherRao {
     fn keeps_simplex(&self) -> bool {
         self.spherical
     }
-    fn step(
-        &mut self,
-        mu: &mut Particles,
-        energy: &dyn Energy,
-        ctx: &mut StepContext,
-    ) -> Result<()> {
+    fn step(&mut self, mu: &mut Particles, energy: &dyn Energy, ctx: &mut StepContext) -> Result<()> {
         self.apply(mu, energy, ctx)
     }
 }

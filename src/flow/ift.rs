@@ -37,12 +37,7 @@ impl FlowStep for Ift {
     fn updates_per_step(&self) -> usize {
         2
     }
-    fn step(
-        &mut self,
-        mu: &mut Particles,
-        energy: &dyn Energy,
-        ctx: &mut StepContext,
-    ) -> Result<()> {
+    fn step(&mut self, mu: &mut Particles, energy: &dyn Energy, ctx: &mut StepContext) -> Result<()> {
         self.w.apply(mu, energy, ctx)?;
         self.prox.apply(mu, energy, ctx)
     }

@@ -55,13 +55,7 @@ impl KernelFr {
         let k = GramOp::new(&self.kernel, mu.x_slice(), mu.dim())?;
         let s: Vec<f64> = mu.weights().iter().map(|w| w.sqrt()).collect();
         let rhs: Vec<f64> = g.iter().zip(&s).map(|(a, b)| a * b).collect();
-        let z = cg_solve(
-            &Scaled { k: &k, s: &s },
-            self.lambda,
-            &rhs,
-            1e-12,
-            10 * g.len() + 100,
-        );
+        let z = cg_solve(&Scaled { k: &k, s: &s }, self.lambda, &rhs, 1e-12, 10 * g.len() + 100);
         let sz: Vec<f64> = z.iter().zip(&s).map(|(a, b)| a * b).collect();
         let mut out = vec![0.0; g.len()];
         k.apply(&sz, &mut out);
@@ -73,12 +67,7 @@ impl FlowStep for KernelFr {
     fn name(&self) -> String {
         "kfr".into()
     }
-    fn step(
-        &mut self,
-        mu: &mut Particles,
-        energy: &dyn Energy,
-        ctx: &mut StepContext,
-    ) -> Result<()> {
+    fn step(&mut self, mu: &mut Particles, energy: &dyn Energy, ctx: &mut StepContext) -> Result<()> {
         let g = energy.first_variation(mu, false)?.g;
         let gl = self.smoothed_force(mu, &g)?;
         self.fr.apply_with(mu, &gl, ctx.tau)

@@ -29,12 +29,7 @@ impl FlowStep for Langevin {
     fn name(&self) -> String {
         "langevin".into()
     }
-    fn step(
-        &mut self,
-        mu: &mut Particles,
-        _energy: &dyn Energy,
-        ctx: &mut StepContext,
-    ) -> Result<()> {
+    fn step(&mut self, mu: &mut Particles, _energy: &dyn Energy, ctx: &mut StepContext) -> Result<()> {
         let s = scores(self.target.as_ref(), mu.x_slice(), Some(ctx.step))?;
         let tau = ctx.tau;
         let sd = (2.0 * tau).sqrt();

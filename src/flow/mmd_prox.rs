@@ -104,12 +104,7 @@ impl MmdProx {
     }
 
     /// Apply the weight step to `mu` (shared with IFT).
-    pub fn apply(
-        &mut self,
-        mu: &mut Particles,
-        energy: &dyn Energy,
-        ctx: &mut StepContext,
-    ) -> Result<()> {
+    pub fn apply(&mut self, mu: &mut Particles, energy: &dyn Energy, ctx: &mut StepContext) -> Result<()> {
         let eta = ctx.tau * self.beta;
         match self.solver {
             ProxSolver::ProjectedGradient => {
@@ -184,18 +179,10 @@ impl LinOp for SumOp<'_> {
 /// Solve `min_{w in simplex} F(w) + 1/(2 eta) (w - w0)'M(w - w0)` by accelerated
 /// projected gradient with function restart (Beck, Teboulle 2009; O'Donoghue, Candes
 /// 2015). Returns the best iterate (never worse than `w0` when `w0` is feasible).
-pub fn solve_prox_qp(
-    q: &WeightQuadratic,
-    w0: &[f64],
-    eta: f64,
-    opts: &QpOptions,
-) -> (Vec<f64>, QpReport) {
+pub fn solve_prox_qp(q: &WeightQuadratic, w0: &[f64], eta: f64, opts: &QpOptions) -> (Vec<f64>, QpReport) {
     let n = w0.len();
     let inv_eta = 1.0 / eta;
-    let same = std::ptr::eq(
-        Arc::as_ptr(&q.h) as *const u8,
-        Arc::as_ptr(&q.metric) as *const u8,
-    );
+    let same = std::ptr::eq(Arc::as_ptr(&q.h) as *const u8, Arc::as_ptr(&q.metric) as *const u8);
     let lip = power_iteration(&SumOp { q, inv_eta }, opts.power_iters).max(1e-300);
     let (_, m_w0) = products(q, w0, same);
     let objective = |w: &[f64], hw: &[f64], mw: &[f64]| -> f64 {
@@ -212,11 +199,7 @@ pub fn solve_prox_qp(
     let kkt = |w: &[f64], g: &[f64]| -> f64 {
         let z: Vec<f64> = w.iter().zip(g).map(|(a, b)| a - b / lip).collect();
         let p = project_simplex(&z);
-        lip * w
-            .iter()
-            .zip(&p)
-            .map(|(a, b)| (a - b).abs())
-            .fold(0.0, f64::max)
+        lip * w.iter().zip(&p).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max)
     };
     // Start from the projection of w0 (w0 itself when feasible).
     let mut w = project_simplex(w0);
@@ -288,11 +271,7 @@ fn dense_of(op: &dyn LinOp) -> Array2<f64> {
 pub fn solve_prox_affine(q: &WeightQuadratic, w0: &[f64], eta: f64) -> Result<Vec<f64>> {
     let n = w0.len();
     if n > 2000 {
-        return Err(Error::param(
-            "particles",
-            n,
-            "the affine prox is dense: at most 2000 particles",
-        ));
+        return Err(Error::param("particles", n, "the affine prox is dense: at most 2000 particles"));
     }
     let h = dense_of(q.h.as_ref());
     let m = dense_of(q.metric.as_ref());
@@ -318,12 +297,7 @@ impl FlowStep for MmdProx {
             _ => "mmd-prox".into(),
         }
     }
-    fn step(
-        &mut self,
-        mu: &mut Particles,
-        energy: &dyn Energy,
-        ctx: &mut StepContext,
-    ) -> Result<()> {
+    fn step(&mut self, mu: &mut Particles, energy: &dyn Energy, ctx: &mut StepContext) -> Result<()> {
         self.apply(mu, energy, ctx)
     }
 }

@@ -26,9 +26,7 @@ pub mod svgd;
 pub mod wasserstein;
 pub mod wfr;
 
-pub use driver::{
-    Control, Executor, FlowConfig, FlowResult, Observer, ProgressObserver, Trace, TraceRecord,
-};
+pub use driver::{Control, Executor, FlowConfig, FlowResult, Observer, ProgressObserver, Trace, TraceRecord};
 pub use fisher_rao::FisherRao;
 pub use ift::Ift;
 pub use kernel_fr::KernelFr;
@@ -67,12 +65,7 @@ pub trait FlowStep {
         true
     }
     /// Advance `mu` by one iteration of size `ctx.tau` along the flow of `energy`.
-    fn step(
-        &mut self,
-        mu: &mut Particles,
-        energy: &dyn Energy,
-        ctx: &mut StepContext,
-    ) -> Result<()>;
+    fn step(&mut self, mu: &mut Particles, energy: &dyn Energy, ctx: &mut StepContext) -> Result<()>;
 }
 
 impl<S: FlowStep + ?Sized> FlowStep for Box<S> {
@@ -85,12 +78,7 @@ impl<S: FlowStep + ?Sized> FlowStep for Box<S> {
     fn keeps_simplex(&self) -> bool {
         (**self).keeps_simplex()
     }
-    fn step(
-        &mut self,
-        mu: &mut Particles,
-        energy: &dyn Energy,
-        ctx: &mut StepContext,
-    ) -> Result<()> {
+    fn step(&mut self, mu: &mut Particles, energy: &dyn Energy, ctx: &mut StepContext) -> Result<()> {
         (**self).step(mu, energy, ctx)
     }
 }

@@ -28,11 +28,7 @@ pub struct Svgd {
 impl Svgd {
     /// SVGD for `target` with the given kernel settings.
     pub fn new(target: Arc<dyn LogDensity>, kind: KernelKind, bandwidth: Bandwidth) -> Self {
-        Svgd {
-            kind,
-            bandwidth,
-            target,
-        }
+        Svgd { kind, bandwidth, target }
     }
 
     /// The SVGD velocity `phi(x_i)` at every particle (row-major `n x d`).
@@ -41,16 +37,11 @@ impl Svgd {
         let x = mu.x_slice();
         let kernel = match self.bandwidth {
             Bandwidth::Median if mu.len() < 2 => Kernel::new(self.kind, 1.0)?,
-            bw => Kernel::with_bandwidth(self.kind, bw, x, d)
-                .or_else(|_| Kernel::new(self.kind, 1.0))?,
+            bw => Kernel::with_bandwidth(self.kind, bw, x, d).or_else(|_| Kernel::new(self.kind, 1.0))?,
         };
         let w = mu.weights();
         let s = scores(self.target.as_ref(), x, Some(step))?;
-        let ws: Vec<f64> = s
-            .chunks_exact(d)
-            .zip(&w)
-            .flat_map(|(si, wi)| si.iter().map(move |a| a * wi))
-            .collect();
+        let ws: Vec<f64> = s.chunks_exact(d).zip(&w).flat_map(|(si, wi)| si.iter().map(move |a| a * wi)).collect();
         let drive = kernel_sums_multi(&kernel, x, x, &ws, d, d)?;
         // sum_j w_j grad_{x_j} k(x_j, x_i) = -sum_j w_j grad_{x_i} k(x_i, x_j)
         let (_, g) = kernel_sums_with_grad(&kernel, x, x, &w, d)?;
@@ -62,18 +53,10 @@ impl FlowStep for Svgd {
     fn name(&self) -> String {
         "svgd".into()
     }
-    fn step(
-        &mut self,
-        mu: &mut Particles,
-        _energy: &dyn Energy,
-        ctx: &mut StepContext,
-    ) -> Result<()> {
+    fn step(&mut self, mu: &mut Particles, _energy: &dyn Energy, ctx: &mut StepContext) -> Result<()> {
         let v = self.velocity(mu, ctx.step)?;
         let tau = ctx.tau;
-        mu.x_slice_mut()
-            .iter_mut()
-            .zip(&v)
-            .for_each(|(x, vi)| *x += tau * vi);
+        mu.x_slice_mut().iter_mut().zip(&v).for_each(|(x, vi)| *x += tau * vi);
         Ok(())
     }
 }

@@ -86,12 +86,7 @@ impl Wasserstein {
     }
 
     /// Move the particles of `mu` by one step (shared by W, WFR and IFT).
-    pub fn apply(
-        &self,
-        mu: &mut Particles,
-        energy: &dyn Energy,
-        ctx: &mut StepContext,
-    ) -> Result<()> {
+    pub fn apply(&self, mu: &mut Particles, energy: &dyn Energy, ctx: &mut StepContext) -> Result<()> {
         let d = mu.dim();
         let n = mu.len();
         let level = self.noise.map(|s| s.level(ctx.step)).unwrap_or(0.0);
@@ -105,16 +100,12 @@ impl Wasserstein {
         } else {
             energy.first_variation(mu, true)?
         };
-        let grad = fv.grad.ok_or_else(|| {
-            Error::Other(format!("energy {} returned no gradient", energy.name()))
-        })?;
+        let grad = fv
+            .grad
+            .ok_or_else(|| Error::Other(format!("energy {} returned no gradient", energy.name())))?;
         let scale: Vec<f64> = match self.velocity {
             Velocity::Unweighted => vec![ctx.tau * self.alpha; n],
-            Velocity::MassWeighted => mu
-                .weights()
-                .iter()
-                .map(|w| ctx.tau * self.alpha * w * n as f64)
-                .collect(),
+            Velocity::MassWeighted => mu.weights().iter().map(|w| ctx.tau * self.alpha * w * n as f64).collect(),
         };
         let x = mu.x_slice_mut();
         for i in 0..n {
@@ -134,12 +125,7 @@ impl FlowStep for Wasserstein {
             "w".into()
         }
     }
-    fn step(
-        &mut self,
-        mu: &mut Particles,
-        energy: &dyn Energy,
-        ctx: &mut StepContext,
-    ) -> Result<()> {
+    fn step(&mut self, mu: &mut Particles, energy: &dyn Energy, ctx: &mut StepContext) -> Result<()> {
         self.apply(mu, energy, ctx)
     }
 }

@@ -38,12 +38,7 @@ impl FlowStep for Wfr {
     fn keeps_simplex(&self) -> bool {
         self.fr.spherical
     }
-    fn step(
-        &mut self,
-        mu: &mut Particles,
-        energy: &dyn Energy,
-        ctx: &mut StepContext,
-    ) -> Result<()> {
+    fn step(&mut self, mu: &mut Particles, energy: &dyn Energy, ctx: &mut StepContext) -> Result<()> {
         self.w.apply(mu, energy, ctx)?;
         self.fr.apply(mu, energy, ctx)
     }

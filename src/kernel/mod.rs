@@ -19,10 +19,7 @@
 
 pub mod sums;
 
-pub use sums::{
-    gram, kernel_sums, kernel_sums_multi, kernel_sums_with_grad, mmd2, mmd2_unbiased, mmd_terms,
-    GramOp, KernelSums,
-};
+pub use sums::{gram, kernel_sums, kernel_sums_multi, kernel_sums_with_grad, mmd2, mmd2_unbiased, mmd_terms, GramOp, KernelSums};
 
 use crate::error::{Error, Result};
 use serde::{Deserialize, Serialize};
@@ -46,11 +43,7 @@ impl std::str::FromStr for KernelKind {
             "gaussian" | "rbf" | "gauss" => Ok(KernelKind::Gaussian),
             "imq" | "inverse-multiquadric" => Ok(KernelKind::Imq),
             "laplace" | "laplacian" => Ok(KernelKind::Laplace),
-            _ => Err(Error::param(
-                "kernel",
-                s,
-                "expected gaussian, imq or laplace",
-            )),
+            _ => Err(Error::param("kernel", s, "expected gaussian, imq or laplace")),
         }
     }
 }
@@ -203,28 +196,18 @@ pub fn sq_dist(x: &[f64], y: &[f64]) -> f64 {
 /// points are given or all points coincide.
 pub fn median_heuristic(x: &[f64], d: usize) -> Result<f64> {
     if d == 0 || x.len() % d != 0 {
-        return Err(Error::Shape(format!(
-            "median heuristic: {} values do not form rows of {d}",
-            x.len()
-        )));
+        return Err(Error::Shape(format!("median heuristic: {} values do not form rows of {d}", x.len())));
     }
     let n = x.len() / d;
     if n < 2 {
-        return Err(Error::param(
-            "bandwidth",
-            "median",
-            "the median heuristic needs at least 2 points",
-        ));
+        return Err(Error::param("bandwidth", "median", "the median heuristic needs at least 2 points"));
     }
     let m = n.min(1000);
     let idx: Vec<usize> = (0..m).map(|i| i * n / m).collect();
     let mut r2 = Vec::with_capacity(m * (m - 1) / 2);
     for a in 0..m {
         for b in (a + 1)..m {
-            r2.push(sq_dist(
-                &x[idx[a] * d..idx[a] * d + d],
-                &x[idx[b] * d..idx[b] * d + d],
-            ));
+            r2.push(sq_dist(&x[idx[a] * d..idx[a] * d + d], &x[idx[b] * d..idx[b] * d + d]));
         }
     }
     // The median of an even number of values is the mean of the two middle ones.

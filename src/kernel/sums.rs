@@ -35,10 +35,7 @@ fn check(x: &[f64], y: &[f64], v: &[f64], d: usize, p: usize) -> Result<(usize, 
     }
     let m = y.len() / d;
     if v.len() != m * p {
-        return Err(Error::Shape(format!(
-            "{} source weights for {m} sources (p = {p})",
-            v.len()
-        )));
+        return Err(Error::Shape(format!("{} source weights for {m} sources (p = {p})", v.len())));
     }
     Ok((x.len() / d, m))
 }
@@ -68,19 +65,17 @@ impl KernelSums {
 pub fn kernel_sums(k: &Kernel, x: &[f64], y: &[f64], v: &[f64], d: usize) -> Result<Vec<f64>> {
     let (n, _m) = check(x, y, v, d, 1)?;
     let mut out = vec![0.0; n];
-    out.par_chunks_mut(ROW_BLOCK)
-        .enumerate()
-        .for_each(|(b, chunk)| {
-            let i0 = b * ROW_BLOCK;
-            for (r, o) in chunk.iter_mut().enumerate() {
-                let xi = &x[(i0 + r) * d..(i0 + r + 1) * d];
-                let mut acc = 0.0;
-                for (yj, &vj) in y.chunks_exact(d).zip(v) {
-                    acc += vj * k.phi(sq_dist(xi, yj));
-                }
-                *o = acc;
+    out.par_chunks_mut(ROW_BLOCK).enumerate().for_each(|(b, chunk)| {
+        let i0 = b * ROW_BLOCK;
+        for (r, o) in chunk.iter_mut().enumerate() {
+            let xi = &x[(i0 + r) * d..(i0 + r + 1) * d];
+            let mut acc = 0.0;
+            for (yj, &vj) in y.chunks_exact(d).zip(v) {
+                acc += vj * k.phi(sq_dist(xi, yj));
             }
-        });
+            *o = acc;
+        }
+    });
     Ok(out)
 }
 
@@ -127,30 +122,21 @@ pub fn kernel_sums_with_grad(
 
 /// Vector-valued sums `S_i = sum_j k(x_i, y_j) V_j` where `V` is `m x p` row-major;
 /// returns `n x p` row-major.
-pub fn kernel_sums_multi(
-    k: &Kernel,
-    x: &[f64],
-    y: &[f64],
-    vmat: &[f64],
-    d: usize,
-    p: usize,
-) -> Result<Vec<f64>> {
+pub fn kernel_sums_multi(k: &Kernel, x: &[f64], y: &[f64], vmat: &[f64], d: usize, p: usize) -> Result<Vec<f64>> {
     let (n, _m) = check(x, y, vmat, d, p)?;
     let mut out = vec![0.0; n * p];
-    out.par_chunks_mut(ROW_BLOCK * p)
-        .enumerate()
-        .for_each(|(b, chunk)| {
-            let i0 = b * ROW_BLOCK;
-            for (r, o) in chunk.chunks_mut(p).enumerate() {
-                let xi = &x[(i0 + r) * d..(i0 + r + 1) * d];
-                for (yj, vj) in y.chunks_exact(d).zip(vmat.chunks_exact(p)) {
-                    let kij = k.phi(sq_dist(xi, yj));
-                    for (ok, vk) in o.iter_mut().zip(vj) {
-                        *ok += kij * vk;
-                    }
+    out.par_chunks_mut(ROW_BLOCK * p).enumerate().for_each(|(b, chunk)| {
+        let i0 = b * ROW_BLOCK;
+        for (r, o) in chunk.chunks_mut(p).enumerate() {
+            let xi = &x[(i0 + r) * d..(i0 + r + 1) * d];
+            for (yj, vj) in y.chunks_exact(d).zip(vmat.chunks_exact(p)) {
+                let kij = k.phi(sq_dist(xi, yj));
+                for (ok, vk) in o.iter_mut().zip(vj) {
+                    *ok += kij * vk;
                 }
             }
-        });
+        }
+    });
     Ok(out)
 }
 
@@ -162,14 +148,7 @@ pub fn mmd2(k: &Kernel, x: &[f64], w: &[f64], y: &[f64], v: &[f64], d: usize) ->
 }
 
 /// The three terms `(w'K_xx w, w'K_xy v, v'K_yy v)`.
-pub fn mmd_terms(
-    k: &Kernel,
-    x: &[f64],
-    w: &[f64],
-    y: &[f64],
-    v: &[f64],
-    d: usize,
-) -> Result<(f64, f64, f64)> {
+pub fn mmd_terms(k: &Kernel, x: &[f64], w: &[f64], y: &[f64], v: &[f64], d: usize) -> Result<(f64, f64, f64)> {
     let kw = kernel_sums(k, x, x, w, d)?;
     let kv = kernel_sums(k, x, y, v, d)?;
     let kyy = kernel_sums(k, y, y, v, d)?;
@@ -183,23 +162,12 @@ pub fn mmd_terms(
 /// With equal weights `1/n` this is the classical
 /// `1/(n(n-1)) sum_{i!=j} k(x_i,x_j) + 1/(m(m-1)) sum_{i!=j} k(y_i,y_j) - 2/(nm) sum k(x_i,y_j)`
 /// (Gretton et al. 2012, eq. 3). Weights must sum to 1 and each sample needs 2 points.
-pub fn mmd2_unbiased(
-    k: &Kernel,
-    x: &[f64],
-    w: &[f64],
-    y: &[f64],
-    v: &[f64],
-    d: usize,
-) -> Result<f64> {
+pub fn mmd2_unbiased(k: &Kernel, x: &[f64], w: &[f64], y: &[f64], v: &[f64], d: usize) -> Result<f64> {
     let (t_xx, t_xy, t_yy) = mmd_terms(k, x, w, y, v, d)?;
     let sw2: f64 = w.iter().map(|a| a * a).sum();
     let sv2: f64 = v.iter().map(|a| a * a).sum();
     if sw2 >= 1.0 - 1e-15 || sv2 >= 1.0 - 1e-15 {
-        return Err(Error::param(
-            "samples",
-            "1",
-            "the unbiased MMD needs at least two points with positive weight in each sample",
-        ));
+        return Err(Error::param("samples", "1", "the unbiased MMD needs at least two points with positive weight in each sample"));
     }
     let kd = k.diag();
     Ok((t_xx - sw2 * kd) / (1.0 - sw2) + (t_yy - sv2 * kd) / (1.0 - sv2) - 2.0 * t_xy)

@@ -32,21 +32,12 @@ impl Gaussian {
     pub fn new(mean: Array1<f64>, cov: Array2<f64>) -> Result<Self> {
         let d = mean.len();
         if cov.nrows() != d || cov.ncols() != d {
-            return Err(Error::Shape(format!(
-                "mean has {d} entries, covariance is {}x{}",
-                cov.nrows(),
-                cov.ncols()
-            )));
+            return Err(Error::Shape(format!("mean has {d} entries, covariance is {}x{}", cov.nrows(), cov.ncols())));
         }
         let chol = cholesky(&cov)?;
         let logdet: f64 = (0..d).map(|i| 2.0 * chol[[i, i]].ln()).sum();
         let log_norm = -0.5 * (d as f64 * (2.0 * std::f64::consts::PI).ln() + logdet);
-        Ok(Gaussian {
-            mean,
-            cov,
-            chol,
-            log_norm,
-        })
+        Ok(Gaussian { mean, cov, chol, log_norm })
     }
     /// `N(mean, s^2 I)`.
     pub fn isotropic(mean: Array1<f64>, s: f64) -> Result<Self> {
@@ -122,24 +113,14 @@ impl GaussianMixture {
     /// A mixture; the weights are normalised and must be positive; components share one dimension.
     pub fn new(weights: Vec<f64>, components: Vec<Gaussian>) -> Result<Self> {
         if weights.is_empty() || weights.len() != components.len() {
-            return Err(Error::Shape(format!(
-                "{} weights for {} components",
-                weights.len(),
-                components.len()
-            )));
+            return Err(Error::Shape(format!("{} weights for {} components", weights.len(), components.len())));
         }
         if weights.iter().any(|w| !(w.is_finite() && *w > 0.0)) {
-            return Err(Error::param(
-                "mixture-weights",
-                format!("{weights:?}"),
-                "must be positive",
-            ));
+            return Err(Error::param("mixture-weights", format!("{weights:?}"), "must be positive"));
         }
         let d = components[0].mean.len();
         if components.iter().any(|c| c.mean.len() != d) {
-            return Err(Error::Shape(
-                "mixture components of different dimensions".into(),
-            ));
+            return Err(Error::Shape("mixture components of different dimensions".into()));
         }
         let s: f64 = weights.iter().sum();
         Ok(GaussianMixture {
@@ -149,12 +130,7 @@ impl GaussianMixture {
     }
     /// Posterior responsibilities `P(c | x)`.
     pub fn responsibilities(&self, x: &[f64]) -> Vec<f64> {
-        let l: Vec<f64> = self
-            .weights
-            .iter()
-            .zip(&self.components)
-            .map(|(p, c)| p.ln() + c.log_pdf(x))
-            .collect();
+        let l: Vec<f64> = self.weights.iter().zip(&self.components).map(|(p, c)| p.ln() + c.log_pdf(x)).collect();
         let z = logsumexp(&l);
         l.iter().map(|a| (a - z).exp()).collect()
     }
@@ -190,12 +166,7 @@ impl LogDensity for GaussianMixture {
         Distribution::dim(self)
     }
     fn log_density(&self, x: &[f64]) -> f64 {
-        let l: Vec<f64> = self
-            .weights
-            .iter()
-            .zip(&self.components)
-            .map(|(p, c)| p.ln() + c.log_pdf(x))
-            .collect();
+        let l: Vec<f64> = self.weights.iter().zip(&self.components).map(|(p, c)| p.ln() + c.log_pdf(x)).collect();
         logsumexp(&l)
     }
     fn score(&self, x: &[f64], out: &mut [f64]) {

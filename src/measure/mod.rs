@@ -44,21 +44,10 @@ impl Particles {
             return Err(Error::param("particles", 0, "need at least one particle"));
         }
         if w.len() != n {
-            return Err(Error::Shape(format!(
-                "{} weights for {n} particles",
-                w.len()
-            )));
+            return Err(Error::Shape(format!("{} weights for {n} particles", w.len())));
         }
-        if let Some((i, v)) = w
-            .iter()
-            .enumerate()
-            .find(|(_, v)| !(v.is_finite() && **v >= 0.0))
-        {
-            return Err(Error::param(
-                "weights",
-                v,
-                &format!("weight of particle {i} must be finite and >= 0"),
-            ));
+        if let Some((i, v)) = w.iter().enumerate().find(|(_, v)| !(v.is_finite() && **v >= 0.0)) {
+            return Err(Error::param("weights", v, &format!("weight of particle {i} must be finite and >= 0")));
         }
         Ok(Particles {
             x: x.as_standard_layout().to_owned(),
@@ -69,11 +58,7 @@ impl Particles {
     /// Particles with given log-weights.
     pub fn with_log_weights(x: Array2<f64>, log_w: Array1<f64>) -> Result<Self> {
         if log_w.len() != x.nrows() {
-            return Err(Error::Shape(format!(
-                "{} log-weights for {} particles",
-                log_w.len(),
-                x.nrows()
-            )));
+            return Err(Error::Shape(format!("{} log-weights for {} particles", log_w.len(), x.nrows())));
         }
         Ok(Particles {
             x: x.as_standard_layout().to_owned(),
@@ -95,15 +80,11 @@ impl Particles {
     }
     /// Positions as a row-major slice.
     pub fn x_slice(&self) -> &[f64] {
-        self.x
-            .as_slice()
-            .expect("particles are kept in standard layout")
+        self.x.as_slice().expect("particles are kept in standard layout")
     }
     /// Mutable positions as a row-major slice.
     pub fn x_slice_mut(&mut self) -> &mut [f64] {
-        self.x
-            .as_slice_mut()
-            .expect("particles are kept in standard layout")
+        self.x.as_slice_mut().expect("particles are kept in standard layout")
     }
     /// Linear weights `w_i = exp(log w_i)`.
     pub fn weights(&self) -> Vec<f64> {
@@ -117,11 +98,7 @@ impl Particles {
     pub fn set_weights(&mut self, w: &[f64]) -> Result<()> {
         let p = Particles::with_weights(Array2::zeros((w.len(), 1)), w)?;
         if w.len() != self.len() {
-            return Err(Error::Shape(format!(
-                "{} weights for {} particles",
-                w.len(),
-                self.len()
-            )));
+            return Err(Error::Shape(format!("{} weights for {} particles", w.len(), self.len())));
         }
         self.log_w = p.log_w;
         Ok(())
@@ -129,11 +106,7 @@ impl Particles {
     /// Set log-weights.
     pub fn set_log_weights(&mut self, lw: Array1<f64>) -> Result<()> {
         if lw.len() != self.len() {
-            return Err(Error::Shape(format!(
-                "{} log-weights for {} particles",
-                lw.len(),
-                self.len()
-            )));
+            return Err(Error::Shape(format!("{} log-weights for {} particles", lw.len(), self.len())));
         }
         self.log_w = lw;
         Ok(())
@@ -146,9 +119,7 @@ impl Particles {
     pub fn normalize(&mut self) -> Result<()> {
         let l = logsumexp(self.log_w.as_slice().expect("contiguous"));
         if !l.is_finite() {
-            return Err(Error::Other(format!(
-                "cannot normalise a measure of mass exp({l})"
-            )));
+            return Err(Error::Other(format!("cannot normalise a measure of mass exp({l})")));
         }
         self.log_w.mapv_inplace(|a| a - l);
         Ok(())
@@ -198,20 +169,10 @@ impl Particles {
     /// Index of the first particle with a non-finite position or weight, with a description.
     pub fn first_non_finite(&self) -> Option<String> {
         let d = self.dim();
-        if let Some((k, v)) = self
-            .x_slice()
-            .iter()
-            .enumerate()
-            .find(|(_, v)| !v.is_finite())
-        {
+        if let Some((k, v)) = self.x_slice().iter().enumerate().find(|(_, v)| !v.is_finite()) {
             return Some(format!("position of particle {} is {v}", k / d));
         }
-        if let Some((i, v)) = self
-            .log_w
-            .iter()
-            .enumerate()
-            .find(|(_, v)| v.is_nan() || **v == f64::INFINITY)
-        {
+        if let Some((i, v)) = self.log_w.iter().enumerate().find(|(_, v)| v.is_nan() || **v == f64::INFINITY) {
             return Some(format!("log-weight of particle {i} is {v}"));
         }
         None

@@ -27,22 +27,12 @@ pub fn scores(p: &dyn LogDensity, x: &[f64], step: Option<usize>) -> Result<Vec<
     use rayon::prelude::*;
     let d = p.dim();
     if x.len() % d != 0 {
-        return Err(Error::Shape(format!(
-            "{} values are not rows of d = {d}",
-            x.len()
-        )));
+        return Err(Error::Shape(format!("{} values are not rows of d = {d}", x.len())));
     }
     let mut out = vec![0.0; x.len()];
-    out.par_chunks_mut(d)
-        .zip(x.par_chunks(d))
-        .for_each(|(o, xi)| p.score(xi, o));
+    out.par_chunks_mut(d).zip(x.par_chunks(d)).for_each(|(o, xi)| p.score(xi, o));
     if let Some(k) = out.iter().position(|v| !v.is_finite()) {
-        let detail = format!(
-            "score of particle {} is {} (target {})",
-            k / d,
-            out[k],
-            p.name()
-        );
+        let detail = format!("score of particle {} is {} (target {})", k / d, out[k], p.name());
         return Err(match step {
             Some(step) => Error::Diverged { step, detail },
             None => Error::Other(detail),
