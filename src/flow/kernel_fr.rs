@@ -2,7 +2,9 @@
 //!
 //! The FR force `g` is replaced by its kernel ridge regression in `L2(mu)`:
 //! `g_lambda = K W (K W + lambda I)^{-1} g` with `W = diag(w)`, then the FR mirror step is
-//! taken with `g_lambda`. As `lambda -> 0` this tends to FR. Computed matrix-free and
+//! taken with `g_lambda`. As `lambda -> 0` this tends to FR. For the spherical (probability)
+//! flow the centred force `g - int g dmu` is regressed, so the step descends the energy:
+//! `dF/dt = -beta <g - gbar, g_lambda>_{L2(mu)} <= 0`. Computed matrix-free and
 //! symmetrically: with `A = W^{1/2} K W^{1/2}`, `(A + lambda I) z = W^{1/2} g` by conjugate
 //! gradients and `g_lambda = K W^{1/2} z`.
 
@@ -79,7 +81,17 @@ impl FlowStep for KernelFr {
         energy: &dyn Energy,
         ctx: &mut StepContext,
     ) -> Result<()> {
-        let g = energy.first_variation(mu, false)?.g;
+        let mut g = energy.first_variation(mu, false)?.g;
+        if self.fr.spherical {
+            // On probability measures the force is `g - int g dmu`; the regression does not
+            // map constants to constants, so centre before smoothing. Then
+            // dF/dt = -beta <g - gbar, S (g - gbar)>_{L2(mu)} <= 0 (S = K W (K W + lambda)^{-1}
+            // is positive in L2(mu)); smoothing the raw g can raise the energy.
+            let w = mu.weights();
+            let mass: f64 = w.iter().sum();
+            let gbar = w.iter().zip(&g).map(|(a, b)| a * b).sum::<f64>() / mass;
+            g.iter_mut().for_each(|a| *a -= gbar);
+        }
         let gl = self.smoothed_force(mu, &g)?;
         self.fr.apply_with(mu, &gl, ctx.tau)
     }

@@ -183,7 +183,9 @@ impl LinOp for SumOp<'_> {
 
 /// Solve `min_{w in simplex} F(w) + 1/(2 eta) (w - w0)'M(w - w0)` by accelerated
 /// projected gradient with function restart (Beck, Teboulle 2009; O'Donoghue, Candes
-/// 2015). Returns the best iterate (never worse than `w0` when `w0` is feasible).
+/// 2015). Returns the last iterate when its KKT residual is below `opts.tol` (and its
+/// objective is not above the start's beyond round-off), else the best iterate seen (never
+/// worse than `w0` when `w0` is feasible); the report's residual is the returned point's.
 pub fn solve_prox_qp(
     q: &WeightQuadratic,
     w0: &[f64],
@@ -222,6 +224,7 @@ pub fn solve_prox_qp(
     let mut w = project_simplex(w0);
     let (mut hw, mut mw) = products(q, &w, same);
     let mut obj = objective(&w, &hw, &mw);
+    let obj_start = obj;
     let mut best = (w.clone(), obj);
     let mut w_prev = w.clone();
     let (mut hw_prev, mut mw_prev) = (hw.clone(), mw.clone());
@@ -263,6 +266,17 @@ pub fn solve_prox_qp(
         g = gradient(&hw, &mw);
         rep.kkt_residual = kkt(&w, &g);
     }
+    // Return the last iterate when the KKT test certifies it and it is not worse than the
+    // start beyond round-off; otherwise the best iterate seen (never worse than the start),
+    // with its own KKT residual. (Near the optimum the objective is flat to round-off, so
+    // the best-by-objective iterate can be an earlier, less accurate one.)
+    let roundoff = 4.0 * f64::EPSILON * (1.0 + obj_start.abs());
+    if rep.kkt_residual <= opts.tol && obj <= obj_start + roundoff {
+        rep.objective = obj;
+        return (w, rep);
+    }
+    let (hb, mb) = products(q, &best.0, same);
+    rep.kkt_residual = kkt(&best.0, &gradient(&hb, &mb));
     rep.objective = best.1;
     (best.0, rep)
 }

@@ -10,7 +10,8 @@
 //! | Laplace | `exp(-sqrt(r2) / h)` | bandwidth `h` |
 //!
 //! **Median heuristic (the convention used everywhere in robustflow):**
-//! `h^2 = median_{i<j} ||x_i - x_j||^2 / 2`, computed on at most 1000 points (a fixed,
+//! `h^2 = median_{i<j} ||x_i - x_j||^2 / 2` (for an even number of pairs, the mean of the two
+//! middle values), computed on at most 1000 points (a fixed,
 //! evenly strided subsample when there are more), as in the KDRO reference code.
 //! For the Gaussian kernel this gives `k = exp(-r2 / median r2)`.
 //!
@@ -226,9 +227,15 @@ pub fn median_heuristic(x: &[f64], d: usize) -> Result<f64> {
             ));
         }
     }
+    // The median of an even number of values is the mean of the two middle ones.
     let mid = r2.len() / 2;
-    let (_, med, _) = r2.select_nth_unstable_by(mid, |a, b| a.total_cmp(b));
-    let med = *med;
+    let even = r2.len() % 2 == 0;
+    let (lower, upper_mid, _) = r2.select_nth_unstable_by(mid, |a, b| a.total_cmp(b));
+    let mut med = *upper_mid;
+    if even {
+        let below = lower.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+        med = 0.5 * (below + med);
+    }
     if !(med > 0.0) || !med.is_finite() {
         return Err(Error::param(
             "bandwidth",
