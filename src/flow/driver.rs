@@ -254,21 +254,37 @@ impl Executor {
         energy: &dyn Energy,
         t0: Instant,
     ) -> Result<TraceRecord> {
+        // A non-finite value seen after `step` iterations was produced by iteration
+        // `step - 1` (0-based, as in the position check of `run`); at the start, step 0.
+        let it = step.saturating_sub(1);
         let e = energy.value(mu)?;
         if !e.is_finite() {
             return Err(Error::Diverged {
-                step,
+                step: it,
                 detail: format!("energy {} is {e}", energy.name()),
             });
         }
+        let mass = mu.mass();
+        if !mass.is_finite() || mass == 0.0 {
+            return Err(Error::Diverged {
+                step: it,
+                detail: format!("total mass of the particles is {mass} (weights overflowed or underflowed)"),
+            });
+        }
         let mmd2 = energy.mmd2_to_target(mu).transpose()?;
+        if let Some(m) = mmd2.filter(|m| !m.is_finite()) {
+            return Err(Error::Diverged {
+                step: it,
+                detail: format!("MMD^2 to the target is {m}"),
+            });
+        }
         Ok(TraceRecord {
             flow: name.to_string(),
             step,
             updates: step * ups,
             energy: e,
             mmd2,
-            mass: mu.mass(),
+            mass,
             ess: mu.ess(),
             time_s: t0.elapsed().as_secs_f64(),
         })
