@@ -60,6 +60,14 @@ pub fn write_csv_atomic(
 /// Write a matrix of positions (with an optional extra weight column) as CSV atomically.
 /// Columns are named `x1..xd` (and `weight`).
 pub fn write_points_csv(path: impl AsRef<Path>, x: &Array2<f64>, weights: Option<&[f64]>) -> Result<()> {
+    if let Some(w) = weights.filter(|w| w.len() != x.nrows()) {
+        return Err(Error::Shape(format!(
+            "{}: {} weights for {} points",
+            path.as_ref().display(),
+            w.len(),
+            x.nrows()
+        )));
+    }
     let d = x.ncols();
     let mut header: Vec<String> = (1..=d).map(|j| format!("x{j}")).collect();
     if weights.is_some() {

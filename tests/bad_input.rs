@@ -72,6 +72,11 @@ fn good_csv_is_read_with_and_without_header() {
     assert_eq!(t.values.column(0).to_vec(), vec![0.1, 3.5]);
     assert_eq!(t.values.column(1).to_vec(), vec![-2.0, 1e-12]);
     assert_eq!(t.values.column(2).to_vec(), vec![0.25, 0.75]);
+    // Weights that do not match the points: an error, not a panic.
+    assert!(matches!(
+        write_points_csv(dir.path().join("w.csv"), &x, Some(&[1.0])),
+        Err(Error::Shape(_))
+    ));
     // No temporary file is left behind.
     let names: Vec<String> = std::fs::read_dir(dir.path().join("sub"))
         .unwrap()

@@ -962,3 +962,63 @@ fn unbalanced_fisher_rao_changes_mass() {
     }
     assert_eq!(mu.x, mu0.x);
 }
+
+/// Records what it saw and whether it was finished.
+struct Spy {
+    seen: Arc<std::sync::Mutex<Vec<usize>>>,
+    finished: Arc<std::sync::atomic::AtomicBool>,
+}
+impl Observer for Spy {
+    fn observe(&mut self, rec: &TraceRecord, _mu: &Particles) -> Result<Control> {
+        self.seen.lock().unwrap().push(rec.step);
+        Ok(Control::Continue)
+    }
+    fn finish(&mut self) {
+        self.finished
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+/// Every observer sees every record, including the one at which another observer stops the
+/// run, and observers are finished (progress bars cleared) also when the run fails.
+#[test]
+fn observers_see_every_record_and_are_finished_on_errors() {
+    let (mu0, e) = problem(94, 8, 8, 2, KernelKind::Gaussian);
+    let f0 = e.value(&mu0).unwrap();
+    let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let finished = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let spy = Spy {
+        seen: seen.clone(),
+        finished: finished.clone(),
+    };
+    let mut mu = mu0.clone();
+    let mut ex = Executor::new(FlowConfig::new(1000, 0.3).unwrap())
+        .unwrap()
+        .observe(StopBelow(0.5 * f0))
+        .observe(spy);
+    let r = ex
+        .run(&mut mu, &e, &mut Ift::new(1.0, 1.0).unwrap())
+        .unwrap();
+    let steps: Vec<usize> = r.trace.iter().map(|t| t.step).collect();
+    assert_eq!(
+        *seen.lock().unwrap(),
+        steps,
+        "the second observer missed records"
+    );
+    assert!(finished.load(std::sync::atomic::Ordering::SeqCst));
+    // A failing run still finishes its observers.
+    let finished = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let spy = Spy {
+        seen: Arc::new(std::sync::Mutex::new(Vec::new())),
+        finished: finished.clone(),
+    };
+    let mut mu = mu0.clone();
+    let mut ex = Executor::new(FlowConfig::new(10, 0.1).unwrap())
+        .unwrap()
+        .observe(spy);
+    assert!(ex.run(&mut mu, &e, &mut Poison).is_err());
+    assert!(
+        finished.load(std::sync::atomic::Ordering::SeqCst),
+        "observer not finished after an error"
+    );
+}

@@ -291,7 +291,16 @@ impl Executor {
     }
 
     /// Run `step` on `mu` for the configured number of iterations.
+    /// Observers are finished (progress bars cleared) also when the run fails.
     pub fn run(&mut self, mu: &mut Particles, energy: &dyn Energy, step: &mut dyn FlowStep) -> Result<FlowResult> {
+        let r = self.run_inner(mu, energy, step);
+        for o in self.observers.iter_mut() {
+            o.finish();
+        }
+        r
+    }
+
+    fn run_inner(&mut self, mu: &mut Particles, energy: &dyn Energy, step: &mut dyn FlowStep) -> Result<FlowResult> {
         let cfg = self.config.clone();
         let mut rng = StdRng::seed_from_u64(cfg.seed);
         let name = step.name();
@@ -320,14 +329,18 @@ impl Executor {
             if done % cfg.trace_every == 0 || done == cfg.steps {
                 let rec = self.record(&name, done, ups, mu, energy, t0)?;
                 let e = rec.energy;
+                // Every observer sees the record; the first stop request wins.
+                let mut stop = None;
                 for o in self.observers.iter_mut() {
                     if let Control::Stop(r) = o.observe(&rec, mu)? {
-                        stop_reason = r;
-                        trace.push(rec);
-                        break 'outer;
+                        stop.get_or_insert(r);
                     }
                 }
                 trace.push(rec);
+                if let Some(r) = stop {
+                    stop_reason = r;
+                    break 'outer;
+                }
                 if cfg.tol > 0.0 && (last_energy - e).abs() <= cfg.tol * last_energy.abs() {
                     stop_reason = format!("relative energy change below tol = {}", cfg.tol);
                     break;
@@ -340,9 +353,6 @@ impl Executor {
                     break;
                 }
             }
-        }
-        for o in self.observers.iter_mut() {
-            o.finish();
         }
         if trace.last().map(|r| r.step) != Some(done) {
             trace.push(self.record(&name, done, ups, mu, energy, t0)?);
