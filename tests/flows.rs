@@ -1119,3 +1119,38 @@ fn unbalanced_fisher_rao_dissipation_rate() {
         assert_eq!(mu.x, mu0.x);
     }
 }
+
+/// Kernel FR on positive measures (unbalanced): it does not claim to keep the simplex, the
+/// raw force is regressed, and the energy drops at the rate `beta <g, g_lambda>_{L2(mu)}`.
+#[test]
+fn unbalanced_kernel_fr_descends() {
+    for seed in 0..10 {
+        let (mu0, e) = problem(120 + seed, 6, 5, 2, KINDS[seed as usize % 3]);
+        let mut st = KernelFr {
+            kernel: e.kernel,
+            lambda: 0.1,
+            fr: FisherRao::unbalanced(1.0).unwrap(),
+        };
+        assert!(!st.keeps_simplex());
+        assert!(KernelFr::new(e.kernel, 0.1, 1.0).unwrap().keeps_simplex());
+        let g = e.first_variation(&mu0, false).unwrap().g;
+        let gl = st.smoothed_force(&mu0, &g).unwrap();
+        let rate: f64 = mu0
+            .weights()
+            .iter()
+            .zip(&g)
+            .zip(&gl)
+            .map(|((w, a), b)| w * a * b)
+            .sum();
+        assert!(rate >= 0.0);
+        let f0 = e.value(&mu0).unwrap();
+        let mut mu = mu0.clone();
+        let tau = 1e-6;
+        one_step(&mut st, &mut mu, &e, tau, 0).unwrap();
+        let observed = (f0 - e.value(&mu).unwrap()) / tau;
+        assert!(
+            (observed - rate).abs() <= 1e-3 * rate + 1e-10,
+            "{observed} vs {rate}"
+        );
+    }
+}

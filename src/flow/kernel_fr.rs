@@ -69,6 +69,9 @@ impl FlowStep for KernelFr {
     fn name(&self) -> String {
         "kfr".into()
     }
+    fn keeps_simplex(&self) -> bool {
+        self.fr.spherical
+    }
     fn step(&mut self, mu: &mut Particles, energy: &dyn Energy, ctx: &mut StepContext) -> Result<()> {
         let mut g = energy.first_variation(mu, false)?.g;
         if self.fr.spherical {
