@@ -64,6 +64,14 @@ pub fn write_points_csv(
     x: &Array2<f64>,
     weights: Option<&[f64]>,
 ) -> Result<()> {
+    if let Some(w) = weights.filter(|w| w.len() != x.nrows()) {
+        return Err(Error::Shape(format!(
+            "{}: {} weights for {} points",
+            path.as_ref().display(),
+            w.len(),
+            x.nrows()
+        )));
+    }
     let d = x.ncols();
     let mut header: Vec<String> = (1..=d).map(|j| format!("x{j}")).collect();
     if weights.is_some() {
@@ -88,9 +96,11 @@ pub struct NumericTable {
     pub values: Array2<f64>,
 }
 
-/// Read an all-numeric CSV file. A header row is detected (first row with any
-/// non-numeric cell). Errors name the file, the 1-based data row and the column for
-/// ragged rows, non-numeric cells, NaN or infinite values; an empty file is an error.
+/// Read an all-numeric CSV file. The first row is a header when none of its cells is a
+/// number (a first row mixing numbers and text is an error, not a silently dropped data
+/// row). Blank lines are skipped. Errors name the file, the 1-based data row (the header is
+/// row 0), the column (1-based index and name) and the line of the file for ragged rows,
+/// non-numeric cells, NaN or infinite values; a file without data rows is an error.
 pub fn read_numeric_csv(path: impl AsRef<Path>) -> Result<NumericTable> {
     let path = path.as_ref();
     let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
@@ -104,29 +114,56 @@ pub fn parse_numeric_csv(text: &str, path: &Path) -> Result<NumericTable> {
         .flexible(true)
         .trim(csv::Trim::All)
         .from_reader(text.as_bytes());
+    let data_err = |row: Option<usize>, col: Option<String>, msg: String| Error::Data {
+        path: path.into(),
+        row,
+        col,
+        msg,
+    };
+    // 1-based line of the file where the record at a byte offset starts (the csv crate's
+    // record position includes the blank lines skipped before the record).
+    let line_of = |byte: u64| {
+        let bytes = text.as_bytes();
+        let mut start = (byte as usize).min(bytes.len());
+        while start < bytes.len() && (bytes[start] == b'\n' || bytes[start] == b'\r') {
+            start += 1;
+        }
+        1 + bytes[..start].iter().filter(|b| **b == b'\n').count()
+    };
+    // (line of the file, record)
     let mut records = Vec::new();
-    for (i, rec) in rdr.records().enumerate() {
-        let rec = rec.map_err(|e| Error::Data {
-            path: path.into(),
-            row: Some(i),
-            col: None,
-            msg: e.to_string(),
+    for rec in rdr.records() {
+        let rec = rec.map_err(|e| {
+            let line = e
+                .position()
+                .map(|p| format!(" (line {})", line_of(p.byte())))
+                .unwrap_or_default();
+            data_err(None, None, format!("{e}{line}"))
         })?;
         if rec.iter().all(|c| c.is_empty()) {
             continue;
         }
-        records.push(rec);
+        let line = rec.position().map(|p| line_of(p.byte())).unwrap_or(0);
+        records.push((line, rec));
     }
     if records.is_empty() {
-        return Err(Error::Data {
-            path: path.into(),
-            row: None,
-            col: None,
-            msg: "no rows".into(),
-        });
+        return Err(data_err(None, None, "no rows: the file is empty".into()));
     }
-    let first = &records[0];
-    let has_header = first.iter().any(|c| c.parse::<f64>().is_err());
+    let (first_line, first) = &records[0];
+    let numeric: Vec<bool> = first.iter().map(|c| c.parse::<f64>().is_ok()).collect();
+    let has_header = !numeric.iter().any(|&b| b);
+    if !has_header {
+        if let Some(j) = numeric.iter().position(|&b| !b) {
+            return Err(data_err(
+                Some(1),
+                Some(format!("{}", j + 1)),
+                format!(
+                    "not a number: {:?} (line {first_line}; the first row mixes numbers and text, so it is not a header)",
+                    &first[j]
+                ),
+            ));
+        }
+    }
     let columns: Vec<String> = if has_header {
         first.iter().map(|s| s.to_string()).collect()
     } else {
@@ -139,39 +176,46 @@ pub fn parse_numeric_csv(text: &str, path: &Path) -> Result<NumericTable> {
         &records[..]
     };
     if data_rows.is_empty() {
-        return Err(Error::Data {
-            path: path.into(),
-            row: None,
-            col: None,
-            msg: "header but no data rows".into(),
-        });
+        return Err(data_err(
+            None,
+            None,
+            format!("header ({}) but no data rows", columns.join(",")),
+        ));
     }
     let mut values = Array2::<f64>::zeros((data_rows.len(), d));
-    for (i, rec) in data_rows.iter().enumerate() {
+    for (i, (line, rec)) in data_rows.iter().enumerate() {
         let row = i + 1;
         if rec.len() != d {
-            return Err(Error::Data {
-                path: path.into(),
-                row: Some(row),
-                col: None,
-                msg: format!("ragged row: {} fields, expected {d}", rec.len()),
-            });
+            // Name the first missing or the first extra column.
+            let col = if rec.len() < d {
+                format!("{} ({})", rec.len() + 1, columns[rec.len()])
+            } else {
+                format!("{}", d + 1)
+            };
+            return Err(data_err(
+                Some(row),
+                Some(col),
+                format!(
+                    "ragged row: {} fields, expected {d} (line {line})",
+                    rec.len()
+                ),
+            ));
         }
         for (j, cell) in rec.iter().enumerate() {
             let col = Some(format!("{} ({})", j + 1, columns[j]));
-            let v: f64 = cell.parse().map_err(|_| Error::Data {
-                path: path.into(),
-                row: Some(row),
-                col: col.clone(),
-                msg: format!("not a number: {cell:?}"),
+            let v: f64 = cell.parse().map_err(|_| {
+                data_err(
+                    Some(row),
+                    col.clone(),
+                    format!("not a number: {cell:?} (line {line})"),
+                )
             })?;
             if !v.is_finite() {
-                return Err(Error::Data {
-                    path: path.into(),
-                    row: Some(row),
+                return Err(data_err(
+                    Some(row),
                     col,
-                    msg: format!("value {cell:?} is not finite"),
-                });
+                    format!("value {cell:?} is not finite (line {line})"),
+                ));
             }
             values[[i, j]] = v;
         }

@@ -962,3 +962,195 @@ fn unbalanced_fisher_rao_changes_mass() {
     }
     assert_eq!(mu.x, mu0.x);
 }
+
+/// Records what it saw and whether it was finished.
+struct Spy {
+    seen: Arc<std::sync::Mutex<Vec<usize>>>,
+    finished: Arc<std::sync::atomic::AtomicBool>,
+}
+impl Observer for Spy {
+    fn observe(&mut self, rec: &TraceRecord, _mu: &Particles) -> Result<Control> {
+        self.seen.lock().unwrap().push(rec.step);
+        Ok(Control::Continue)
+    }
+    fn finish(&mut self) {
+        self.finished
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+/// Every observer sees every record, including the one at which another observer stops the
+/// run, and observers are finished (progress bars cleared) also when the run fails.
+#[test]
+fn observers_see_every_record_and_are_finished_on_errors() {
+    let (mu0, e) = problem(94, 8, 8, 2, KernelKind::Gaussian);
+    let f0 = e.value(&mu0).unwrap();
+    let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let finished = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let spy = Spy {
+        seen: seen.clone(),
+        finished: finished.clone(),
+    };
+    let mut mu = mu0.clone();
+    let mut ex = Executor::new(FlowConfig::new(1000, 0.3).unwrap())
+        .unwrap()
+        .observe(StopBelow(0.5 * f0))
+        .observe(spy);
+    let r = ex
+        .run(&mut mu, &e, &mut Ift::new(1.0, 1.0).unwrap())
+        .unwrap();
+    let steps: Vec<usize> = r.trace.iter().map(|t| t.step).collect();
+    assert_eq!(
+        *seen.lock().unwrap(),
+        steps,
+        "the second observer missed records"
+    );
+    assert!(finished.load(std::sync::atomic::Ordering::SeqCst));
+    // A failing run still finishes its observers.
+    let finished = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let spy = Spy {
+        seen: Arc::new(std::sync::Mutex::new(Vec::new())),
+        finished: finished.clone(),
+    };
+    let mut mu = mu0.clone();
+    let mut ex = Executor::new(FlowConfig::new(10, 0.1).unwrap())
+        .unwrap()
+        .observe(spy);
+    assert!(ex.run(&mut mu, &e, &mut Poison).is_err());
+    assert!(
+        finished.load(std::sync::atomic::Ordering::SeqCst),
+        "observer not finished after an error"
+    );
+}
+
+/// The exact and affine MMD-prox solvers need an energy quadratic in the weights: other
+/// energies get an error naming the alternative; the projected-gradient variant works for
+/// any energy (here the inclusive KL, whose minimiser on the atoms is `p`).
+#[test]
+fn mmd_prox_on_a_non_quadratic_energy() {
+    let mut rng = StdRng::seed_from_u64(95);
+    let x = rand_matrix(&mut rng, 5, 1, 1.0, 0.0);
+    let p = rand_simplex(&mut rng, 5);
+    let e = InclusiveKl { p: p.clone() };
+    for solver in [ProxSolver::Exact(Default::default()), ProxSolver::Affine] {
+        let mut mu = Particles::uniform(x.clone()).unwrap();
+        let mut st = MmdProx::new(1.0).unwrap().with_solver(solver).unwrap();
+        match one_step(&mut st, &mut mu, &e, 0.1, 0) {
+            Err(Error::Other(msg)) => assert!(
+                msg.contains("not quadratic") && msg.contains("projected-gradient"),
+                "{msg}"
+            ),
+            other => panic!("expected an error, got {other:?}"),
+        }
+    }
+    let mut mu = Particles::uniform(x).unwrap();
+    let mut st = MmdProx::new(1.0)
+        .unwrap()
+        .with_solver(ProxSolver::ProjectedGradient)
+        .unwrap();
+    let mut ex = Executor::new(FlowConfig::new(400, 0.01).unwrap()).unwrap();
+    let r = ex.run(&mut mu, &e, &mut st).unwrap();
+    assert!(
+        r.final_energy < 1e-6 * r.trace[0].energy.max(1e-300) + 1e-12,
+        "{}",
+        r.final_energy
+    );
+    for (a, b) in mu.weights().iter().zip(&p) {
+        assert!((a - b).abs() < 1e-4, "{a} vs {b}");
+    }
+}
+
+/// Mass-weighted velocity (the IFT reference code's form): zero-mass particles do not move
+/// (papers.md section 9 item 3); the others move as `-tau alpha n w_i grad f(x_i)`.
+#[test]
+fn mass_weighted_velocity_leaves_empty_particles_in_place() {
+    let (mu0, e) = problem(96, 6, 6, 2, KernelKind::Gaussian);
+    let mut w = mu0.weights();
+    w[2] = 0.0;
+    w[4] = 0.0;
+    let mu0 = Particles::with_weights(mu0.x.clone(), &w).unwrap();
+    let grad = e.first_variation(&mu0, true).unwrap().grad.unwrap();
+    let mut mu = mu0.clone();
+    let (tau, alpha) = (0.3, 1.5);
+    let mut st = Wasserstein::new(alpha)
+        .unwrap()
+        .with_velocity(Velocity::MassWeighted);
+    one_step(&mut st, &mut mu, &e, tau, 0).unwrap();
+    for i in 0..6 {
+        for a in 0..2 {
+            let expect = mu0.x[[i, a]] - tau * alpha * 6.0 * w[i] * grad[i * 2 + a];
+            assert!((mu.x[[i, a]] - expect).abs() < 1e-15);
+        }
+    }
+    assert_eq!(mu.x.row(2), mu0.x.row(2));
+    assert_eq!(mu.x.row(4), mu0.x.row(4));
+    assert!(
+        grad[4] != 0.0 || grad[5] != 0.0,
+        "test needs a non-zero force on the empty particle"
+    );
+}
+
+/// Unbalanced FR: `dmu/dt = -beta mu g`, so the energy drops at the rate
+/// `beta sum_i w_i g_i^2` (no centring) and positions stay.
+#[test]
+fn unbalanced_fisher_rao_dissipation_rate() {
+    for seed in 0..10 {
+        let (mu0, e) = problem(97 + seed, 5, 7, 2, KINDS[seed as usize % 3]);
+        let g = e.first_variation(&mu0, false).unwrap().g;
+        let w = mu0.weights();
+        let rate: f64 = w.iter().zip(&g).map(|(a, b)| a * b * b).sum();
+        let f0 = e.value(&mu0).unwrap();
+        let mut mu = mu0.clone();
+        let (tau, beta) = (1e-6, 0.8);
+        one_step(
+            &mut FisherRao::unbalanced(beta).unwrap(),
+            &mut mu,
+            &e,
+            tau,
+            0,
+        )
+        .unwrap();
+        let observed = (f0 - e.value(&mu).unwrap()) / tau;
+        assert!(
+            (observed - beta * rate).abs() <= 1e-3 * beta * rate + 1e-10,
+            "{observed} vs {}",
+            beta * rate
+        );
+        assert_eq!(mu.x, mu0.x);
+    }
+}
+
+/// Kernel FR on positive measures (unbalanced): it does not claim to keep the simplex, the
+/// raw force is regressed, and the energy drops at the rate `beta <g, g_lambda>_{L2(mu)}`.
+#[test]
+fn unbalanced_kernel_fr_descends() {
+    for seed in 0..10 {
+        let (mu0, e) = problem(120 + seed, 6, 5, 2, KINDS[seed as usize % 3]);
+        let mut st = KernelFr {
+            kernel: e.kernel,
+            lambda: 0.1,
+            fr: FisherRao::unbalanced(1.0).unwrap(),
+        };
+        assert!(!st.keeps_simplex());
+        assert!(KernelFr::new(e.kernel, 0.1, 1.0).unwrap().keeps_simplex());
+        let g = e.first_variation(&mu0, false).unwrap().g;
+        let gl = st.smoothed_force(&mu0, &g).unwrap();
+        let rate: f64 = mu0
+            .weights()
+            .iter()
+            .zip(&g)
+            .zip(&gl)
+            .map(|((w, a), b)| w * a * b)
+            .sum();
+        assert!(rate >= 0.0);
+        let f0 = e.value(&mu0).unwrap();
+        let mut mu = mu0.clone();
+        let tau = 1e-6;
+        one_step(&mut st, &mut mu, &e, tau, 0).unwrap();
+        let observed = (f0 - e.value(&mu).unwrap()) / tau;
+        assert!(
+            (observed - rate).abs() <= 1e-3 * rate + 1e-10,
+            "{observed} vs {rate}"
+        );
+    }
+}

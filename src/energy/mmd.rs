@@ -78,7 +78,10 @@ impl Energy for MmdEnergy {
             &self.target_w,
             mu.dim(),
         )?;
-        Ok((0.5 * (dot(&w, &f) - dot(&w, &kxyv) + self.c_yy)).max(0.0))
+        let v = 0.5 * (dot(&w, &f) - dot(&w, &kxyv) + self.c_yy);
+        // Clamp round-off below zero, but let a NaN through (`f64::max` would turn it into 0
+        // and hide a divergence from the driver's guard).
+        Ok(if v < 0.0 { 0.0 } else { v })
     }
     fn first_variation_at(
         &self,

@@ -258,28 +258,60 @@ impl Executor {
         energy: &dyn Energy,
         t0: Instant,
     ) -> Result<TraceRecord> {
+        // A non-finite value seen after `step` iterations was produced by iteration
+        // `step - 1` (0-based, as in the position check of `run`); at the start, step 0.
+        let it = step.saturating_sub(1);
         let e = energy.value(mu)?;
         if !e.is_finite() {
             return Err(Error::Diverged {
-                step,
+                step: it,
                 detail: format!("energy {} is {e}", energy.name()),
             });
         }
+        let mass = mu.mass();
+        if !mass.is_finite() || mass == 0.0 {
+            return Err(Error::Diverged {
+                step: it,
+                detail: format!(
+                    "total mass of the particles is {mass} (weights overflowed or underflowed)"
+                ),
+            });
+        }
         let mmd2 = energy.mmd2_to_target(mu).transpose()?;
+        if let Some(m) = mmd2.filter(|m| !m.is_finite()) {
+            return Err(Error::Diverged {
+                step: it,
+                detail: format!("MMD^2 to the target is {m}"),
+            });
+        }
         Ok(TraceRecord {
             flow: name.to_string(),
             step,
             updates: step * ups,
             energy: e,
             mmd2,
-            mass: mu.mass(),
+            mass,
             ess: mu.ess(),
             time_s: t0.elapsed().as_secs_f64(),
         })
     }
 
     /// Run `step` on `mu` for the configured number of iterations.
+    /// Observers are finished (progress bars cleared) also when the run fails.
     pub fn run(
+        &mut self,
+        mu: &mut Particles,
+        energy: &dyn Energy,
+        step: &mut dyn FlowStep,
+    ) -> Result<FlowResult> {
+        let r = self.run_inner(mu, energy, step);
+        for o in self.observers.iter_mut() {
+            o.finish();
+        }
+        r
+    }
+
+    fn run_inner(
         &mut self,
         mu: &mut Particles,
         energy: &dyn Energy,
@@ -313,14 +345,18 @@ impl Executor {
             if done % cfg.trace_every == 0 || done == cfg.steps {
                 let rec = self.record(&name, done, ups, mu, energy, t0)?;
                 let e = rec.energy;
+                // Every observer sees the record; the first stop request wins.
+                let mut stop = None;
                 for o in self.observers.iter_mut() {
                     if let Control::Stop(r) = o.observe(&rec, mu)? {
-                        stop_reason = r;
-                        trace.push(rec);
-                        break 'outer;
+                        stop.get_or_insert(r);
                     }
                 }
                 trace.push(rec);
+                if let Some(r) = stop {
+                    stop_reason = r;
+                    break 'outer;
+                }
                 if cfg.tol > 0.0 && (last_energy - e).abs() <= cfg.tol * last_energy.abs() {
                     stop_reason = format!("relative energy change below tol = {}", cfg.tol);
                     break;
@@ -333,9 +369,6 @@ impl Executor {
                     break;
                 }
             }
-        }
-        for o in self.observers.iter_mut() {
-            o.finish();
         }
         if trace.last().map(|r| r.step) != Some(done) {
             trace.push(self.record(&name, done, ups, mu, energy, t0)?);

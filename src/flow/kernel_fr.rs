@@ -75,6 +75,9 @@ impl FlowStep for KernelFr {
     fn name(&self) -> String {
         "kfr".into()
     }
+    fn keeps_simplex(&self) -> bool {
+        self.fr.spherical
+    }
     fn step(
         &mut self,
         mu: &mut Particles,

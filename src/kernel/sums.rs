@@ -155,10 +155,13 @@ pub fn kernel_sums_multi(
 }
 
 /// Weighted squared MMD, V-statistic:
-/// `MMD^2 = w'K_xx w - 2 w'K_xy v + v'K_yy v`, clamped at 0 against round-off.
+/// `MMD^2 = w'K_xx w - 2 w'K_xy v + v'K_yy v`, clamped at 0 against round-off (a NaN from
+/// non-finite input is returned as NaN).
 pub fn mmd2(k: &Kernel, x: &[f64], w: &[f64], y: &[f64], v: &[f64], d: usize) -> Result<f64> {
     let (t_xx, t_xy, t_yy) = mmd_terms(k, x, w, y, v, d)?;
-    Ok((t_xx - 2.0 * t_xy + t_yy).max(0.0))
+    let m = t_xx - 2.0 * t_xy + t_yy;
+    // Clamp round-off below zero; a NaN stays a NaN (`f64::max` would return 0).
+    Ok(if m < 0.0 { 0.0 } else { m })
 }
 
 /// The three terms `(w'K_xx w, w'K_xy v, v'K_yy v)`.
