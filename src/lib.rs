@@ -15,6 +15,7 @@
 pub mod app;
 pub mod energy;
 pub mod error;
+pub mod experiments;
 pub mod flow;
 pub mod io;
 pub mod kernel;
