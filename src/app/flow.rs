@@ -64,13 +64,13 @@ pub struct FlowArgs {
     #[arg(long, default_value_t = 1.0)]
     pub alpha: f64,
     /// Weight beta of the MMD geometry (mmd-prox, ift): proximal parameter eta = tau beta.
-    #[arg(long, default_value_t = 10.0)]
+    #[arg(long, default_value_t = 1.0)]
     pub beta: f64,
     /// Weight of the Fisher-Rao part (fr, wfr, kfr): w <- w exp(-tau beta_fr f) / Z.
-    #[arg(long, default_value_t = 50.0)]
+    #[arg(long, default_value_t = 5.0)]
     pub beta_fr: f64,
     /// Weight of the projected-gradient MMD step (ift-pg): w <- Proj(w - tau beta_pg f / n).
-    #[arg(long, default_value_t = 50.0)]
+    #[arg(long, default_value_t = 5.0)]
     pub beta_pg: f64,
     /// Ridge lambda of kernel Fisher-Rao (kfr).
     #[arg(long, default_value_t = 1e-3)]
@@ -95,6 +95,12 @@ pub struct FlowArgs {
     /// Step size of Langevin.
     #[arg(long, default_value_t = 0.01)]
     pub langevin_step: f64,
+    /// KKT tolerance of the exact MMD-prox QP (mmd-prox, ift).
+    #[arg(long, default_value_t = 1e-6)]
+    pub qp_tol: f64,
+    /// Iteration cap of the exact MMD-prox QP.
+    #[arg(long, default_value_t = 100)]
+    pub qp_max_iter: usize,
     /// Kernel: gaussian, imq or laplace.
     #[arg(long, default_value = "gaussian")]
     pub kernel: String,
@@ -197,6 +203,8 @@ pub fn config_of(args: &FlowArgs) -> Result<(ExperimentConfig, Vec<u64>)> {
         noise_off: Some(args.noise_off.unwrap_or(args.steps * 3 / 5)),
         svgd_step: args.svgd_step,
         langevin_step: args.langevin_step,
+        qp_tol: args.qp_tol,
+        qp_max_iter: args.qp_max_iter,
     };
     let particles = match &init {
         InitSpec::File(_) => 0,
@@ -375,7 +383,7 @@ pub fn run(args: &FlowArgs, global: &GlobalOpts) -> Result<Value> {
             "target": args.target,
             "dim": cfg.target.dim(),
             "target_samples": cfg.target_samples,
-            "init": args.init.clone().unwrap_or_else(|| format!("{:?}", cfg.init)),
+            "init": cfg.init.to_string(),
             "particles": first.init.len(),
             "flows": cfg.flows,
             "updates": cfg.updates,

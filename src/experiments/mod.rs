@@ -55,10 +55,7 @@ pub const FLOW_NAMES: [&str; 10] = [
 
 /// The 2-D Gaussian target `N(0, [[1, .5], [.5, 1]])`.
 pub fn gaussian_target() -> Result<GaussianMixture> {
-    let g = Gaussian::new(
-        Array1::zeros(2),
-        ndarray::array![[1.0, 0.5], [0.5, 1.0]],
-    )?;
+    let g = Gaussian::new(Array1::zeros(2), ndarray::array![[1.0, 0.5], [0.5, 1.0]])?;
     GaussianMixture::new(vec![1.0], vec![g])
 }
 
@@ -205,7 +202,9 @@ impl std::str::FromStr for InitSpec {
         let bad = |why: &str| Error::param("init", s, why);
         let parts: Vec<&str> = s.split(':').collect();
         if parts.first().map(|p| p.to_ascii_lowercase()) != Some("gaussian".into()) {
-            return Err(bad("expected gaussian:MEAN:STD (e.g. gaussian:5,5:1) or a .csv file"));
+            return Err(bad(
+                "expected gaussian:MEAN:STD (e.g. gaussian:5,5:1) or a .csv file",
+            ));
         }
         let mean: Vec<f64> = match parts.get(1) {
             Some(m) if !m.is_empty() => m
@@ -235,6 +234,18 @@ impl std::str::FromStr for InitSpec {
     }
 }
 
+impl std::fmt::Display for InitSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            InitSpec::Gaussian { mean, std } => {
+                let m: Vec<String> = mean.iter().map(|a| a.to_string()).collect();
+                write!(f, "gaussian:{}:{std}", m.join(","))
+            }
+            InitSpec::File(p) => write!(f, "{}", p.display()),
+        }
+    }
+}
+
 impl InitSpec {
     /// The default initial law for a target: `N(0, I)` in 100-d, `N((5,5), I)` otherwise
     /// (the mean is repeated in every coordinate).
@@ -260,7 +271,10 @@ impl InitSpec {
                     return Err(Error::param(
                         "init",
                         format!("{mean:?}"),
-                        &format!("the mean has {} entries, the target has d = {d}", mean.len()),
+                        &format!(
+                            "the mean has {} entries, the target has d = {d}",
+                            mean.len()
+                        ),
                     ));
                 };
                 Ok(Gaussian::isotropic(m, *std)?.sample(n, rng))
@@ -272,10 +286,7 @@ impl InitSpec {
                         path: p.clone(),
                         row: None,
                         col: None,
-                        msg: format!(
-                            "{} columns, but the target has d = {d}",
-                            t.values.ncols()
-                        ),
+                        msg: format!("{} columns, but the target has d = {d}", t.values.ncols()),
                     });
                 }
                 Ok(t.values)
@@ -376,6 +387,10 @@ pub struct FlowParams {
     pub svgd_step: f64,
     /// Step size of Langevin.
     pub langevin_step: f64,
+    /// KKT tolerance of the exact MMD-prox QP solver.
+    pub qp_tol: f64,
+    /// Iteration cap of the exact MMD-prox QP solver.
+    pub qp_max_iter: usize,
 }
 
 impl FlowParams {
@@ -393,6 +408,8 @@ impl FlowParams {
         }
         check_positive("svgd-step", self.svgd_step)?;
         check_positive("langevin-step", self.langevin_step)?;
+        check_positive("qp-tol", self.qp_tol)?;
+        check_count("qp-max-iter", self.qp_max_iter)?;
         Ok(())
     }
 }
@@ -439,6 +456,11 @@ pub fn build_flow(
     density: Option<Arc<dyn LogDensity>>,
 ) -> Result<Box<dyn FlowStep>> {
     let w = Wasserstein::new(p.alpha)?.with_velocity(p.velocity);
+    let qp = ProxSolver::Exact(QpOptions {
+        tol: p.qp_tol,
+        max_iter: p.qp_max_iter,
+        power_iters: 30,
+    });
     let need_density = |f: &str| {
         density.clone().ok_or_else(|| {
             Error::param(
@@ -463,15 +485,11 @@ pub fn build_flow(
         "mmd-prox" => Box::new(Named {
             name: "mmd-prox",
             ups: 1,
-            inner: MmdProx::new(p.beta)?,
+            inner: MmdProx::new(p.beta)?.with_solver(qp)?,
         }),
         "ift" => Box::new(Ift {
             w,
-            prox: MmdProx::new(p.beta)?.with_solver(ProxSolver::Exact(QpOptions {
-                tol: 1e-8,
-                max_iter: 300,
-                power_iters: 30,
-            }))?,
+            prox: MmdProx::new(p.beta)?.with_solver(qp)?,
         }),
         "ift-pg" => Box::new(Named {
             name: "ift-pg",
