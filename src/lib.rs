@@ -16,6 +16,7 @@ pub mod app;
 pub mod bench;
 pub mod energy;
 pub mod error;
+pub mod experiments;
 pub mod flow;
 pub mod io;
 pub mod kernel;

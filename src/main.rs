@@ -18,7 +18,12 @@ struct Cli {
 }
 
 #[derive(Subcommand)]
-enum Cmd {}
+enum Cmd {
+    /// Compare MMD-minimising flows (MMD, noise, FR, WFR, MMD-prox, IFT, ...) on a target.
+    Flow(robustflow::app::flow::FlowArgs),
+    /// Two-sample MMD (biased, unbiased) with a permutation-test p-value.
+    Mmd(robustflow::app::mmd::MmdArgs),
+}
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -31,7 +36,10 @@ fn main() -> ExitCode {
             .num_threads(t)
             .build_global();
     }
-    let res: robustflow::Result<()> = match cli.cmd {};
+    let res: robustflow::Result<()> = match cli.cmd {
+        Cmd::Flow(a) => robustflow::app::flow::run(&a, &cli.global).map(|_| ()),
+        Cmd::Mmd(a) => robustflow::app::mmd::run(&a, &cli.global).map(|_| ()),
+    };
     match res {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

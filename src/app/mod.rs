@@ -12,3 +12,6 @@ pub struct GlobalOpts {
     #[arg(long, global = true)]
     pub threads: Option<usize>,
 }
+
+pub mod flow;
+pub mod mmd;

@@ -1,0 +1,765 @@
+//! The MMD-minimisation sampling experiments of DESIGN.md section 3 as a library: the
+//! reference targets, initial laws, the flows to compare and one seeded run of all of them
+//! on the same initial particles.
+//!
+//! Reference experiments (Arbel et al. 2019 [MMDF]; Gladin et al. 2024 [IFT], section 4 and
+//! the camera-ready 100-d experiment of the reference code `egorgladin/ift_flow`):
+//!
+//! | target | law |
+//! |---|---|
+//! | `gaussian` | `N(0, [[1, .5], [.5, 1]])` |
+//! | `mixture` | equal-weight mixture, means `(0,0)`, `(3,-1)`, `(1,4)`, covariances `[[1,1/2],[1/2,2]]`, `I`, `[[3,1/2],[1/2,1]]` |
+//! | `mixture100d` | `d = 100`, 3 equal components; component `c` (seeded by `c`) has mean `20 g/||g||`, `g ~ N(0, I)`, covariance `D + P P'`, `D` diagonal `U[0.5, 5]`, `P` `100 x 10` with `U[0, 1]` entries |
+//!
+//! The particles start from `N((5, 5), I)` (2-D) or `N(0, I)` (100-d) by default.
+//!
+//! The energy is `F(mu) = 1/2 MMD^2(mu, pi_m)` with `pi_m` the uniform measure on `m` samples
+//! of the target drawn once per seed (the *training* sample; the reference code instead
+//! draws a fresh minibatch at every iteration). The trace's `mmd2` column is the weighted
+//! V-statistic `MMD^2(mu, pi'_m)` against a *held-out* sample `pi'_m` (a second,
+//! independent draw of the same size), as in the reference code; the trace's `energy`
+//! column is `1/2 MMD^2` to the training sample. See [`HeldOutMmd`].
+
+use crate::energy::{Energy, FirstVariation, MmdEnergy, WeightQuadratic};
+use crate::error::{check_count, check_nonneg, check_positive, Error, Result};
+use crate::flow::{
+    Executor, FisherRao, FlowConfig, FlowResult, FlowStep, Ift, KernelFr, Langevin, MmdProx,
+    NoiseSchedule, Observer, ProxSolver, QpOptions, Svgd, Velocity, Wasserstein, Wfr,
+};
+use crate::kernel::{mmd2, Bandwidth, Kernel, KernelKind};
+use crate::measure::{Distribution, Gaussian, GaussianMixture, LogDensity, Particles};
+use ndarray::{Array1, Array2};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use rand_distr::StandardNormal;
+use serde::Serialize;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// Names of the bundled reference targets.
+pub const REFERENCE_TARGETS: [&str; 3] = ["gaussian", "mixture", "mixture100d"];
+
+/// Every flow the experiment knows, in the order they are listed in reports.
+pub const FLOW_NAMES: [&str; 10] = [
+    "mmd",
+    "mmd-noise",
+    "fr",
+    "wfr",
+    "mmd-prox",
+    "ift",
+    "ift-pg",
+    "kfr",
+    "svgd",
+    "langevin",
+];
+
+/// The 2-D Gaussian target `N(0, [[1, .5], [.5, 1]])`.
+pub fn gaussian_target() -> Result<GaussianMixture> {
+    let g = Gaussian::new(Array1::zeros(2), ndarray::array![[1.0, 0.5], [0.5, 1.0]])?;
+    GaussianMixture::new(vec![1.0], vec![g])
+}
+
+/// The 2-D three-component mixture target.
+pub fn mixture_target() -> Result<GaussianMixture> {
+    let c1 = Gaussian::new(
+        ndarray::array![0.0, 0.0],
+        ndarray::array![[1.0, 0.5], [0.5, 2.0]],
+    )?;
+    let c2 = Gaussian::new(ndarray::array![3.0, -1.0], Array2::eye(2))?;
+    let c3 = Gaussian::new(
+        ndarray::array![1.0, 4.0],
+        ndarray::array![[3.0, 0.5], [0.5, 1.0]],
+    )?;
+    GaussianMixture::new(vec![1.0; 3], vec![c1, c2, c3])
+}
+
+/// The 100-d three-component mixture of the IFT reference code (component `c` drawn from a
+/// generator seeded with `c`, so the target does not depend on the run's seed).
+pub fn mixture100d_target() -> Result<GaussianMixture> {
+    let d = 100;
+    let r = 10;
+    let mut comps = Vec::new();
+    for c in 0..3u64 {
+        let mut rng = StdRng::seed_from_u64(c);
+        let g: Vec<f64> = (0..d).map(|_| rng.sample(StandardNormal)).collect();
+        let norm = g.iter().map(|a| a * a).sum::<f64>().sqrt();
+        let mean: Array1<f64> = g.iter().map(|a| 20.0 * a / norm).collect();
+        let p = Array2::from_shape_fn((d, r), |_| rng.random_range(0.0..1.0));
+        let mut cov = p.dot(&p.t());
+        for i in 0..d {
+            cov[[i, i]] += rng.random_range(0.5..5.0);
+        }
+        comps.push(Gaussian::new(mean, cov)?);
+    }
+    GaussianMixture::new(vec![1.0; 3], comps)
+}
+
+/// A target of the experiment: a reference law (sampled, with a density) or a CSV file of
+/// samples.
+#[derive(Debug, Clone)]
+pub enum TargetSpec {
+    /// A bundled law by name.
+    Reference(String),
+    /// Samples read from a CSV file (rows = points).
+    File(PathBuf),
+}
+
+impl std::str::FromStr for TargetSpec {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        if REFERENCE_TARGETS.contains(&s) {
+            Ok(TargetSpec::Reference(s.to_string()))
+        } else if s.to_ascii_lowercase().ends_with(".csv") {
+            Ok(TargetSpec::File(PathBuf::from(s)))
+        } else {
+            Err(Error::param(
+                "target",
+                s,
+                "expected gaussian, mixture, mixture100d or a .csv file of samples",
+            ))
+        }
+    }
+}
+
+/// A loaded target: a law with a density, or fixed samples.
+#[derive(Clone)]
+pub enum LoadedTarget {
+    /// A Gaussian mixture (reference targets).
+    Law(Arc<GaussianMixture>),
+    /// Samples from a file.
+    Samples(Array2<f64>),
+}
+
+impl LoadedTarget {
+    /// Load a target.
+    pub fn load(spec: &TargetSpec) -> Result<Self> {
+        match spec {
+            TargetSpec::Reference(name) => Ok(LoadedTarget::Law(Arc::new(match name.as_str() {
+                "gaussian" => gaussian_target()?,
+                "mixture" => mixture_target()?,
+                "mixture100d" => mixture100d_target()?,
+                other => return Err(Error::param("target", other, "unknown reference target")),
+            }))),
+            TargetSpec::File(p) => {
+                let t = crate::io::read_numeric_csv(p)?;
+                if t.values.nrows() < 2 {
+                    return Err(Error::Data {
+                        path: p.clone(),
+                        row: None,
+                        col: None,
+                        msg: "need at least 2 target samples".into(),
+                    });
+                }
+                Ok(LoadedTarget::Samples(t.values))
+            }
+        }
+    }
+    /// Dimension.
+    pub fn dim(&self) -> usize {
+        match self {
+            LoadedTarget::Law(g) => Distribution::dim(g.as_ref()),
+            LoadedTarget::Samples(s) => s.ncols(),
+        }
+    }
+    /// The density, when the target has one.
+    pub fn density(&self) -> Option<Arc<dyn LogDensity>> {
+        match self {
+            LoadedTarget::Law(g) => Some(g.clone() as Arc<dyn LogDensity>),
+            LoadedTarget::Samples(_) => None,
+        }
+    }
+    /// Training and held-out samples: two independent draws of size `m` from a law; for a
+    /// file, the file's samples serve as both.
+    pub fn samples(&self, m: usize, rng: &mut StdRng) -> (Array2<f64>, Array2<f64>) {
+        match self {
+            LoadedTarget::Law(g) => (g.sample(m, rng), g.sample(m, rng)),
+            LoadedTarget::Samples(s) => (s.clone(), s.clone()),
+        }
+    }
+}
+
+/// The initial law of the particles.
+#[derive(Debug, Clone)]
+pub enum InitSpec {
+    /// `gaussian:MEAN:STD`: `N(mean, std^2 I)`; `MEAN` is one number (repeated in every
+    /// coordinate) or `d` comma-separated numbers.
+    Gaussian {
+        /// Mean (length 1 = broadcast).
+        mean: Vec<f64>,
+        /// Standard deviation.
+        std: f64,
+    },
+    /// Positions read from a CSV file (rows = particles; `--particles` is then ignored).
+    File(PathBuf),
+}
+
+impl std::str::FromStr for InitSpec {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        if s.to_ascii_lowercase().ends_with(".csv") {
+            return Ok(InitSpec::File(PathBuf::from(s)));
+        }
+        let bad = |why: &str| Error::param("init", s, why);
+        let parts: Vec<&str> = s.split(':').collect();
+        if parts.first().map(|p| p.to_ascii_lowercase()) != Some("gaussian".into()) {
+            return Err(bad(
+                "expected gaussian:MEAN:STD (e.g. gaussian:5,5:1) or a .csv file",
+            ));
+        }
+        let mean: Vec<f64> = match parts.get(1) {
+            Some(m) if !m.is_empty() => m
+                .split(',')
+                .map(|a| a.trim().parse::<f64>())
+                .collect::<std::result::Result<_, _>>()
+                .map_err(|_| bad("the mean must be comma-separated numbers"))?,
+            _ => vec![0.0],
+        };
+        if mean.iter().any(|a| !a.is_finite()) {
+            return Err(bad("the mean must be finite"));
+        }
+        let std = match parts.get(2) {
+            Some(v) => v
+                .trim()
+                .parse::<f64>()
+                .map_err(|_| bad("the standard deviation must be a number"))?,
+            None => 1.0,
+        };
+        if parts.len() > 3 {
+            return Err(bad("expected gaussian:MEAN:STD"));
+        }
+        if !(std.is_finite() && std > 0.0) {
+            return Err(bad("the standard deviation must be finite and > 0"));
+        }
+        Ok(InitSpec::Gaussian { mean, std })
+    }
+}
+
+impl std::fmt::Display for InitSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            InitSpec::Gaussian { mean, std } => {
+                let m: Vec<String> = mean.iter().map(|a| a.to_string()).collect();
+                write!(f, "gaussian:{}:{std}", m.join(","))
+            }
+            InitSpec::File(p) => write!(f, "{}", p.display()),
+        }
+    }
+}
+
+impl InitSpec {
+    /// The default initial law for a target: `N(0, I)` in 100-d, `N((5,5), I)` otherwise
+    /// (the mean is repeated in every coordinate).
+    pub fn default_for(target: &TargetSpec) -> Self {
+        let m = match target {
+            TargetSpec::Reference(n) if n == "mixture100d" => 0.0,
+            _ => 5.0,
+        };
+        InitSpec::Gaussian {
+            mean: vec![m],
+            std: 1.0,
+        }
+    }
+    /// Draw `n` initial positions in dimension `d`.
+    pub fn positions(&self, n: usize, d: usize, rng: &mut StdRng) -> Result<Array2<f64>> {
+        match self {
+            InitSpec::Gaussian { mean, std } => {
+                let m: Array1<f64> = if mean.len() == 1 {
+                    Array1::from_elem(d, mean[0])
+                } else if mean.len() == d {
+                    Array1::from(mean.clone())
+                } else {
+                    return Err(Error::param(
+                        "init",
+                        format!("{mean:?}"),
+                        &format!(
+                            "the mean has {} entries, the target has d = {d}",
+                            mean.len()
+                        ),
+                    ));
+                };
+                Ok(Gaussian::isotropic(m, *std)?.sample(n, rng))
+            }
+            InitSpec::File(p) => {
+                let t = crate::io::read_numeric_csv(p)?;
+                if t.values.ncols() != d {
+                    return Err(Error::Data {
+                        path: p.clone(),
+                        row: None,
+                        col: None,
+                        msg: format!("{} columns, but the target has d = {d}", t.values.ncols()),
+                    });
+                }
+                Ok(t.values)
+            }
+        }
+    }
+}
+
+/// `1/2 MMD^2` to the training sample, reporting `MMD^2` to a held-out sample in traces.
+///
+/// Every method but [`Energy::mmd2_to_target`] delegates to the wrapped [`MmdEnergy`];
+/// `mmd2_to_target` is the weighted V-statistic `MMD^2(mu, pi')` against the held-out
+/// sample `pi'` (uniform weights).
+pub struct HeldOutMmd {
+    /// The energy the flows descend.
+    pub inner: MmdEnergy,
+    /// The held-out sample.
+    pub heldout: Array2<f64>,
+    v: Vec<f64>,
+}
+
+impl HeldOutMmd {
+    /// Wrap `inner`, evaluating with `heldout` (rows = samples, uniform weights).
+    pub fn new(inner: MmdEnergy, heldout: Array2<f64>) -> Result<Self> {
+        let m = heldout.nrows();
+        check_count("target-samples", m)?;
+        let heldout = heldout.as_standard_layout().to_owned();
+        Ok(HeldOutMmd {
+            inner,
+            heldout,
+            v: vec![1.0 / m as f64; m],
+        })
+    }
+}
+
+impl Energy for HeldOutMmd {
+    fn name(&self) -> String {
+        self.inner.name()
+    }
+    fn value(&self, mu: &Particles) -> Result<f64> {
+        self.inner.value(mu)
+    }
+    fn first_variation_at(
+        &self,
+        mu: &Particles,
+        at: &[f64],
+        with_grad: bool,
+    ) -> Result<FirstVariation> {
+        self.inner.first_variation_at(mu, at, with_grad)
+    }
+    fn mmd2_to_target(&self, mu: &Particles) -> Option<Result<f64>> {
+        Some(mmd2(
+            &self.inner.kernel,
+            mu.x_slice(),
+            &mu.weights(),
+            self.heldout.as_slice().expect("standard layout"),
+            &self.v,
+            mu.dim(),
+        ))
+    }
+    fn weight_quadratic(&self, mu: &Particles) -> Option<Result<WeightQuadratic>> {
+        self.inner.weight_quadratic(mu)
+    }
+}
+
+/// The per-geometry parameters of the flows.
+///
+/// A position (Wasserstein) update moves `x_i` by `-tau alpha v_i grad g(x_i)` (`v_i = 1`,
+/// or `n w_i` for the mass-weighted velocity); weight updates use `tau` times:
+/// `beta` (MMD-prox / IFT: `eta = tau beta`), `beta_fr` (FR / WFR / KFR mirror steps:
+/// `w_i <- w_i exp(-tau beta_fr g_i) / Z`), `beta_pg` (IFT-PG: `w <- Proj(w - tau beta_pg g / n)`,
+/// so that the relative weight change per step is about `tau beta_pg g_i`, the same scale
+/// as the FR step, whatever `n`).
+#[derive(Debug, Clone, Serialize)]
+pub struct FlowParams {
+    /// Step size `tau`.
+    pub step_size: f64,
+    /// Transport weight `alpha`.
+    pub alpha: f64,
+    /// MMD-geometry weight (`eta = tau beta`).
+    pub beta: f64,
+    /// Fisher-Rao weight.
+    pub beta_fr: f64,
+    /// Projected-gradient weight (learning rate `tau beta_pg / n`).
+    pub beta_pg: f64,
+    /// Ridge of kernel FR.
+    pub lambda: f64,
+    /// Velocity of the flows' position steps (`mmd` keeps uniform weights, so only the
+    /// weight-moving flows see a difference).
+    pub velocity: Velocity,
+    /// Noise injection of `mmd-noise`: initial level.
+    pub noise: f64,
+    /// Noise halving period in iterations (`None`: constant).
+    pub noise_half_life: Option<usize>,
+    /// No noise from this iteration on.
+    pub noise_off: Option<usize>,
+    /// Step size of SVGD (its own scale).
+    pub svgd_step: f64,
+    /// Step size of Langevin.
+    pub langevin_step: f64,
+    /// KKT tolerance of the exact MMD-prox QP solver.
+    pub qp_tol: f64,
+    /// Iteration cap of the exact MMD-prox QP solver.
+    pub qp_max_iter: usize,
+}
+
+impl FlowParams {
+    /// Check every field; errors name the CLI parameter.
+    pub fn validate(&self) -> Result<()> {
+        check_positive("step-size", self.step_size)?;
+        check_positive("alpha", self.alpha)?;
+        check_positive("beta", self.beta)?;
+        check_positive("beta-fr", self.beta_fr)?;
+        check_positive("beta-pg", self.beta_pg)?;
+        check_positive("lambda", self.lambda)?;
+        check_nonneg("noise", self.noise)?;
+        if let Some(h) = self.noise_half_life {
+            check_count("noise-half-life", h)?;
+        }
+        check_positive("svgd-step", self.svgd_step)?;
+        check_positive("langevin-step", self.langevin_step)?;
+        check_positive("qp-tol", self.qp_tol)?;
+        check_count("qp-max-iter", self.qp_max_iter)?;
+        Ok(())
+    }
+}
+
+/// Parse a comma-separated list of flow names (duplicates removed, order kept).
+pub fn parse_flows(s: &str) -> Result<Vec<String>> {
+    let mut out: Vec<String> = Vec::new();
+    for f in s.split(',').map(|a| a.trim().to_ascii_lowercase()) {
+        if f.is_empty() {
+            continue;
+        }
+        if f == "all" {
+            for g in FLOW_NAMES {
+                if !out.iter().any(|o| o == g) {
+                    out.push(g.to_string());
+                }
+            }
+            continue;
+        }
+        if !FLOW_NAMES.contains(&f.as_str()) {
+            return Err(Error::param(
+                "flow",
+                &f,
+                &format!("unknown flow; expected some of {}", FLOW_NAMES.join(",")),
+            ));
+        }
+        if !out.contains(&f) {
+            out.push(f);
+        }
+    }
+    if out.is_empty() {
+        return Err(Error::param("flow", s, "no flow given"));
+    }
+    Ok(out)
+}
+
+/// Build the step of flow `name` for `n` particles. `density` is needed by `svgd` and
+/// `langevin`.
+pub fn build_flow(
+    name: &str,
+    p: &FlowParams,
+    n: usize,
+    kernel: &Kernel,
+    density: Option<Arc<dyn LogDensity>>,
+) -> Result<Box<dyn FlowStep>> {
+    let w = Wasserstein::new(p.alpha)?.with_velocity(p.velocity);
+    let qp = ProxSolver::Exact(QpOptions {
+        tol: p.qp_tol,
+        max_iter: p.qp_max_iter,
+        power_iters: 30,
+    });
+    let need_density = |f: &str| {
+        density.clone().ok_or_else(|| {
+            Error::param(
+                "flow",
+                f,
+                "needs a target with a density (gaussian, mixture, mixture100d), not a sample file",
+            )
+        })
+    };
+    Ok(match name {
+        "mmd" => Box::new(Wasserstein::new(p.alpha)?),
+        "mmd-noise" => Box::new(Wasserstein::new(p.alpha)?.with_noise(NoiseSchedule {
+            beta0: p.noise,
+            half_life: p.noise_half_life,
+            off_after: p.noise_off,
+        })?),
+        "fr" => Box::new(FisherRao::new(p.beta_fr)?),
+        "wfr" => Box::new(Wfr {
+            w,
+            fr: FisherRao::new(p.beta_fr)?,
+        }),
+        "mmd-prox" => Box::new(Named {
+            name: "mmd-prox",
+            ups: 1,
+            inner: MmdProx::new(p.beta)?.with_solver(qp)?,
+        }),
+        "ift" => Box::new(Ift {
+            w,
+            prox: MmdProx::new(p.beta)?.with_solver(qp)?,
+        }),
+        "ift-pg" => Box::new(Named {
+            name: "ift-pg",
+            ups: 2,
+            inner: Ift {
+                w,
+                prox: MmdProx::new(p.beta_pg / n as f64)?
+                    .with_solver(ProxSolver::ProjectedGradient)?,
+            },
+        }),
+        "kfr" => Box::new(KernelFr::new(*kernel, p.lambda, p.beta_fr)?),
+        "svgd" => Box::new(ScaledTau {
+            inner: Svgd::new(need_density("svgd")?, kernel.kind, Bandwidth::Median),
+            tau: p.svgd_step,
+        }),
+        "langevin" => Box::new(ScaledTau {
+            inner: Langevin::new(need_density("langevin")?),
+            tau: p.langevin_step,
+        }),
+        other => {
+            return Err(Error::param(
+                "flow",
+                other,
+                &format!("unknown flow; expected some of {}", FLOW_NAMES.join(",")),
+            ))
+        }
+    })
+}
+
+/// Renames a step (and fixes its update count) for reports.
+struct Named<S> {
+    name: &'static str,
+    ups: usize,
+    inner: S,
+}
+
+impl<S: FlowStep> FlowStep for Named<S> {
+    fn name(&self) -> String {
+        self.name.into()
+    }
+    fn updates_per_step(&self) -> usize {
+        self.ups
+    }
+    fn keeps_simplex(&self) -> bool {
+        self.inner.keeps_simplex()
+    }
+    fn step(
+        &mut self,
+        mu: &mut Particles,
+        energy: &dyn Energy,
+        ctx: &mut crate::flow::StepContext,
+    ) -> Result<()> {
+        self.inner.step(mu, energy, ctx)
+    }
+}
+
+/// Runs a step with its own step size (SVGD and Langevin live on another scale).
+struct ScaledTau<S> {
+    inner: S,
+    tau: f64,
+}
+
+impl<S: FlowStep> FlowStep for ScaledTau<S> {
+    fn name(&self) -> String {
+        self.inner.name()
+    }
+    fn step(
+        &mut self,
+        mu: &mut Particles,
+        energy: &dyn Energy,
+        ctx: &mut crate::flow::StepContext,
+    ) -> Result<()> {
+        let t = ctx.tau;
+        ctx.tau = self.tau;
+        let r = self.inner.step(mu, energy, ctx);
+        ctx.tau = t;
+        r
+    }
+}
+
+/// Everything one seeded comparison needs.
+#[derive(Clone)]
+pub struct ExperimentConfig {
+    /// The target.
+    pub target: LoadedTarget,
+    /// Target samples `m` (training and held-out each).
+    pub target_samples: usize,
+    /// The initial law.
+    pub init: InitSpec,
+    /// Number of particles `n` (ignored for a CSV init).
+    pub particles: usize,
+    /// Flows to compare.
+    pub flows: Vec<String>,
+    /// Budget of elementary updates per flow: a flow with two updates per iteration (WFR,
+    /// IFT) runs half as many iterations.
+    pub updates: usize,
+    /// Record every this many updates.
+    pub trace_every: usize,
+    /// Kernel profile.
+    pub kernel: KernelKind,
+    /// Bandwidth rule; the median heuristic is applied to the pooled initial particles and
+    /// training target sample.
+    pub bandwidth: Bandwidth,
+    /// Flow parameters.
+    pub params: FlowParams,
+    /// Optional wall-time budget per flow, seconds.
+    pub max_time_s: Option<f64>,
+}
+
+/// One flow's outcome in one seeded run.
+pub struct FlowOutcome {
+    /// The driver's result.
+    pub result: FlowResult,
+    /// The final particles.
+    pub particles: Particles,
+}
+
+/// The outcome of one seeded run of all flows.
+pub struct ExperimentRun {
+    /// The seed.
+    pub seed: u64,
+    /// The kernel used (bandwidth resolved).
+    pub kernel: Kernel,
+    /// The training target sample.
+    pub target_sample: Array2<f64>,
+    /// The initial particles (shared by all flows).
+    pub init: Particles,
+    /// `MMD^2` of the training sample to the held-out sample (the noise floor).
+    pub floor_mmd2: f64,
+    /// Per flow, in the order asked.
+    pub flows: Vec<(String, FlowOutcome)>,
+}
+
+impl ExperimentConfig {
+    /// Check the numeric settings; errors name the CLI parameter.
+    pub fn validate(&self) -> Result<()> {
+        check_count("particles", self.particles)?;
+        check_count("target-samples", self.target_samples)?;
+        check_count("steps", self.updates)?;
+        check_count("trace-every", self.trace_every)?;
+        if let Bandwidth::Fixed(h) = self.bandwidth {
+            check_positive("bandwidth", h)?;
+        }
+        self.params.validate()
+    }
+
+    /// Run every flow from the same initial particles with seed `seed`. `observers(flow,
+    /// iterations)` may attach extra observers (progress bars) to each run.
+    pub fn run(
+        &self,
+        seed: u64,
+        mut observers: impl FnMut(&str, usize) -> Vec<Box<dyn Observer>>,
+    ) -> Result<ExperimentRun> {
+        self.validate()?;
+        let d = self.target.dim();
+        let mut rng = StdRng::seed_from_u64(seed);
+        let (train, heldout) = self.target.samples(self.target_samples, &mut rng);
+        let x0 = self.init.positions(self.particles, d, &mut rng)?;
+        let init = Particles::uniform(x0)?;
+        let kernel = match self.bandwidth {
+            Bandwidth::Fixed(h) => Kernel::new(self.kernel, h)?,
+            Bandwidth::Median => {
+                let mut pooled = init.x_slice().to_vec();
+                pooled.extend(train.iter());
+                Kernel::with_bandwidth(self.kernel, Bandwidth::Median, &pooled, d)?
+            }
+        };
+        let target = Particles::uniform(train.clone())?;
+        let energy = HeldOutMmd::new(MmdEnergy::new(kernel, target)?, heldout.clone())?;
+        let m = heldout.nrows();
+        let floor_mmd2 = mmd2(
+            &kernel,
+            train.as_standard_layout().as_slice().expect("standard"),
+            &vec![1.0 / train.nrows() as f64; train.nrows()],
+            energy.heldout.as_slice().expect("standard"),
+            &vec![1.0 / m as f64; m],
+            d,
+        )?;
+        let mut flows = Vec::new();
+        for name in &self.flows {
+            let mut step = build_flow(
+                name,
+                &self.params,
+                init.len(),
+                &kernel,
+                self.target.density(),
+            )?;
+            let ups = step.updates_per_step();
+            let iters = (self.updates / ups).max(1);
+            let cfg = FlowConfig {
+                steps: iters,
+                step_size: self.params.step_size,
+                tol: 0.0,
+                seed: seed.wrapping_mul(0x9E37_79B9_7F4A_7C15).wrapping_add(17),
+                trace_every: (self.trace_every / ups).max(1),
+                max_time_s: self.max_time_s,
+            };
+            let mut ex = Executor::new(cfg)?;
+            for o in observers(name, iters) {
+                ex.add_observer(o);
+            }
+            let mut mu = init.clone();
+            let mut result = ex.run(&mut mu, &energy, &mut step).map_err(|e| match e {
+                Error::Diverged { step, detail } => Error::Diverged {
+                    step,
+                    detail: format!("flow {name}: {detail}"),
+                },
+                e => e,
+            })?;
+            result.flow = name.clone();
+            for r in result.trace.iter_mut() {
+                r.flow = name.clone();
+            }
+            flows.push((
+                name.clone(),
+                FlowOutcome {
+                    result,
+                    particles: mu,
+                },
+            ));
+        }
+        Ok(ExperimentRun {
+            seed,
+            kernel,
+            target_sample: train,
+            init,
+            floor_mmd2,
+            flows,
+        })
+    }
+}
+
+/// Median and quantiles of a sample (linear interpolation between order statistics).
+#[derive(Debug, Clone, Serialize)]
+pub struct Quantiles {
+    /// Number of values.
+    pub n: usize,
+    /// Minimum.
+    pub min: f64,
+    /// First quartile.
+    pub q25: f64,
+    /// Median.
+    pub median: f64,
+    /// Third quartile.
+    pub q75: f64,
+    /// Maximum.
+    pub max: f64,
+}
+
+impl Quantiles {
+    /// Quantiles of `v` (must be non-empty and free of NaN).
+    pub fn of(v: &[f64]) -> Result<Self> {
+        if v.is_empty() {
+            return Err(Error::Other("quantiles of an empty sample".into()));
+        }
+        let mut s = v.to_vec();
+        s.sort_by(|a, b| a.total_cmp(b));
+        let q = |p: f64| {
+            let pos = p * (s.len() - 1) as f64;
+            let lo = pos.floor() as usize;
+            let hi = pos.ceil() as usize;
+            s[lo] + (pos - lo as f64) * (s[hi] - s[lo])
+        };
+        Ok(Quantiles {
+            n: s.len(),
+            min: s[0],
+            q25: q(0.25),
+            median: q(0.5),
+            q75: q(0.75),
+            max: s[s.len() - 1],
+        })
+    }
+}
