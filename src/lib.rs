@@ -16,6 +16,7 @@ pub mod app;
 pub mod energy;
 pub mod error;
 pub mod flow;
+pub mod inference;
 pub mod io;
 pub mod kernel;
 pub mod linalg;
