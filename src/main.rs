@@ -18,7 +18,10 @@ struct Cli {
 }
 
 #[derive(Subcommand)]
-enum Cmd {}
+enum Cmd {
+    /// Forward-KL (inclusive) particle approximation of a target vs reverse-KL baselines.
+    FitKl(robustflow::app::fit_kl::FitKlArgs),
+}
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -31,7 +34,9 @@ fn main() -> ExitCode {
             .num_threads(t)
             .build_global();
     }
-    let res: robustflow::Result<()> = match cli.cmd {};
+    let res: robustflow::Result<()> = match cli.cmd {
+        Cmd::FitKl(a) => robustflow::app::fit_kl::run(&a, &cli.global),
+    };
     match res {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

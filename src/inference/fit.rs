@@ -19,8 +19,8 @@ use super::targets::{as_log_density, SteinTarget};
 use crate::energy::{Energy, MmdEnergy};
 use crate::error::{Error, Result};
 use crate::flow::{
-    Executor, FisherRao, FlowConfig, FlowResult, FlowStep, Ift, Langevin, ProgressObserver,
-    StepContext, Svgd, Wasserstein, Wfr,
+    Executor, FisherRao, FlowConfig, FlowResult, FlowStep, Ift, Langevin, MmdProx,
+    ProgressObserver, ProxSolver, QpOptions, StepContext, Svgd, Wasserstein, Wfr,
 };
 use crate::kernel::{mmd2, Bandwidth, Kernel, KernelKind};
 use crate::measure::{Distribution, GaussianMixture, Particles};
@@ -258,6 +258,8 @@ pub struct FitConfig {
     pub stein_bandwidth: Bandwidth,
     /// Energy used by `ift`, `wfr`, `fr`.
     pub energy: EnergyChoice,
+    /// Settings of the exact simplex QP of the `ift` weight step.
+    pub qp: QpOptions,
     /// Trace interval.
     pub trace_every: usize,
     /// Hide progress bars.
@@ -278,6 +280,11 @@ impl Default for FitConfig {
             stein_kernel: KernelKind::Imq,
             stein_bandwidth: Bandwidth::Median,
             energy: EnergyChoice::Auto,
+            qp: QpOptions {
+                tol: 1e-7,
+                max_iter: 100,
+                power_iters: 30,
+            },
             trace_every: 10,
             quiet: true,
         }
@@ -428,7 +435,21 @@ pub fn fit(
     }
     let energy = match method {
         Method::Mmd => mmd_energy(target, kernels, method)?,
-        Method::Ksd | Method::Svgd | Method::Langevin => ksd_energy(target, kernels, method)?,
+        Method::Ksd => ksd_energy(target, kernels, method)?,
+        Method::Svgd | Method::Langevin => {
+            if target.density.is_none() {
+                return Err(Error::param(
+                    "method",
+                    method,
+                    "the reverse-KL baselines need a density target (not --samples)",
+                ));
+            }
+            if target.samples.is_some() && cfg.energy != EnergyChoice::Ksd {
+                mmd_energy(target, kernels, method)?
+            } else {
+                ksd_energy(target, kernels, method)?
+            }
+        }
         Method::Ift | Method::Wfr | Method::Fr => match cfg.energy {
             EnergyChoice::Mmd => mmd_energy(target, kernels, method)?,
             EnergyChoice::Ksd => ksd_energy(target, kernels, method)?,
@@ -442,7 +463,10 @@ pub fn fit(
         },
     };
     let inner: Box<dyn FlowStep> = match method {
-        Method::Ift => Box::new(Ift::new(cfg.alpha, cfg.beta)?),
+        Method::Ift => Box::new(Ift {
+            w: Wasserstein::new(cfg.alpha)?,
+            prox: MmdProx::new(cfg.beta)?.with_solver(ProxSolver::Exact(cfg.qp))?,
+        }),
         Method::Wfr => Box::new(Wfr::new(cfg.alpha, cfg.beta)?),
         Method::Mmd | Method::Ksd => Box::new(Wasserstein::new(cfg.alpha)?),
         Method::Fr => Box::new(FisherRao::new(cfg.beta)?),
