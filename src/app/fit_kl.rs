@@ -11,7 +11,7 @@ use super::GlobalOpts;
 use crate::error::{Error, Result};
 use crate::inference::{
     fit, summarize, Banana, EnergyChoice, FitConfig, FitKernels, Funnel, InferenceTarget,
-    LogisticPosterior, Method, MethodReport,
+    LogisticPosterior, Method, MethodReport, SteinTarget, Whitened,
 };
 use crate::io::{read_numeric_csv, write_json_atomic, write_points_csv};
 use crate::kernel::{Bandwidth, KernelKind};
@@ -129,6 +129,11 @@ pub struct FitKlArgs {
     /// Samples drawn from a mixture target for the MMD energy (stratified by component).
     #[arg(long, default_value_t = 1000)]
     pub target_samples: usize,
+    /// Run the flows in coordinates whitened by the Laplace approximation (mode and inverse
+    /// Hessian; the forward KL is invariant under this affine map): auto (on for the
+    /// logistic posterior), on, off. Reports and files are in the original coordinates.
+    #[arg(long, default_value = "auto")]
+    pub whiten: String,
     /// Trace every this many steps.
     #[arg(long, default_value_t = 10)]
     pub trace_every: usize,
@@ -245,6 +250,10 @@ struct Built {
     steps: BTreeMap<Method, f64>,
     /// Description for the report.
     info: serde_json::Value,
+    /// When the flows run in whitened coordinates: the map back.
+    whiten: Option<Arc<Whitened>>,
+    /// The target in the original coordinates (for plots), when whitened.
+    plot_target: Option<InferenceTarget>,
 }
 
 fn default_steps(kind: &str) -> BTreeMap<Method, f64> {
@@ -282,6 +291,36 @@ fn default_steps(kind: &str) -> BTreeMap<Method, f64> {
 }
 
 fn build_target(a: &FitKlArgs, seed: u64) -> Result<Built> {
+    let mut b = build_target_raw(a, seed)?;
+    let on = match a.whiten.as_str() {
+        "auto" => b.info["kind"] == "logistic-posterior",
+        "on" => true,
+        "off" => false,
+        w => return Err(Error::param("whiten", w, "expected auto, on or off")),
+    };
+    if on {
+        let dens =
+            b.target.density.clone().ok_or_else(|| {
+                Error::param("whiten", &a.whiten, "whitening needs a density target")
+            })?;
+        let w = Arc::new(Whitened::laplace(dens, &b.init_mean)?);
+        b.info["whitened"] = serde_json::json!({"laplace_mode": w.shift,
+            "laplace_cov": w.l.dot(&w.l.t()).outer_iter().map(|r| r.to_vec()).collect::<Vec<_>>()});
+        let d = w.shift.len();
+        let orig = std::mem::replace(
+            &mut b.target,
+            InferenceTarget::from_density(w.clone() as Arc<dyn SteinTarget>),
+        );
+        b.plot_target = Some(orig);
+        b.init_mean = vec![0.0; d];
+        b.init_std = 2.0;
+        b.steps = default_steps("density");
+        b.whiten = Some(w);
+    }
+    Ok(b)
+}
+
+fn build_target_raw(a: &FitKlArgs, seed: u64) -> Result<Built> {
     if let Some(p) = &a.samples {
         let s = read_samples(p)?;
         let mean = s.mean();
@@ -293,6 +332,8 @@ fn build_target(a: &FitKlArgs, seed: u64) -> Result<Built> {
             init_mean: mean,
             init_std: 2.0 * sd.max(1e-3),
             steps: default_steps("samples"),
+            whiten: None,
+            plot_target: None,
         });
     }
     let mut rng = StdRng::seed_from_u64(seed ^ 0x5eed_0f_7a46e7);
@@ -324,6 +365,8 @@ fn build_target(a: &FitKlArgs, seed: u64) -> Result<Built> {
                 init_mean: centre,
                 init_std: spread.max(a.mixture_std),
                 steps: default_steps("samples"),
+                whiten: None,
+                plot_target: None,
             })
         }
         "gaussian" => {
@@ -348,6 +391,8 @@ fn build_target(a: &FitKlArgs, seed: u64) -> Result<Built> {
                 init_mean: m,
                 init_std: 2.0 * sd,
                 steps: default_steps("density"),
+                whiten: None,
+                plot_target: None,
             })
         }
         "banana" => {
@@ -361,6 +406,8 @@ fn build_target(a: &FitKlArgs, seed: u64) -> Result<Built> {
                 init_mean: vec![0.0; a.dim],
                 init_std: 2.0,
                 steps: default_steps("density"),
+                whiten: None,
+                plot_target: None,
             })
         }
         "funnel" => {
@@ -373,6 +420,8 @@ fn build_target(a: &FitKlArgs, seed: u64) -> Result<Built> {
                 init_mean: vec![0.0; a.dim],
                 init_std: 1.5,
                 steps: default_steps("density"),
+                whiten: None,
+                plot_target: None,
             })
         }
         "logistic-posterior" | "logistic" => {
@@ -409,6 +458,8 @@ fn build_target(a: &FitKlArgs, seed: u64) -> Result<Built> {
                 init_mean: vec![0.0; d],
                 init_std: 1.0,
                 steps: default_steps("logistic"),
+                whiten: None,
+                plot_target: None,
             })
         }
         other => Err(Error::param(
@@ -420,6 +471,23 @@ fn build_target(a: &FitKlArgs, seed: u64) -> Result<Built> {
 }
 
 fn initial_particles(a: &FitKlArgs, b: &Built, seed: u64) -> Result<Particles> {
+    let p = initial_particles_raw(a, b, seed)?;
+    match (&b.whiten, a.init.as_str()) {
+        (Some(w), i) if i != "auto" => {
+            // user-given positions are in the original coordinates: z = L^{-1}(x - m)
+            let mut z = p.x.clone();
+            for mut r in z.outer_iter_mut() {
+                let diff: Vec<f64> = r.iter().zip(&w.shift).map(|(x, m)| x - m).collect();
+                let zi = crate::linalg::solve_lower(&w.l, &diff);
+                r.assign(&ndarray::ArrayView1::from(&zi[..]));
+            }
+            Particles::with_log_weights(z, p.log_weights().clone())
+        }
+        _ => Ok(p),
+    }
+}
+
+fn initial_particles_raw(a: &FitKlArgs, b: &Built, seed: u64) -> Result<Particles> {
     let d = b.target.dim();
     let mut rng = StdRng::seed_from_u64(seed);
     let normal = |mean: Vec<f64>, sd: f64, rng: &mut StdRng| -> Result<Particles> {
@@ -697,8 +765,18 @@ pub fn run(a: &FitKlArgs, g: &GlobalOpts) -> Result<()> {
         let mut traces = Vec::new();
         summary.seeds.push(seed);
         for m in &methods {
-            let f = fit(&built.target, &init, *m, &kernels, &cfg)?;
-            let rep = summarize(&built.target, &kernels, &cfg, &f)?;
+            let mut f = fit(&built.target, &init, *m, &kernels, &cfg)?;
+            let mut rep = summarize(&built.target, &kernels, &cfg, &f)?;
+            if let Some(w) = &built.whiten {
+                // back to the original coordinates (KSD stays the whitened one)
+                f.particles = Particles::with_log_weights(
+                    w.map_rows(&f.particles.x),
+                    f.particles.log_weights().clone(),
+                )?;
+                rep.mean = f.particles.mean();
+                rep.cov = f.particles.cov().outer_iter().map(|r| r.to_vec()).collect();
+            }
+            let plot_target = built.plot_target.as_ref().unwrap_or(&built.target);
             let name = m.as_str().to_string();
             if !g.quiet {
                 eprintln!(
@@ -745,7 +823,7 @@ pub fn run(a: &FitKlArgs, g: &GlobalOpts) -> Result<()> {
                         &a.out_dir.join(format!("particles_{name}.png")),
                         &format!("{name} ({}), {}", rep.energy, built.target.name),
                         &f.particles,
-                        &built.target,
+                        plot_target,
                         dims,
                     )?;
                 }

@@ -29,5 +29,6 @@ pub use stein::{
     SteinKernel,
 };
 pub use targets::{
-    as_log_density, fd_hvp, AsLogDensity, Banana, Funnel, LogisticPosterior, SteinTarget,
+    as_log_density, fd_hvp, hessian, laplace_approximation, AsLogDensity, Banana, Funnel,
+    LogisticPosterior, SteinTarget, Whitened,
 };
