@@ -111,9 +111,12 @@ pub struct FitKlArgs {
     /// Weight of the transport part.
     #[arg(long, default_value_t = 1.0)]
     pub alpha: f64,
-    /// Weight of the reaction (weight) part.
+    /// Weight `beta` of the MMD-prox weight step of ift (`eta = step * beta`).
     #[arg(long, default_value_t = 1.0)]
     pub beta: f64,
+    /// Weight of the Fisher-Rao mirror step of wfr and fr (`w <- w exp(-step * fr_beta * g)`).
+    #[arg(long, default_value_t = 10.0)]
+    pub fr_beta: f64,
     /// MMD kernel: gaussian, imq or laplace.
     #[arg(long, default_value = "gaussian")]
     pub kernel: String,
@@ -746,6 +749,7 @@ pub fn run(a: &FitKlArgs, g: &GlobalOpts) -> Result<()> {
             seed,
             alpha: a.alpha,
             beta: a.beta,
+            fr_beta: a.fr_beta,
             kernel,
             bandwidth,
             stein_kernel,

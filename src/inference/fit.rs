@@ -246,8 +246,11 @@ pub struct FitConfig {
     pub seed: u64,
     /// Weight `alpha` of the transport part.
     pub alpha: f64,
-    /// Weight `beta` of the reaction (weight) part.
+    /// Weight `beta` of the MMD-prox weight step of `ift` (`eta = tau beta`).
     pub beta: f64,
+    /// Weight of the Fisher-Rao mirror step of `wfr` and `fr`
+    /// (`w_i <- w_i exp(-tau fr_beta g_i) / Z`).
+    pub fr_beta: f64,
     /// Base kernel of the MMD energy.
     pub kernel: KernelKind,
     /// Bandwidth of the MMD kernel (median: over the target samples).
@@ -275,6 +278,7 @@ impl Default for FitConfig {
             seed: 0,
             alpha: 1.0,
             beta: 1.0,
+            fr_beta: 10.0,
             kernel: KernelKind::Gaussian,
             bandwidth: Bandwidth::Median,
             stein_kernel: KernelKind::Imq,
@@ -467,9 +471,9 @@ pub fn fit(
             w: Wasserstein::new(cfg.alpha)?,
             prox: MmdProx::new(cfg.beta)?.with_solver(ProxSolver::Exact(cfg.qp))?,
         }),
-        Method::Wfr => Box::new(Wfr::new(cfg.alpha, cfg.beta)?),
+        Method::Wfr => Box::new(Wfr::new(cfg.alpha, cfg.fr_beta)?),
         Method::Mmd | Method::Ksd => Box::new(Wasserstein::new(cfg.alpha)?),
-        Method::Fr => Box::new(FisherRao::new(cfg.beta)?),
+        Method::Fr => Box::new(FisherRao::new(cfg.fr_beta)?),
         Method::Svgd | Method::Langevin => {
             let dens = target
                 .density
