@@ -18,6 +18,7 @@ pub mod energy;
 pub mod error;
 pub mod experiments;
 pub mod flow;
+pub mod inference;
 pub mod io;
 pub mod kernel;
 pub mod linalg;

@@ -23,6 +23,8 @@ enum Cmd {
     Flow(robustflow::app::flow::FlowArgs),
     /// Two-sample MMD (biased, unbiased) with a permutation-test p-value.
     Mmd(robustflow::app::mmd::MmdArgs),
+    /// Forward-KL (inclusive) particle approximation of a target vs reverse-KL baselines.
+    FitKl(robustflow::app::fit_kl::FitKlArgs),
 }
 
 fn main() -> ExitCode {
@@ -39,6 +41,7 @@ fn main() -> ExitCode {
     let res: robustflow::Result<()> = match cli.cmd {
         Cmd::Flow(a) => robustflow::app::flow::run(&a, &cli.global).map(|_| ()),
         Cmd::Mmd(a) => robustflow::app::mmd::run(&a, &cli.global).map(|_| ()),
+        Cmd::FitKl(a) => robustflow::app::fit_kl::run(&a, &cli.global),
     };
     match res {
         Ok(()) => ExitCode::SUCCESS,
