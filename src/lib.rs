@@ -14,6 +14,8 @@
 
 pub mod app;
 pub mod bench;
+pub mod data;
+pub mod dro;
 pub mod energy;
 pub mod error;
 pub mod experiments;
@@ -23,6 +25,7 @@ pub mod io;
 pub mod kernel;
 pub mod linalg;
 pub mod measure;
+pub mod model;
 pub mod plot;
 
 pub use error::{Error, Result};

@@ -1,0 +1,1 @@
+//! Tabular data: CSV loading with a schema, encoders, standardisation, splits, shifts.

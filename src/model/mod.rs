@@ -1,0 +1,1 @@
+//! Models and losses in candle: logistic, softmax, MLP and linear regression.
