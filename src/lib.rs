@@ -27,5 +27,6 @@ pub mod linalg;
 pub mod measure;
 pub mod model;
 pub mod plot;
+pub mod train;
 
 pub use error::{Error, Result};

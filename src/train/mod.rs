@@ -1,0 +1,1 @@
+//! The robust trainer: outer minibatch loop (candle optimisers) over an inner maximisation.
