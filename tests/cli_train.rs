@@ -136,7 +136,7 @@ fn train_rejects_a_bad_flag_value() {
     let o = bin()
         .args(["--quiet", "train", "--data"])
         .arg(&data)
-        .args(["--lr", "-1", "--out"])
+        .args(["--lr=-1", "--out"])
         .arg(dir.path().join("m"))
         .output()
         .unwrap();
