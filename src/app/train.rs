@@ -169,7 +169,11 @@ impl TrainArgs {
             task,
             impute,
             drop_constant: self.drop_constant,
-            test_fraction: if self.test.is_some() { 0.0 } else { self.test_fraction },
+            test_fraction: if self.test.is_some() {
+                0.0
+            } else {
+                self.test_fraction
+            },
             val_fraction: self.val_fraction,
             test_file: self.test.clone(),
             seed: self.seed,
@@ -235,8 +239,12 @@ pub fn run(args: &TrainArgs, g: &GlobalOpts) -> Result<TrainedModel> {
             "test ({} rows): loss {:.4}, accuracy {}, rmse {}",
             r.n_test,
             t.loss,
-            t.accuracy.map(|a| format!("{a:.4}")).unwrap_or_else(|| "-".into()),
-            t.rmse.map(|a| format!("{a:.4}")).unwrap_or_else(|| "-".into())
+            t.accuracy
+                .map(|a| format!("{a:.4}"))
+                .unwrap_or_else(|| "-".into()),
+            t.rmse
+                .map(|a| format!("{a:.4}"))
+                .unwrap_or_else(|| "-".into())
         );
     }
     println!("wrote {}", args.out.display());
