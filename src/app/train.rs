@@ -109,6 +109,22 @@ pub struct TrainArgs {
     /// Keep the worst-case particles across epochs.
     #[arg(long)]
     pub warm_start: bool,
+    /// `wasserstein`: use the 1-Wasserstein set with this norm cost (l1, l2, linf;
+    /// constraint form) instead of the squared Euclidean cost.
+    #[arg(long)]
+    pub w1_norm: Option<String>,
+    /// `wfr`: multiplier of the KL term on the weights (default: --penalty).
+    #[arg(long)]
+    pub kl_penalty: Option<f64>,
+    /// `kl`, `chi2`: run the weight flow for --inner-steps instead of the closed form.
+    #[arg(long)]
+    pub weight_flow: bool,
+    /// Constraint form: bisection steps on the multiplier.
+    #[arg(long, default_value_t = 30)]
+    pub tune_iters: usize,
+    /// Constraint form: relative tolerance of the radius reached.
+    #[arg(long, default_value_t = 1e-3)]
+    pub tune_tol: f64,
     /// Output model directory.
     #[arg(long)]
     pub out: PathBuf,
@@ -116,12 +132,7 @@ pub struct TrainArgs {
 
 /// Parse the inner flow of the MMD set.
 pub fn parse_inner_flow(s: &str) -> Result<InnerFlow> {
-    match s.to_ascii_lowercase().as_str() {
-        "ift" => Ok(InnerFlow::Ift),
-        "wfr" => Ok(InnerFlow::Wfr),
-        "w" | "wasserstein" => Ok(InnerFlow::W),
-        _ => Err(Error::param("inner-flow", s, "expected ift, wfr or w")),
-    }
+    s.parse()
 }
 
 /// Parse `--hidden 64,64`.
@@ -154,6 +165,12 @@ impl TrainArgs {
             extra_support: self.extra_support,
             warm_start: self.warm_start,
             seed: self.seed,
+            norm: self.w1_norm.as_deref().map(str::parse).transpose()?,
+            kl_penalty: self.kl_penalty,
+            weight_flow: self.weight_flow,
+            certificate: false,
+            tune_iters: self.tune_iters,
+            tune_tol: self.tune_tol,
         })
     }
 
