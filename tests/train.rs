@@ -79,6 +79,7 @@ impl InnerMax for AscentInner {
             value,
             radius: 0.0,
             multiplier: 1.0,
+            ..WorstCase::default()
         })
     }
 }
@@ -177,6 +178,7 @@ impl InnerMax for KlExact {
             w,
             radius: 0.0,
             multiplier: self.0,
+            ..WorstCase::default()
         })
     }
 }
@@ -331,5 +333,85 @@ fn invalid_hyper_parameters_are_named() {
     ] {
         let e = format!("{}", p.validate().unwrap_err());
         assert!(e.contains(name), "{e}");
+    }
+}
+
+/// Danskin with the crate's WRM solver (penalty form, squared cost): at the inner fixed
+/// point `x* = x0 + grad_x l(x*) / (2 gamma)`, the trainer's step equals the gradient of the
+/// robust surrogate `phi(theta) = mean_i sup_x [l(theta, x) - gamma ||x - x0_i||^2]`,
+/// computed here by re-solving the inner problem at each perturbed theta.
+#[test]
+fn wrm_outer_gradient_is_gradient_of_the_robust_surrogate() {
+    use robustflow::dro::{build_inner, AmbiguityConfig, SetKind};
+    let gamma = 1.0;
+    let cfg = AmbiguityConfig {
+        set: SetKind::Wasserstein,
+        penalty: Some(gamma),
+        inner_steps: 200,
+        inner_step_size: 1.0,
+        ..AmbiguityConfig::default()
+    };
+    let mut inner = build_inner(&cfg).unwrap();
+    let a = Architecture::new(ModelKind::Logistic, 4, Some(2), &[], Activation::Elu).unwrap();
+    let m = Model::new(a, 3).unwrap();
+    let mut r = StdRng::seed_from_u64(8);
+    let n = 16;
+    let x: Vec<f64> = (0..n * 4).map(|_| r.random_range(-1.0..1.0)).collect();
+    let y: Vec<f64> = (0..n).map(|_| r.random_range(0..2) as f64).collect();
+    let idx: Vec<usize> = (0..n).collect();
+    let b = Batch {
+        x: &x,
+        y: &y,
+        d: 4,
+        idx: &idx,
+    };
+    let wc = inner.solve(&m, &b).unwrap();
+    assert!(wc.x != x, "the particles moved");
+    // The fixed point holds (the inner problem is solved exactly).
+    let (_, g) = m.losses_and_grads(&wc.x, &wc.y).unwrap();
+    for k in 0..x.len() {
+        assert!((wc.x[k] - x[k] - g[k] / (2.0 * gamma)).abs() < 1e-9);
+    }
+    let mut inner2 = build_inner(&cfg).unwrap();
+    let phi = |mm: &Model| {
+        let w = inner2.solve(mm, &b).unwrap();
+        let l = mm.losses(&w.x, &w.y).unwrap();
+        (0..n)
+            .map(|i| {
+                let c: f64 = (0..4)
+                    .map(|j| (w.x[i * 4 + j] - x[i * 4 + j]).powi(2))
+                    .sum();
+                w.w[i] * (l[i] - gamma * c)
+            })
+            .sum::<f64>()
+    };
+    let phi = std::cell::RefCell::new(phi);
+    fd_check(&m, &wc, 0.0, |mm| (phi.borrow_mut())(mm), 1e-6);
+}
+
+#[test]
+fn wasserstein_training_reports_robust_loss_above_clean_loss() {
+    use robustflow::dro::{AmbiguityConfig, SetKind};
+    let data = breast_cancer();
+    let p = TrainParams::default()
+        .model(ModelKind::Logistic)
+        .epochs(3)
+        .lr(0.05)
+        .seed(1)
+        .ambiguity(AmbiguityConfig {
+            set: SetKind::Wasserstein,
+            penalty: Some(0.5),
+            inner_steps: 10,
+            inner_step_size: 0.5,
+            ..AmbiguityConfig::default()
+        })
+        .validate()
+        .unwrap();
+    let t = Trainer::new(p).fit(&data).unwrap();
+    assert_eq!(t.report.ambiguity, "wasserstein");
+    for e in &t.report.epochs {
+        assert!(e.robust_loss > e.loss, "{e:?}");
+        assert!(e.radius > 0.0);
+        assert_eq!(e.multiplier, Some(0.5));
     }
 }
