@@ -23,7 +23,9 @@ fn main() -> robustflow::Result<()> {
         .seed(0);
     let robust = AmbiguityConfig {
         set: SetKind::Wasserstein,
-        penalty: Some(1.0),
+        penalty: Some(0.5),
+        inner_steps: 10,
+        inner_step_size: 0.5,
         ..AmbiguityConfig::default()
     };
     let mut sets = vec![("none", AmbiguityConfig::default())];
