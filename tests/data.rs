@@ -325,3 +325,26 @@ fn shift_moves_means_and_scales() {
     assert!(Shift::parse("zz+1", &f).is_err());
     assert!(Shift::parse("a^2", &f).is_err());
 }
+
+#[test]
+fn separate_test_file_uses_the_training_schema() {
+    let t = table("mixed.csv", MIXED);
+    let t2 = table(
+        "test.csv",
+        "label,size,colour,age\nyes,3,red,100.0\nno,1,blue,-50.0\n",
+    );
+    let d = load_tables(&t, Some(&t2), &LoadOptions::default()).unwrap();
+    assert_eq!(d.train.len(), 12, "no split: every row trains");
+    assert_eq!(d.test.len(), 2);
+    let s = &d.schema;
+    // age standardised with the training mean and std (6.5, sqrt(143/12)).
+    let sd = (143.0f64 / 12.0).sqrt();
+    assert!((d.test.x[0] - (100.0 - 6.5) / sd).abs() < 1e-12);
+    assert_eq!(s.label_name(d.test.y[0]), "yes");
+    let bad = table("bad.csv", "label,size,colour,age\nyes,3,violet,1\n");
+    let e = err_string(load_tables(&t, Some(&bad), &LoadOptions::default()).unwrap_err());
+    assert!(
+        e.contains("bad.csv") && e.contains("row 1") && e.contains("colour"),
+        "{e}"
+    );
+}
