@@ -415,3 +415,42 @@ fn wasserstein_training_reports_robust_loss_above_clean_loss() {
         assert_eq!(e.multiplier, Some(0.5));
     }
 }
+
+#[test]
+fn certify_brackets_the_w1_closed_form_of_a_trained_logistic_model() {
+    use robustflow::dro::{AmbiguityConfig, Norm, SetKind};
+    let data = breast_cancer();
+    let p = TrainParams::default()
+        .model(ModelKind::Logistic)
+        .epochs(5)
+        .lr(0.05)
+        .seed(1)
+        .validate()
+        .unwrap();
+    let t = Trainer::new(p).fit(&data).unwrap();
+    let cfg = AmbiguityConfig {
+        set: SetKind::Wasserstein,
+        norm: Some(Norm::L2),
+        ..AmbiguityConfig::default()
+    };
+    let rows = t.certify(&data.test, &cfg, &[0.0, 0.05, 0.2]).unwrap();
+    assert_eq!(rows.len(), 3);
+    let emp = t.evaluate(&data.test).unwrap().loss;
+    for r in &rows {
+        assert!((r.empirical_risk - emp).abs() < 1e-12);
+        let c = r
+            .closed_form
+            .expect("closed form for a logistic model under W1");
+        assert!(
+            r.lower_bound <= c + 1e-9 && r.lower_bound >= emp - 1e-12,
+            "{r:?}"
+        );
+        if let Some(u) = r.upper_bound {
+            assert!(u >= c - 1e-9, "{r:?}");
+        }
+    }
+    assert!(
+        (rows[0].closed_form.unwrap() - emp).abs() < 1e-12,
+        "radius 0: ERM"
+    );
+}

@@ -586,6 +586,26 @@ impl TrainedModel {
         metrics(&self.model, Some(&self.schema), &data.x, &data.y)
     }
 
+    /// The worst-case risk of this model over the ambiguity set `cfg.set` at each radius
+    /// (constraint form), on all of `data`: lower bound (a feasible distribution found by
+    /// the inner flow), upper bound and closed form where theory gives them. See
+    /// [`crate::dro::certify`].
+    pub fn certify(
+        &self,
+        data: &Dataset,
+        cfg: &AmbiguityConfig,
+        radii: &[f64],
+    ) -> Result<Vec<crate::dro::certify::CertifyRow>> {
+        let idx: Vec<usize> = (0..data.len()).collect();
+        let batch = Batch {
+            x: &data.x,
+            y: &data.y,
+            d: data.d,
+            idx: &idx,
+        };
+        crate::dro::certify::certify(&self.model, &batch, cfg, radii)
+    }
+
     /// Save to `dir`: `model.safetensors`, `model.json` and `report.json` (atomic writes).
     pub fn save(&self, dir: impl AsRef<Path>) -> Result<()> {
         let dir = dir.as_ref();
