@@ -154,6 +154,7 @@ impl TrainArgs {
             extra_support: self.extra_support,
             warm_start: self.warm_start,
             seed: self.seed,
+            ..AmbiguityConfig::default()
         })
     }
 
