@@ -74,6 +74,7 @@ impl InnerMax for AscentInner {
             value,
             radius: 0.0,
             multiplier: 1.0,
+            ..Default::default()
         })
     }
 }
@@ -167,6 +168,7 @@ impl InnerMax for KlExact {
             w,
             radius: 0.0,
             multiplier: self.0,
+            ..Default::default()
         })
     }
 }
