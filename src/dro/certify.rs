@@ -123,5 +123,5 @@ pub fn write_worst_csv(
             rows.push(row);
         }
     }
-    crate::io::write_csv_atomic(path, &header, rows.into_iter())
+    crate::io::write_csv_atomic(path, &header, rows)
 }
