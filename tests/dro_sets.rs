@@ -1,6 +1,8 @@
 //! Ambiguity sets of `robustflow::dro` against closed forms, duals, KKT conditions,
 //! monotonicity and Danskin's theorem, on an analytic logistic-regression `PointLoss`.
 
+#![allow(clippy::needless_range_loop)]
+
 use rand::{Rng, SeedableRng};
 use rand_distr::StandardNormal;
 use robustflow::dro::weights::{chi2_divergence, kl_divergence};
@@ -269,7 +271,7 @@ fn chi2_matches_its_closed_form_and_kkt_when_clipped() {
         &m,
         &data,
     );
-    assert!(wc.w.iter().any(|w| *w == 0.0));
+    assert!(wc.w.contains(&0.0));
     assert!((chi2_divergence(&wc.w) - rho).abs() < 1e-8);
     let c = 2.0 * wc.multiplier * n;
     let i = (0..l.len()).find(|i| wc.w[*i] > 0.0).unwrap();
