@@ -115,8 +115,11 @@ pub struct FitKlArgs {
     #[arg(long, default_value_t = 1.0)]
     pub beta: f64,
     /// Weight of the Fisher-Rao mirror step of wfr and fr (`w <- w exp(-step * fr_beta * g)`).
-    #[arg(long, default_value_t = 10.0)]
-    pub fr_beta: f64,
+    /// Default: 1 for the MMD energy (sample and mixture targets, step 1), 10 for the KSD
+    /// energy (density targets, step 0.05): the mirror step is stable for
+    /// `step * fr_beta * max|k| <~ 1`; larger products make the weights oscillate.
+    #[arg(long)]
+    pub fr_beta: Option<f64>,
     /// MMD kernel: gaussian, imq or laplace.
     #[arg(long, default_value = "gaussian")]
     pub kernel: String,
@@ -749,7 +752,11 @@ pub fn run(a: &FitKlArgs, g: &GlobalOpts) -> Result<()> {
             seed,
             alpha: a.alpha,
             beta: a.beta,
-            fr_beta: a.fr_beta,
+            fr_beta: match a.fr_beta {
+                Some(v) => crate::error::check_positive("fr-beta", v)?,
+                None if built.target.samples.is_some() && energy != EnergyChoice::Ksd => 1.0,
+                None => 10.0,
+            },
             kernel,
             bandwidth,
             stein_kernel,
