@@ -604,6 +604,9 @@ struct Report {
     steps: usize,
     seed: u64,
     energy: EnergyChoice,
+    alpha: f64,
+    beta: f64,
+    fr_beta: f64,
     kernels: FitKernels,
     methods: BTreeMap<String, MethodReport>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -619,8 +622,18 @@ struct SeedSummary {
     mass_error: BTreeMap<String, Vec<f64>>,
     /// per method: median over seeds of mass_error
     median_mass_error: BTreeMap<String, f64>,
+    /// per method: [min, lower quartile, median, upper quartile, max] over seeds of mass_error
+    mass_error_quantiles: BTreeMap<String, [f64; 5]>,
     /// per method: per seed KSD or MMD^2 to the target
     discrepancy: BTreeMap<String, Vec<f64>>,
+}
+
+/// Quantile `p` of sorted values by linear interpolation (the median of an even count is
+/// the mean of the two middle values).
+fn quantile(sorted: &[f64], p: f64) -> f64 {
+    let h = p * (sorted.len() - 1) as f64;
+    let (lo, hi) = (h.floor() as usize, h.ceil() as usize);
+    sorted[lo] + (h - lo as f64) * (sorted[hi] - sorted[lo])
 }
 
 fn plot_dims(s: &str, d: usize) -> Result<(usize, usize)> {
@@ -735,9 +748,11 @@ pub fn run(a: &FitKlArgs, g: &GlobalOpts) -> Result<()> {
         component_mass: BTreeMap::new(),
         mass_error: BTreeMap::new(),
         median_mass_error: BTreeMap::new(),
+        mass_error_quantiles: BTreeMap::new(),
         discrepancy: BTreeMap::new(),
     };
     let mut first_kernels = None;
+    let mut first_fr_beta = f64::NAN;
     let mut info = serde_json::Value::Null;
     for seed in a.seed..a.seed + a.seeds {
         let built = build_target(a, seed)?;
@@ -868,18 +883,29 @@ pub fn run(a: &FitKlArgs, g: &GlobalOpts) -> Result<()> {
                 true,
             )?;
             first_kernels = Some(kernels);
+            first_fr_beta = cfg.fr_beta;
             info = built.info.clone();
         }
     }
     for (k, v) in &summary.mass_error {
         let mut s = v.clone();
         s.sort_by(|a, b| a.total_cmp(b));
-        summary.median_mass_error.insert(k.clone(), s[s.len() / 2]);
+        let q = |p: f64| quantile(&s, p);
+        summary.median_mass_error.insert(k.clone(), q(0.5));
+        summary
+            .mass_error_quantiles
+            .insert(k.clone(), [q(0.0), q(0.25), q(0.5), q(0.75), q(1.0)]);
     }
     if a.seeds > 1 && !summary.median_mass_error.is_empty() {
-        println!("median over {} seeds of max_c |mass_c - p_c|:", a.seeds);
-        for (k, v) in &summary.median_mass_error {
-            println!("  {k:9} {v:.3}");
+        println!(
+            "max_c |mass_c - p_c| over {} seeds: median [min, lower quartile, upper quartile, max]",
+            a.seeds
+        );
+        for (k, v) in &summary.mass_error_quantiles {
+            println!(
+                "  {k:9} {:.3} [{:.3}, {:.3}, {:.3}, {:.3}]",
+                v[2], v[0], v[1], v[3], v[4]
+            );
         }
     }
     let report = Report {
@@ -889,6 +915,9 @@ pub fn run(a: &FitKlArgs, g: &GlobalOpts) -> Result<()> {
         steps: a.steps,
         seed: a.seed,
         energy,
+        alpha: a.alpha,
+        beta: a.beta,
+        fr_beta: first_fr_beta,
         kernels: first_kernels.expect("at least one seed"),
         methods: methods_first,
         seeds: (a.seeds > 1).then_some(summary),
