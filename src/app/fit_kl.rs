@@ -758,7 +758,13 @@ pub fn run(a: &FitKlArgs, g: &GlobalOpts) -> Result<()> {
         let built = build_target(a, seed)?;
         let methods = parse_methods(&a.method, &built.target)?;
         let init = initial_particles(a, &built, seed)?;
-        let mut step_sizes = built.steps.clone();
+        // the mixture has samples and a density: with --energy ksd its step sizes are those
+        // of the density targets
+        let mut step_sizes = if energy == EnergyChoice::Ksd && built.info["kind"] == "mixture" {
+            default_steps("density")
+        } else {
+            built.steps.clone()
+        };
         apply_step_sizes(&a.step_size, &mut step_sizes)?;
         let cfg = FitConfig {
             steps: a.steps,
