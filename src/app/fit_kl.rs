@@ -274,6 +274,17 @@ fn default_steps(kind: &str) -> BTreeMap<Method, f64> {
             (Method::Svgd, 0.1),
             (Method::Langevin, 0.05),
         ],
+        // the funnel's Hessian grows like e^{-v} in the neck: KSD descent and WFR fling
+        // particles out of it with step 0.05
+        "funnel" => &[
+            (Method::Ift, 0.02),
+            (Method::Wfr, 0.02),
+            (Method::Mmd, 0.5),
+            (Method::Fr, 0.02),
+            (Method::Ksd, 0.02),
+            (Method::Svgd, 0.1),
+            (Method::Langevin, 0.02),
+        ],
         "logistic" => &[
             (Method::Ift, 1e-3),
             (Method::Wfr, 1e-3),
@@ -425,7 +436,7 @@ fn build_target_raw(a: &FitKlArgs, seed: u64) -> Result<Built> {
                 target: InferenceTarget::from_density(Arc::new(f)).with_reference(reference),
                 init_mean: vec![0.0; a.dim],
                 init_std: 1.5,
-                steps: default_steps("density"),
+                steps: default_steps("funnel"),
                 whiten: None,
                 plot_target: None,
             })
