@@ -25,6 +25,12 @@ enum Cmd {
     Mmd(robustflow::app::mmd::MmdArgs),
     /// Forward-KL (inclusive) particle approximation of a target vs reverse-KL baselines.
     FitKl(robustflow::app::fit_kl::FitKlArgs),
+    /// Train a (distributionally robust) model on a CSV.
+    Train(robustflow::app::train::TrainArgs),
+    /// Evaluate a trained model: clean, under attack (FGSM/PGD) and under covariate shift.
+    Eval(robustflow::app::eval::EvalArgs),
+    /// ERM versus a robust model on the bundled breast-cancer data, under PGD-L2 attacks.
+    Demo(robustflow::app::train::DemoArgs),
 }
 
 fn main() -> ExitCode {
@@ -42,6 +48,9 @@ fn main() -> ExitCode {
         Cmd::Flow(a) => robustflow::app::flow::run(&a, &cli.global).map(|_| ()),
         Cmd::Mmd(a) => robustflow::app::mmd::run(&a, &cli.global).map(|_| ()),
         Cmd::FitKl(a) => robustflow::app::fit_kl::run(&a, &cli.global),
+        Cmd::Train(a) => robustflow::app::train::run(&a, &cli.global).map(|_| ()),
+        Cmd::Eval(a) => robustflow::app::eval::run(&a, &cli.global).map(|_| ()),
+        Cmd::Demo(a) => robustflow::app::train::run_demo(&a, &cli.global).map(|_| ()),
     };
     match res {
         Ok(()) => ExitCode::SUCCESS,

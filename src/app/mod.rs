@@ -15,5 +15,7 @@ pub struct GlobalOpts {
     pub threads: Option<usize>,
 }
 
+pub mod eval;
 pub mod flow;
 pub mod mmd;
+pub mod train;

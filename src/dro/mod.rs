@@ -8,8 +8,36 @@
 //!
 //! The two halves meet at [`PointLoss`]: the model side implements it (per-sample losses
 //! and their input gradients, from candle's autodiff), the ambiguity sets here consume it.
+//!
+//! | set | energy on the particles | core step | module |
+//! |---|---|---|---|
+//! | `wasserstein` [WRM] | `sum_i w_i (-l(x_i) + gamma ||x_i - x0_i||^2 [+ kappa 1{y_i != y0_i}])` | [`crate::flow::Wasserstein`] | [`wasserstein`] |
+//! | `wasserstein` + `norm` (1-Wasserstein, norm cost) [WDRO] | exact: `empirical + eps ||w||_*` for linear models | (closed form) | [`wasserstein`] |
+//! | `kl` | `-w.l + lambda KL(w | 1/n)` | [`crate::flow::FisherRao`] (or the closed form `softmax(l/lambda)`) | [`weights`] |
+//! | `chi2` | `-w.l + lambda (n ||w||^2 - 1)` | projected step [`crate::flow::MmdProx`] (or `Proj(l / (2 lambda n))`) | [`weights`] |
+//! | `cvar` | `sup w.l` over `w_i <= 1 / (alpha n)` | (closed form: top `alpha` fraction) | [`weights`] |
+//! | `mmd` [KDRO] | `-w.l(x) + lambda/2 MMD^2(mu, P_N)` | [`crate::flow::Ift`], [`crate::flow::Wfr`], W or MMD-prox | [`mmd`] |
+//! | `wfr` | `-w.l + gamma sum w_i c_i + lambda KL(w | 1/n)` | [`crate::flow::Wfr`] | [`wfr`] |
+//!
+//! Penalty form: the multiplier is given. Constraint form (`radius`): the multiplier is
+//! tuned by bisection on its logarithm until the divergence reached is at most the
+//! radius (the feasible side is kept, so the value is a lower bound on the sup), and every
+//! set reports an upper bound where theory gives one (see [`certify`]).
 
-use crate::error::Result;
+pub mod certify;
+pub mod mmd;
+pub(crate) mod tune;
+pub mod wasserstein;
+pub mod weights;
+pub mod wfr;
+
+pub use certify::{certify, certify_full, w1_closed_form, CertifyRow};
+pub use mmd::{MmdDro, MmdDroEnergy};
+pub use wasserstein::{W1Dro, WassersteinDro, WassersteinEnergy};
+pub use weights::{Chi2Energy, CvarDro, KlEnergy, WeightDro};
+pub use wfr::{WfrDro, WfrEnergy};
+
+use crate::error::{Error, Result};
 
 /// Per-sample losses `l(theta, (x_i, y_i))` of a fixed model, and their gradients with
 /// respect to the inputs, on plain row-major `f64` arrays.
@@ -25,6 +53,19 @@ pub trait PointLoss: Sync {
     fn losses(&self, x: &[f64], y: &[f64]) -> Result<Vec<f64>>;
     /// Losses and their gradients `grad_x l(theta, (x_i, y_i))` (row-major `n x d`).
     fn losses_and_grads(&self, x: &[f64], y: &[f64]) -> Result<(Vec<f64>, Vec<f64>)>;
+    /// For a model whose loss depends on `x` only through the score `s = w.x + b`
+    /// (binary logistic regression, linear regression): `(w, b)`. `None` (the default)
+    /// for other models. Used by the 1-Wasserstein closed form.
+    fn linear_weights(&self) -> Option<(Vec<f64>, f64)> {
+        None
+    }
+    /// The Lipschitz constant of the per-sample loss as a function of the score `s` of
+    /// [`PointLoss::linear_weights`]: `1` for the logistic loss, `None` (the default) when
+    /// it is unbounded (the squared loss) or unknown. The 1-Wasserstein closed form
+    /// `empirical + eps L ||w||_*` needs both.
+    fn score_lipschitz(&self) -> Option<f64> {
+        None
+    }
 }
 
 /// A minibatch of data points `xi_i = (x_i, y_i)`.
@@ -67,6 +108,12 @@ pub struct WorstCase {
     pub radius: f64,
     /// The multiplier `lambda` (penalty) used or tuned.
     pub multiplier: f64,
+    /// An upper bound on the sup over the set at `radius` (dual / certificate), when the
+    /// set has one and it was asked for ([`AmbiguityConfig::certificate`]; always for
+    /// `kl`, `chi2`, `cvar`, `wasserstein`).
+    pub upper_bound: Option<f64>,
+    /// The exact worst-case risk when a closed form exists.
+    pub closed_form: Option<f64>,
 }
 
 /// An inner maximisation `sup_{P in A} E_P l` for a fixed model.
@@ -100,6 +147,8 @@ impl InnerMax for Erm {
             value,
             radius: 0.0,
             multiplier: f64::INFINITY,
+            upper_bound: Some(value),
+            closed_form: Some(value),
         })
     }
 }
@@ -146,6 +195,20 @@ impl std::str::FromStr for SetKind {
     }
 }
 
+impl std::fmt::Display for SetKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            SetKind::None => "none",
+            SetKind::Wasserstein => "wasserstein",
+            SetKind::Kl => "kl",
+            SetKind::Chi2 => "chi2",
+            SetKind::Cvar => "cvar",
+            SetKind::Mmd => "mmd",
+            SetKind::Wfr => "wfr",
+        })
+    }
+}
+
 /// Which flow solves the MMD (kernel DRO) inner problem.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -156,10 +219,112 @@ pub enum InnerFlow {
     Wfr,
     /// Wasserstein (positions only).
     W,
+    /// MMD-prox weight step only (atoms fixed at the support points: the KDRO QP).
+    Prox,
+}
+
+impl std::str::FromStr for InnerFlow {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        Ok(match s.to_ascii_lowercase().as_str() {
+            "ift" => InnerFlow::Ift,
+            "wfr" => InnerFlow::Wfr,
+            "w" | "wasserstein" => InnerFlow::W,
+            "prox" | "mmd-prox" | "weights" => InnerFlow::Prox,
+            _ => {
+                return Err(Error::param(
+                    "inner-flow",
+                    s,
+                    "expected ift, wfr, w or prox",
+                ))
+            }
+        })
+    }
+}
+
+/// The norm of the transport cost `||x - x'||` of the 1-Wasserstein set (its dual norm
+/// multiplies `eps` in the closed form: L2 -> L2, L1 -> Linf, Linf -> L1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Norm {
+    /// Euclidean.
+    L2,
+    /// Sum of absolute values.
+    L1,
+    /// Largest absolute value.
+    Linf,
+}
+
+impl Norm {
+    /// `||v||` in this norm.
+    pub fn of(&self, v: &[f64]) -> f64 {
+        match self {
+            Norm::L2 => v.iter().map(|a| a * a).sum::<f64>().sqrt(),
+            Norm::L1 => v.iter().map(|a| a.abs()).sum(),
+            Norm::Linf => v.iter().fold(0.0, |m, a| m.max(a.abs())),
+        }
+    }
+    /// The dual norm `||v||_*`.
+    pub fn dual_of(&self, v: &[f64]) -> f64 {
+        match self {
+            Norm::L2 => Norm::L2.of(v),
+            Norm::L1 => Norm::Linf.of(v),
+            Norm::Linf => Norm::L1.of(v),
+        }
+    }
+    /// A unit vector `u` (`||u|| = 1`) with `g.u = ||g||_*` (the steepest direction).
+    pub fn steepest(&self, g: &[f64]) -> Vec<f64> {
+        let mut u = vec![0.0; g.len()];
+        match self {
+            Norm::L2 => {
+                let n = Norm::L2.of(g);
+                if n > 0.0 {
+                    u.iter_mut().zip(g).for_each(|(a, b)| *a = b / n);
+                }
+            }
+            Norm::Linf => u.iter_mut().zip(g).for_each(|(a, b)| *a = b.signum() * (*b != 0.0) as u8 as f64),
+            Norm::L1 => {
+                if let Some((k, v)) = g
+                    .iter()
+                    .enumerate()
+                    .max_by(|a, b| a.1.abs().total_cmp(&b.1.abs()))
+                {
+                    if *v != 0.0 {
+                        u[k] = v.signum();
+                    }
+                }
+            }
+        }
+        u
+    }
+}
+
+impl std::str::FromStr for Norm {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        Ok(match s.to_ascii_lowercase().as_str() {
+            "l2" | "2" => Norm::L2,
+            "l1" | "1" => Norm::L1,
+            "linf" | "inf" | "l-inf" => Norm::Linf,
+            _ => return Err(Error::param("norm", s, "expected l2, l1 or linf")),
+        })
+    }
 }
 
 /// Hyper-parameters of an ambiguity set and its inner solver (validated by [`build_inner`]).
+///
+/// Radii: `wasserstein` mean squared transport cost `rho = W_c(P, P_N)` with
+/// `c = ||x - x0||^2 (+ kappa 1{y != y0})` (with `norm`: the 1-Wasserstein radius `eps`);
+/// `kl` `KL(P | P_N)`; `chi2` `chi^2(P | P_N) = n ||w||^2 - 1`; `cvar`
+/// `rho = ln(1 / alpha)` (the Renyi-infinity ball: `w_i <= e^rho / n`; `alpha = e^-rho`);
+/// `mmd` the MMD itself (not its square): `MMD(P, P_N) <= eps`.
+///
+/// Step sizes are relative to the penalty's curvature: a Wasserstein step moves
+/// `x <- x - tau / (2 gamma) grad g` (so `tau = 1` is the fixed-point iteration
+/// `x = x0 + grad l(x) / (2 gamma)`), a Fisher-Rao step on a KL penalty uses `beta = 1 / lambda`
+/// (`tau = 1` jumps to the exact solution); values in `(0, 1]` are stable.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
 pub struct AmbiguityConfig {
     /// The set.
     pub set: SetKind,
@@ -185,6 +350,21 @@ pub struct AmbiguityConfig {
     pub warm_start: bool,
     /// Seed of the inner solver's randomness.
     pub seed: u64,
+    /// `wasserstein`: use the 1-Wasserstein set with this norm as cost instead of the
+    /// squared Euclidean cost (constraint form only; exact for linear models).
+    pub norm: Option<Norm>,
+    /// `wfr`: the multiplier of the KL term on the weights (default: `penalty`).
+    pub kl_penalty: Option<f64>,
+    /// `kl`, `chi2`: solve the penalised problem by the core's flow (FR for `kl`,
+    /// projected steps for `chi2`) for `inner_steps` steps instead of the closed form.
+    pub weight_flow: bool,
+    /// Compute the upper bounds that cost extra work (the KDRO dual of `mmd`).
+    pub certificate: bool,
+    /// Constraint form: bisection steps on the multiplier.
+    pub tune_iters: usize,
+    /// Constraint form: stop the bisection when the radius reached is within
+    /// `tune_tol * radius` below the radius.
+    pub tune_tol: f64,
 }
 
 impl Default for AmbiguityConfig {
@@ -202,16 +382,213 @@ impl Default for AmbiguityConfig {
             extra_support: 0,
             warm_start: false,
             seed: 0,
+            norm: None,
+            kl_penalty: None,
+            weight_flow: false,
+            certificate: false,
+            tune_iters: 30,
+            tune_tol: 1e-3,
         }
     }
 }
 
-/// Build the inner solver of an ambiguity set.
-pub fn build_inner(cfg: &AmbiguityConfig) -> Result<Box<dyn InnerMax>> {
-    match cfg.set {
-        SetKind::None => Ok(Box::new(Erm)),
-        other => Err(crate::error::Error::Other(format!(
-            "ambiguity set {other:?}: inner solver not built yet"
-        ))),
+impl AmbiguityConfig {
+    /// A configuration for `set` in the constraint form `D(P, P_N) <= radius`.
+    pub fn constrained(set: SetKind, radius: f64) -> Self {
+        AmbiguityConfig {
+            set,
+            radius: Some(radius),
+            ..Default::default()
+        }
     }
+    /// A configuration for `set` in the penalty form with multiplier `penalty`.
+    pub fn penalized(set: SetKind, penalty: f64) -> Self {
+        AmbiguityConfig {
+            set,
+            penalty: Some(penalty),
+            ..Default::default()
+        }
+    }
+
+    /// Check every field; errors name the parameter (as the CLI flag).
+    pub fn validate(&self) -> Result<()> {
+        use crate::error::{check_count, check_nonneg, check_positive};
+        check_count("inner-steps", self.inner_steps)?;
+        check_positive("inner-step-size", self.inner_step_size)?;
+        check_count("tune-iters", self.tune_iters)?;
+        check_positive("tune-tol", self.tune_tol)?;
+        if let Some(k) = self.label_cost {
+            check_nonneg("label-cost", k)?;
+            if self.set != SetKind::Wasserstein {
+                return Err(Error::param(
+                    "label-cost",
+                    k,
+                    "only the wasserstein set moves labels",
+                ));
+            }
+        }
+        if let Some(k) = self.kl_penalty {
+            check_positive("kl-penalty", k)?;
+        }
+        if let crate::kernel::Bandwidth::Fixed(h) = self.bandwidth {
+            check_positive("bandwidth", h)?;
+        }
+        if self.set == SetKind::None {
+            return Ok(());
+        }
+        match (self.radius, self.penalty) {
+            (Some(r), None) => {
+                check_nonneg("radius", r)?;
+            }
+            (None, Some(p)) => {
+                check_positive("penalty", p)?;
+            }
+            (Some(_), Some(_)) => {
+                return Err(Error::param(
+                    "penalty",
+                    self.penalty.unwrap_or_default(),
+                    "give either --radius (constraint form) or --penalty, not both",
+                ))
+            }
+            (None, None) => {
+                return Err(Error::param(
+                    "radius",
+                    "none",
+                    &format!("ambiguity set {} needs --radius or --penalty", self.set),
+                ))
+            }
+        }
+        if self.set == SetKind::Cvar && self.penalty.is_some() {
+            return Err(Error::param(
+                "penalty",
+                self.penalty.unwrap_or_default(),
+                "cvar has only the constraint form: give --radius = ln(1/alpha)",
+            ));
+        }
+        if self.norm.is_some() && (self.set != SetKind::Wasserstein || self.penalty.is_some()) {
+            return Err(Error::param(
+                "norm",
+                format!("{:?}", self.norm),
+                "the norm cost is for the wasserstein set in the constraint form (--radius)",
+            ));
+        }
+        if self.norm.is_some() && self.label_cost.is_some() {
+            return Err(Error::param(
+                "label-cost",
+                self.label_cost.unwrap_or_default(),
+                "the 1-Wasserstein set keeps labels fixed",
+            ));
+        }
+        if self.set == SetKind::Wfr && self.radius.is_some() {
+            return Err(Error::param(
+                "radius",
+                self.radius.unwrap_or_default(),
+                "wfr has only the penalty form: give --penalty (and optionally kl_penalty)",
+            ));
+        }
+        if self.extra_support > 0 && self.set != SetKind::Mmd {
+            return Err(Error::param(
+                "extra-support",
+                self.extra_support,
+                "extra support points are for the mmd set",
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Build the inner solver of an ambiguity set (the configuration is validated first).
+pub fn build_inner(cfg: &AmbiguityConfig) -> Result<Box<dyn InnerMax>> {
+    cfg.validate()?;
+    Ok(match cfg.set {
+        SetKind::None => Box::new(Erm),
+        SetKind::Wasserstein if cfg.norm.is_some() => Box::new(W1Dro::new(cfg.clone())?),
+        SetKind::Wasserstein => Box::new(WassersteinDro::new(cfg.clone())?),
+        SetKind::Kl | SetKind::Chi2 => Box::new(WeightDro::new(cfg.clone())?),
+        SetKind::Cvar => Box::new(CvarDro::new(cfg.clone())?),
+        SetKind::Mmd => Box::new(MmdDro::new(cfg.clone())?),
+        SetKind::Wfr => Box::new(WfrDro::new(cfg.clone())?),
+    })
+}
+
+/// Check a batch against a loss: shapes, finiteness. Errors name the row.
+pub(crate) fn check_batch(loss: &dyn PointLoss, b: &Batch) -> Result<usize> {
+    let n = b.len();
+    if n == 0 {
+        return Err(Error::param("batch", 0, "empty batch"));
+    }
+    if b.d == 0 || b.d != loss.dim() {
+        return Err(Error::Shape(format!(
+            "batch has d = {}, the model expects d = {}",
+            b.d,
+            loss.dim()
+        )));
+    }
+    if b.x.len() != n * b.d {
+        return Err(Error::Shape(format!(
+            "batch has {} inputs for {n} labels of dimension {}",
+            b.x.len(),
+            b.d
+        )));
+    }
+    if !b.idx.is_empty() && b.idx.len() != n {
+        return Err(Error::Shape(format!(
+            "batch has {} indices for {n} points",
+            b.idx.len()
+        )));
+    }
+    if let Some(k) = b.x.iter().position(|v| !v.is_finite()) {
+        return Err(Error::param(
+            "batch",
+            b.x[k],
+            &format!("input row {}, column {} is not finite", k / b.d, k % b.d),
+        ));
+    }
+    Ok(n)
+}
+
+/// Losses, checked finite (a NaN loss would silently poison the weights).
+pub(crate) fn finite_losses(loss: &dyn PointLoss, x: &[f64], y: &[f64]) -> Result<Vec<f64>> {
+    let l = loss.losses(x, y)?;
+    check_finite_losses(&l)?;
+    Ok(l)
+}
+
+pub(crate) fn check_finite_losses(l: &[f64]) -> Result<()> {
+    if let Some(i) = l.iter().position(|v| !v.is_finite()) {
+        return Err(Error::Diverged {
+            step: 0,
+            detail: format!("loss of point {i} is {}", l[i]),
+        });
+    }
+    Ok(())
+}
+
+/// Run a core flow step for `steps` iterations with the core driver (records only at the
+/// start and the end, so the energy is evaluated twice).
+pub(crate) fn run_core_flow(
+    mu: &mut crate::measure::Particles,
+    energy: &dyn crate::energy::Energy,
+    step: &mut dyn crate::flow::FlowStep,
+    steps: usize,
+    tau: f64,
+    seed: u64,
+) -> Result<crate::flow::FlowResult> {
+    let cfg = crate::flow::FlowConfig {
+        steps,
+        step_size: tau,
+        tol: 0.0,
+        seed,
+        trace_every: steps,
+        max_time_s: None,
+    };
+    crate::flow::Executor::new(cfg)?.run(mu, energy, step)
+}
+
+/// Particles from a row-major array.
+pub(crate) fn particles(x: Vec<f64>, d: usize, w: &[f64]) -> Result<crate::measure::Particles> {
+    let n = x.len() / d;
+    let a = ndarray::Array2::from_shape_vec((n, d), x)
+        .map_err(|e| Error::Shape(format!("particles: {e}")))?;
+    crate::measure::Particles::with_weights(a, w)
 }

@@ -1,1 +1,559 @@
-//! Models and losses in candle: logistic, softmax, MLP and linear regression.
+//! Models and losses in candle (f64, CPU): logistic regression (binary), softmax regression
+//! (multi-class), an MLP (`--hidden 64,64`, activation elu | relu | tanh) with a binary,
+//! multi-class or regression head, and linear regression with the squared loss.
+//!
+//! With logits `z = f_theta(x)`:
+//! - binary cross-entropy, labels `y in {0, 1}`, in the stable form
+//!   `l = relu(z) - z y + log(1 + exp(-|z|))` (never `log(sigmoid(z))`, which overflows;
+//!   candle's `binary_cross_entropy_with_logit` has that bug, huggingface/candle#2561);
+//! - softmax cross-entropy `l = logsumexp(z) - z_y`, with the max subtracted (held
+//!   constant in the autodiff graph; it cancels exactly);
+//! - squared loss `l = (z - y)^2`.
+//!
+//! The model implements [`PointLoss`]: the input gradients `grad_x l(theta, x_i, y_i)` of
+//! every row come from **one** backward pass over `sum_i l_i` (sample `i`'s loss depends on
+//! `x_i` only, so row `i` of the gradient of the sum is its own gradient).
+//!
+//! A model is saved to a directory as `model.safetensors` (the parameters, bit-exact f64)
+//! and `model.json` ([`ModelFile`]: architecture, schema, training configuration, crate
+//! version), both written atomically.
+
+use crate::data::Schema;
+use crate::dro::PointLoss;
+use crate::error::{Error, Result};
+use candle_core::{DType, Device, Tensor, Var};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::path::Path;
+
+/// The model family.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ModelKind {
+    /// Logistic regression (binary classification).
+    Logistic,
+    /// Softmax (multinomial logistic) regression.
+    Softmax,
+    /// Multi-layer perceptron.
+    Mlp,
+    /// Linear regression with the squared loss.
+    Linear,
+}
+
+impl std::str::FromStr for ModelKind {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s.to_ascii_lowercase().as_str() {
+            "logistic" | "logreg" => Ok(ModelKind::Logistic),
+            "softmax" | "multinomial" => Ok(ModelKind::Softmax),
+            "mlp" => Ok(ModelKind::Mlp),
+            "linear" | "ols" => Ok(ModelKind::Linear),
+            _ => Err(Error::param(
+                "model",
+                s,
+                "expected logistic, softmax, mlp or linear",
+            )),
+        }
+    }
+}
+
+/// Hidden-layer activation of an MLP.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Activation {
+    /// `x` for `x > 0`, `exp(x) - 1` otherwise (smooth; the default).
+    Elu,
+    /// `max(x, 0)`.
+    Relu,
+    /// `tanh(x)`.
+    Tanh,
+}
+
+impl std::str::FromStr for Activation {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s.to_ascii_lowercase().as_str() {
+            "elu" => Ok(Activation::Elu),
+            "relu" => Ok(Activation::Relu),
+            "tanh" => Ok(Activation::Tanh),
+            _ => Err(Error::param("activation", s, "expected elu, relu or tanh")),
+        }
+    }
+}
+
+/// The output head and its loss.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Head {
+    /// One logit, binary cross-entropy.
+    Binary,
+    /// `k` logits, softmax cross-entropy.
+    Multi(usize),
+    /// One output, squared loss.
+    Regression,
+}
+
+impl Head {
+    /// The number of outputs.
+    pub fn n_out(&self) -> usize {
+        match self {
+            Head::Multi(k) => *k,
+            _ => 1,
+        }
+    }
+    /// The head for a task with `n_classes` (None: regression).
+    pub fn for_classes(n_classes: Option<usize>) -> Head {
+        match n_classes {
+            None => Head::Regression,
+            Some(2) => Head::Binary,
+            Some(k) => Head::Multi(k),
+        }
+    }
+}
+
+/// The architecture of a model.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Architecture {
+    /// The family.
+    pub kind: ModelKind,
+    /// Input dimension.
+    pub input_dim: usize,
+    /// Hidden layer widths (MLP only).
+    pub hidden: Vec<usize>,
+    /// Hidden activation (MLP only).
+    pub activation: Activation,
+    /// Output head.
+    pub head: Head,
+}
+
+impl Architecture {
+    /// Build and validate an architecture for `input_dim` features and `n_classes` classes
+    /// (None: regression). `softmax` also accepts two classes; `logistic` needs exactly
+    /// two; `linear` needs a regression.
+    pub fn new(
+        kind: ModelKind,
+        input_dim: usize,
+        n_classes: Option<usize>,
+        hidden: &[usize],
+        activation: Activation,
+    ) -> Result<Self> {
+        crate::error::check_count("input dimension", input_dim)?;
+        let head = match (kind, n_classes) {
+            (ModelKind::Logistic, Some(2)) => Head::Binary,
+            (ModelKind::Logistic, k) => {
+                return Err(Error::param(
+                    "model",
+                    "logistic",
+                    &format!(
+                        "needs a binary target, got {} (use softmax or mlp)",
+                        k.map(|k| format!("{k} classes"))
+                            .unwrap_or_else(|| "a regression".into())
+                    ),
+                ))
+            }
+            (ModelKind::Softmax, Some(k)) if k >= 2 => Head::Multi(k),
+            (ModelKind::Softmax, _) => {
+                return Err(Error::param(
+                    "model",
+                    "softmax",
+                    "needs a classification target with >= 2 classes",
+                ))
+            }
+            (ModelKind::Linear, None) => Head::Regression,
+            (ModelKind::Linear, Some(_)) => {
+                return Err(Error::param(
+                    "model",
+                    "linear",
+                    "is a regression model (use --task regression, or logistic/softmax)",
+                ))
+            }
+            (ModelKind::Mlp, n) => Head::for_classes(n),
+        };
+        let hidden = if kind == ModelKind::Mlp {
+            if hidden.is_empty() {
+                return Err(Error::param(
+                    "hidden",
+                    "",
+                    "an MLP needs at least one hidden layer",
+                ));
+            }
+            for &h in hidden {
+                crate::error::check_count("hidden", h)?;
+            }
+            hidden.to_vec()
+        } else {
+            Vec::new()
+        };
+        Ok(Architecture {
+            kind,
+            input_dim,
+            hidden,
+            activation,
+            head,
+        })
+    }
+
+    /// The number of classes (None for a regression).
+    pub fn n_classes(&self) -> Option<usize> {
+        match self.head {
+            Head::Binary => Some(2),
+            Head::Multi(k) => Some(k),
+            Head::Regression => None,
+        }
+    }
+}
+
+/// Stable binary cross-entropy with logits, elementwise:
+/// `relu(z) - z y + log(1 + exp(-|z|))`.
+pub fn bce_with_logits(z: &Tensor, y: &Tensor) -> Result<Tensor> {
+    let soft = z.abs()?.neg()?.exp()?.affine(1.0, 1.0)?.log()?;
+    Ok(z.relu()?.sub(&z.mul(y)?)?.add(&soft)?)
+}
+
+/// Stable softmax cross-entropy per row: `logsumexp(z_i) - sum_j onehot_ij z_ij`.
+pub fn softmax_cross_entropy(z: &Tensor, onehot: &Tensor) -> Result<Tensor> {
+    let m = z.max_keepdim(1)?.detach();
+    let zc = z.broadcast_sub(&m)?;
+    let lse = zc.exp()?.sum_keepdim(1)?.log()?.add(&m)?.squeeze(1)?;
+    let zy = z.mul(onehot)?.sum(1)?;
+    Ok(lse.sub(&zy)?)
+}
+
+/// A candle model: dense layers `(W_l, b_l)` with `W_l` of shape `in x out`.
+#[derive(Debug, Clone)]
+pub struct Model {
+    /// The architecture.
+    pub arch: Architecture,
+    layers: Vec<(Var, Var)>,
+    device: Device,
+}
+
+fn shape_err(what: &str, got: usize, want: usize) -> Error {
+    Error::Shape(format!("{what}: got {got} values, expected {want}"))
+}
+
+impl Model {
+    /// A freshly initialised model: weights uniform in `+-1/sqrt(fan_in)`, biases zero,
+    /// drawn from a `StdRng` seeded with `seed` (reproducible).
+    pub fn new(arch: Architecture, seed: u64) -> Result<Self> {
+        let device = Device::Cpu;
+        let mut rng = StdRng::seed_from_u64(seed);
+        let mut dims = vec![arch.input_dim];
+        dims.extend_from_slice(&arch.hidden);
+        dims.push(arch.head.n_out());
+        let mut layers = Vec::new();
+        for w in dims.windows(2) {
+            let (i, o) = (w[0], w[1]);
+            let a = 1.0 / (i as f64).sqrt();
+            let wv: Vec<f64> = (0..i * o).map(|_| rng.random_range(-a..a)).collect();
+            let wt = Var::from_tensor(&Tensor::from_vec(wv, (i, o), &device)?)?;
+            let bt = Var::from_tensor(&Tensor::zeros(o, DType::F64, &device)?)?;
+            layers.push((wt, bt));
+        }
+        Ok(Model {
+            arch,
+            layers,
+            device,
+        })
+    }
+
+    /// The trainable variables, in order `W_0, b_0, W_1, b_1, ...`.
+    pub fn vars(&self) -> Vec<Var> {
+        self.layers
+            .iter()
+            .flat_map(|(w, b)| [w.clone(), b.clone()])
+            .collect()
+    }
+
+    /// Parameter names, in the order of [`Model::vars`] (`l0.weight`, `l0.bias`, ...).
+    pub fn var_names(&self) -> Vec<String> {
+        (0..self.layers.len())
+            .flat_map(|l| [format!("l{l}.weight"), format!("l{l}.bias")])
+            .collect()
+    }
+
+    /// The number of scalar parameters.
+    pub fn n_params(&self) -> usize {
+        self.vars().iter().map(|v| v.elem_count()).sum()
+    }
+
+    /// All parameters flattened in the order of [`Model::vars`].
+    pub fn params_flat(&self) -> Result<Vec<f64>> {
+        let mut out = Vec::new();
+        for v in self.vars() {
+            out.extend(v.as_tensor().flatten_all()?.to_vec1::<f64>()?);
+        }
+        Ok(out)
+    }
+
+    /// Overwrite all parameters from a flat vector (order of [`Model::vars`]).
+    pub fn set_params_flat(&self, p: &[f64]) -> Result<()> {
+        if p.len() != self.n_params() {
+            return Err(shape_err("parameters", p.len(), self.n_params()));
+        }
+        let mut k = 0;
+        for v in self.vars() {
+            let n = v.elem_count();
+            let t = Tensor::from_slice(&p[k..k + n], v.shape(), &self.device)?;
+            v.set(&t)?;
+            k += n;
+        }
+        Ok(())
+    }
+
+    /// A deep copy with its own parameter storage.
+    pub fn deep_clone(&self) -> Result<Self> {
+        let m = Model::new(self.arch.clone(), 0)?;
+        m.set_params_flat(&self.params_flat()?)?;
+        Ok(m)
+    }
+
+    /// An `n x d` input tensor from row-major data.
+    pub fn input(&self, x: &[f64]) -> Result<Tensor> {
+        let d = self.arch.input_dim;
+        if x.len() % d != 0 {
+            return Err(Error::Shape(format!(
+                "{} input values is not a multiple of the dimension {d}",
+                x.len()
+            )));
+        }
+        Ok(Tensor::from_slice(x, (x.len() / d, d), &self.device)?)
+    }
+
+    /// The logits (or regression output) `n x n_out`.
+    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let mut h = x.clone();
+        let last = self.layers.len() - 1;
+        for (l, (w, b)) in self.layers.iter().enumerate() {
+            h = h.matmul(w.as_tensor())?.broadcast_add(b.as_tensor())?;
+            if l < last {
+                h = match self.arch.activation {
+                    Activation::Elu => h.elu(1.0)?,
+                    Activation::Relu => h.relu()?,
+                    Activation::Tanh => h.tanh()?,
+                };
+            }
+        }
+        Ok(h)
+    }
+
+    fn check_labels(&self, y: &[f64], n: usize) -> Result<()> {
+        if y.len() != n {
+            return Err(shape_err("labels", y.len(), n));
+        }
+        if let Some(k) = self.arch.n_classes() {
+            if let Some((i, v)) = y
+                .iter()
+                .enumerate()
+                .find(|(_, v)| !(v.fract() == 0.0 && **v >= 0.0 && (**v as usize) < k))
+            {
+                return Err(Error::param(
+                    "label",
+                    v,
+                    &format!("sample {i}: expected a class index in 0..{k}"),
+                ));
+            }
+        } else if let Some(v) = y.iter().find(|v| !v.is_finite()) {
+            return Err(Error::param("label", v, "regression labels must be finite"));
+        }
+        Ok(())
+    }
+
+    /// Per-sample losses as a tensor of shape `(n,)` (differentiable in `x` and theta).
+    pub fn loss_tensor(&self, x: &Tensor, y: &[f64]) -> Result<Tensor> {
+        let n = x.dim(0)?;
+        self.check_labels(y, n)?;
+        let z = self.forward(x)?;
+        match self.arch.head {
+            Head::Binary => {
+                let yt = Tensor::from_slice(y, n, &self.device)?;
+                bce_with_logits(&z.squeeze(1)?, &yt)
+            }
+            Head::Multi(k) => {
+                let mut oh = vec![0.0; n * k];
+                for (i, &c) in y.iter().enumerate() {
+                    oh[i * k + c as usize] = 1.0;
+                }
+                let oh = Tensor::from_vec(oh, (n, k), &self.device)?;
+                softmax_cross_entropy(&z, &oh)
+            }
+            Head::Regression => {
+                let yt = Tensor::from_slice(y, n, &self.device)?;
+                Ok(z.squeeze(1)?.sub(&yt)?.sqr()?)
+            }
+        }
+    }
+
+    /// Raw outputs `n x n_out` as rows.
+    pub fn outputs(&self, x: &[f64]) -> Result<Vec<Vec<f64>>> {
+        let z = self.forward(&self.input(x)?)?;
+        Ok(z.to_vec2::<f64>()?)
+    }
+
+    /// Class probabilities per row (binary: `[1 - p, p]`); empty rows for a regression.
+    pub fn predict_proba(&self, x: &[f64]) -> Result<Vec<Vec<f64>>> {
+        let z = self.outputs(x)?;
+        Ok(match self.arch.head {
+            Head::Binary => z
+                .iter()
+                .map(|r| {
+                    let p = 1.0 / (1.0 + (-r[0]).exp());
+                    vec![1.0 - p, p]
+                })
+                .collect(),
+            Head::Multi(_) => z
+                .iter()
+                .map(|r| {
+                    let m = r.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+                    let e: Vec<f64> = r.iter().map(|v| (v - m).exp()).collect();
+                    let s: f64 = e.iter().sum();
+                    e.iter().map(|v| v / s).collect()
+                })
+                .collect(),
+            Head::Regression => vec![Vec::new(); z.len()],
+        })
+    }
+
+    /// Predictions: the class index (as `f64`) of largest probability, or the regression
+    /// output (in the model's, i.e. standardised, units).
+    pub fn predict(&self, x: &[f64]) -> Result<Vec<f64>> {
+        let z = self.outputs(x)?;
+        Ok(match self.arch.head {
+            Head::Binary => z
+                .iter()
+                .map(|r| if r[0] > 0.0 { 1.0 } else { 0.0 })
+                .collect(),
+            Head::Multi(_) => z
+                .iter()
+                .map(|r| {
+                    let mut best = 0;
+                    for j in 1..r.len() {
+                        if r[j] > r[best] {
+                            best = j;
+                        }
+                    }
+                    best as f64
+                })
+                .collect(),
+            Head::Regression => z.iter().map(|r| r[0]).collect(),
+        })
+    }
+
+    /// Save the parameters (`model.safetensors`) and `meta` (`model.json`) into `dir`,
+    /// both atomically.
+    pub fn save(&self, dir: impl AsRef<Path>, meta: &ModelFile) -> Result<()> {
+        let dir = dir.as_ref();
+        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+        let tensors: HashMap<String, Tensor> = self
+            .var_names()
+            .into_iter()
+            .zip(self.vars())
+            .map(|(n, v)| (n, v.as_tensor().clone()))
+            .collect();
+        let path = dir.join("model.safetensors");
+        let tmp = dir.join(format!(".model.safetensors.tmp{}", std::process::id()));
+        candle_core::safetensors::save(&tensors, &tmp)?;
+        std::fs::rename(&tmp, &path).map_err(|e| Error::io(&path, e))?;
+        let mut meta = meta.clone();
+        meta.arch = self.arch.clone();
+        crate::io::write_json_atomic(dir.join("model.json"), &meta)
+    }
+
+    /// Load a model directory written by [`Model::save`].
+    pub fn load(dir: impl AsRef<Path>) -> Result<(Self, ModelFile)> {
+        let dir = dir.as_ref();
+        let jpath = dir.join("model.json");
+        let text = std::fs::read_to_string(&jpath).map_err(|e| Error::io(&jpath, e))?;
+        let meta: ModelFile = serde_json::from_str(&text).map_err(|e| Error::Data {
+            path: jpath.clone(),
+            row: None,
+            col: None,
+            msg: format!("not a robustflow model.json: {e}"),
+        })?;
+        let model = Model::new(meta.arch.clone(), 0)?;
+        let spath = dir.join("model.safetensors");
+        if !spath.exists() {
+            return Err(Error::io(
+                &spath,
+                std::io::Error::new(std::io::ErrorKind::NotFound, "model.safetensors not found"),
+            ));
+        }
+        let tensors = candle_core::safetensors::load(&spath, &model.device)?;
+        for (name, v) in model.var_names().into_iter().zip(model.vars()) {
+            let t = tensors.get(&name).ok_or_else(|| Error::Data {
+                path: spath.clone(),
+                row: None,
+                col: None,
+                msg: format!("tensor {name} missing"),
+            })?;
+            if t.shape() != v.shape() || t.dtype() != DType::F64 {
+                return Err(Error::Data {
+                    path: spath.clone(),
+                    row: None,
+                    col: None,
+                    msg: format!(
+                        "tensor {name}: shape {:?} {:?}, expected {:?} f64",
+                        t.shape(),
+                        t.dtype(),
+                        v.shape()
+                    ),
+                });
+            }
+            v.set(t)?;
+        }
+        Ok((model, meta))
+    }
+}
+
+/// The contents of `model.json`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ModelFile {
+    /// The format version of this file.
+    pub format: u32,
+    /// The robustflow version that wrote it.
+    pub crate_version: String,
+    /// The architecture.
+    pub arch: Architecture,
+    /// The data schema (columns, encoders, scaler, label map).
+    pub schema: Option<Schema>,
+    /// The training configuration (free-form JSON).
+    pub training: serde_json::Value,
+}
+
+impl ModelFile {
+    /// A model file for `arch` and `schema`, stamped with this crate's version.
+    pub fn new(arch: Architecture, schema: Option<Schema>, training: serde_json::Value) -> Self {
+        ModelFile {
+            format: 1,
+            crate_version: env!("CARGO_PKG_VERSION").to_string(),
+            arch,
+            schema,
+            training,
+        }
+    }
+}
+
+impl PointLoss for Model {
+    fn dim(&self) -> usize {
+        self.arch.input_dim
+    }
+    fn n_classes(&self) -> Option<usize> {
+        self.arch.n_classes()
+    }
+    fn losses(&self, x: &[f64], y: &[f64]) -> Result<Vec<f64>> {
+        let xt = self.input(x)?;
+        Ok(self.loss_tensor(&xt, y)?.to_vec1::<f64>()?)
+    }
+    fn losses_and_grads(&self, x: &[f64], y: &[f64]) -> Result<(Vec<f64>, Vec<f64>)> {
+        let xv = Var::from_tensor(&self.input(x)?)?;
+        let l = self.loss_tensor(xv.as_tensor(), y)?;
+        let grads = l.sum_all()?.backward()?;
+        let g = match grads.get(xv.as_tensor()) {
+            Some(g) => g.flatten_all()?.to_vec1::<f64>()?,
+            None => vec![0.0; x.len()],
+        };
+        Ok((l.to_vec1::<f64>()?, g))
+    }
+}

@@ -1,1 +1,628 @@
-//! The robust trainer: outer minibatch loop (candle optimisers) over an inner maximisation.
+//! The robust trainer: an outer minibatch loop (candle optimisers) over an inner
+//! maximisation.
+//!
+//! For each minibatch `B` the inner solver ([`InnerMax`], built by
+//! [`crate::dro::build_inner`] from the [`AmbiguityConfig`]) returns worst-case particles
+//! `(x_i*, y_i*, w_i)` for the current model; then one optimiser step is taken on
+//!
+//! `J(theta) = sum_i w_i l(theta, x_i*, y_i*)`
+//!
+//! with the particles **held fixed** (Danskin's theorem: at an exact inner optimum, the
+//! gradient of `theta -> sup_{P in A} E_P l(theta, .)` is the gradient of `J`). With the
+//! set `none` this is plain ERM (`w_i = 1/|B|`, particles = data).
+//!
+//! ```no_run
+//! use robustflow::data::{load, LoadOptions};
+//! use robustflow::model::ModelKind;
+//! use robustflow::train::{TrainParams, Trainer};
+//!
+//! let data = load("datasets/breast_cancer.csv", &LoadOptions::default())?;
+//! let params = TrainParams::default()
+//!     .model(ModelKind::Logistic)
+//!     .epochs(20)
+//!     .lr(0.05)
+//!     .batch_size(64)
+//!     .seed(1)
+//!     .validate()?;
+//! let trained = Trainer::new(params).fit(&data)?;
+//! let acc = trained.evaluate(&data.test)?.accuracy.unwrap();
+//! println!("test accuracy {acc:.3}");
+//! let p = trained.predict_proba(&data.test.x)?; // class probabilities per row
+//! # let _ = p;
+//! trained.save("out/model")?;
+//! let again = robustflow::train::TrainedModel::load("out/model")?;
+//! assert_eq!(again.predict(&data.test.x)?, trained.predict(&data.test.x)?);
+//! # Ok::<(), robustflow::Error>(())
+//! ```
+
+use crate::data::{Dataset, RawTable, Schema, TabularData};
+use crate::dro::{build_inner, AmbiguityConfig, Batch, InnerMax, PointLoss, WorstCase};
+use crate::error::{Error, Result};
+use crate::model::{Activation, Architecture, Model, ModelFile, ModelKind};
+use candle_core::Tensor;
+use candle_nn::{AdamW, Optimizer, ParamsAdamW, SGD};
+use rand::rngs::StdRng;
+use rand::seq::SliceRandom;
+use rand::SeedableRng;
+use serde::{Deserialize, Serialize};
+use std::io::IsTerminal;
+use std::path::Path;
+use std::time::Instant;
+
+/// The outer optimiser.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OptimizerKind {
+    /// AdamW (decoupled weight decay), betas 0.9 / 0.999, eps 1e-8.
+    AdamW,
+    /// Plain SGD; weight decay is added to the objective as `wd/2 ||W||^2` (weights, not
+    /// biases).
+    Sgd,
+}
+
+impl std::str::FromStr for OptimizerKind {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s.to_ascii_lowercase().as_str() {
+            "adamw" | "adam" => Ok(OptimizerKind::AdamW),
+            "sgd" => Ok(OptimizerKind::Sgd),
+            _ => Err(Error::param("optimizer", s, "expected adamw or sgd")),
+        }
+    }
+}
+
+/// Training hyper-parameters (builder; check them with [`TrainParams::validate`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrainParams {
+    /// The model family.
+    pub model: ModelKind,
+    /// MLP hidden widths.
+    pub hidden: Vec<usize>,
+    /// MLP activation.
+    pub activation: Activation,
+    /// Number of epochs.
+    pub epochs: usize,
+    /// Learning rate.
+    pub lr: f64,
+    /// Minibatch size (capped at the training size).
+    pub batch_size: usize,
+    /// The optimiser.
+    pub optimizer: OptimizerKind,
+    /// Weight decay.
+    pub weight_decay: f64,
+    /// Seed of the initialisation and the minibatch shuffles.
+    pub seed: u64,
+    /// Early stopping: stop after this many epochs without a better validation loss (needs
+    /// a validation split); the best parameters are restored.
+    pub patience: Option<usize>,
+    /// The ambiguity set and its inner solver.
+    pub ambiguity: AmbiguityConfig,
+    /// Hide the progress bar.
+    pub quiet: bool,
+}
+
+impl Default for TrainParams {
+    fn default() -> Self {
+        TrainParams {
+            model: ModelKind::Logistic,
+            hidden: vec![64, 64],
+            activation: Activation::Elu,
+            epochs: 50,
+            lr: 0.01,
+            batch_size: 64,
+            optimizer: OptimizerKind::AdamW,
+            weight_decay: 0.0,
+            seed: 0,
+            patience: None,
+            ambiguity: AmbiguityConfig::default(),
+            quiet: true,
+        }
+    }
+}
+
+macro_rules! setter {
+    ($name:ident, $t:ty, $doc:expr) => {
+        #[doc = $doc]
+        pub fn $name(mut self, v: $t) -> Self {
+            self.$name = v;
+            self
+        }
+    };
+}
+
+impl TrainParams {
+    setter!(model, ModelKind, "Set the model family.");
+    setter!(hidden, Vec<usize>, "Set the MLP hidden widths.");
+    setter!(activation, Activation, "Set the MLP activation.");
+    setter!(epochs, usize, "Set the number of epochs.");
+    setter!(lr, f64, "Set the learning rate.");
+    setter!(batch_size, usize, "Set the minibatch size.");
+    setter!(optimizer, OptimizerKind, "Set the optimiser.");
+    setter!(weight_decay, f64, "Set the weight decay.");
+    setter!(seed, u64, "Set the seed.");
+    setter!(patience, Option<usize>, "Set the early-stopping patience.");
+    setter!(ambiguity, AmbiguityConfig, "Set the ambiguity set.");
+    setter!(quiet, bool, "Hide the progress bar.");
+
+    /// Check every hyper-parameter; the inner solver is built once here to validate the
+    /// ambiguity configuration.
+    pub fn validate(self) -> Result<ValidParams> {
+        crate::error::check_count("epochs", self.epochs)?;
+        crate::error::check_positive("lr", self.lr)?;
+        crate::error::check_count("batch-size", self.batch_size)?;
+        crate::error::check_nonneg("weight-decay", self.weight_decay)?;
+        if let Some(p) = self.patience {
+            crate::error::check_count("patience", p)?;
+        }
+        if self.model == ModelKind::Mlp {
+            if self.hidden.is_empty() {
+                return Err(Error::param("hidden", "", "an MLP needs at least one layer"));
+            }
+            for &h in &self.hidden {
+                crate::error::check_count("hidden", h)?;
+            }
+        }
+        build_inner(&self.ambiguity)?;
+        Ok(ValidParams(self))
+    }
+}
+
+/// Validated [`TrainParams`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct ValidParams(TrainParams);
+
+impl std::ops::Deref for ValidParams {
+    type Target = TrainParams;
+    fn deref(&self) -> &TrainParams {
+        &self.0
+    }
+}
+
+/// One epoch of `report.json`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EpochRecord {
+    /// 1-based epoch.
+    pub epoch: usize,
+    /// Mean clean (empirical) training loss over the epoch's minibatches.
+    pub loss: f64,
+    /// Mean worst-case (robust) loss `sum_i w_i l_i` over the minibatches.
+    pub robust_loss: f64,
+    /// Mean divergence reached by the inner solver.
+    pub radius: f64,
+    /// Mean multiplier of the inner solver (None when infinite, as for ERM).
+    pub multiplier: Option<f64>,
+    /// Training accuracy at the end of the epoch (None for a regression).
+    pub train_accuracy: Option<f64>,
+    /// Test accuracy (None without a test part or for a regression).
+    pub test_accuracy: Option<f64>,
+    /// Validation loss (None without a validation part).
+    pub val_loss: Option<f64>,
+    /// Wall time of the epoch in seconds.
+    pub time_s: f64,
+}
+
+/// The training report (`report.json`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrainReport {
+    /// The inner solver's name.
+    pub ambiguity: String,
+    /// The hyper-parameters.
+    pub params: TrainParams,
+    /// Training / validation / test sizes.
+    pub n_train: usize,
+    /// Validation size.
+    pub n_val: usize,
+    /// Test size.
+    pub n_test: usize,
+    /// Per-epoch records.
+    pub epochs: Vec<EpochRecord>,
+    /// The epoch whose parameters were kept (the last one unless early stopping).
+    pub best_epoch: usize,
+    /// Whether early stopping ended the run.
+    pub stopped_early: bool,
+    /// Final clean test metrics.
+    pub test: Option<Metrics>,
+}
+
+/// Loss and accuracy of a model on a dataset.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Metrics {
+    /// Mean per-sample loss.
+    pub loss: f64,
+    /// Accuracy (classification).
+    pub accuracy: Option<f64>,
+    /// Root mean squared error in original units (regression).
+    pub rmse: Option<f64>,
+}
+
+/// Mean loss and accuracy of `model` on standardised inputs `x`, labels `y`.
+pub fn metrics(model: &Model, schema: Option<&Schema>, x: &[f64], y: &[f64]) -> Result<Metrics> {
+    if y.is_empty() {
+        return Err(Error::param("data", 0, "no samples to evaluate"));
+    }
+    let l = model.losses(x, y)?;
+    let loss = l.iter().sum::<f64>() / l.len() as f64;
+    let pred = model.predict(x)?;
+    Ok(match model.arch.n_classes() {
+        Some(_) => Metrics {
+            loss,
+            accuracy: Some(
+                pred.iter().zip(y).filter(|(p, t)| p == t).count() as f64 / y.len() as f64,
+            ),
+            rmse: None,
+        },
+        None => {
+            let s = schema.and_then(|s| s.target_scale).map(|t| t.1).unwrap_or(1.0);
+            let mse = pred.iter().zip(y).map(|(p, t)| (p - t).powi(2)).sum::<f64>()
+                / y.len() as f64;
+            Metrics {
+                loss,
+                accuracy: None,
+                rmse: Some(mse.sqrt() * s),
+            }
+        }
+    })
+}
+
+/// The outer objective `J(theta) = sum_i w_i l(theta, x_i, y_i)` at fixed particles, plus
+/// `wd/2 sum ||W_l||^2` when `l2 > 0` (SGD weight decay). A scalar candle tensor whose
+/// backward pass gives the step the trainer takes.
+pub fn outer_objective(model: &Model, wc: &WorstCase, l2: f64) -> Result<Tensor> {
+    let n = wc.y.len();
+    if wc.w.len() != n || wc.x.len() != n * model.arch.input_dim {
+        return Err(Error::Shape(format!(
+            "worst case: {} weights, {} labels, {} inputs",
+            wc.w.len(),
+            n,
+            wc.x.len()
+        )));
+    }
+    // The particles enter as constants: no gradient flows into them.
+    let x = model.input(&wc.x)?.detach();
+    let l = model.loss_tensor(&x, &wc.y)?;
+    let w = Tensor::from_slice(&wc.w, n, x.device())?;
+    let mut j = l.mul(&w)?.sum_all()?;
+    if l2 > 0.0 {
+        for (k, v) in model.vars().iter().enumerate() {
+            if k % 2 == 0 {
+                j = j.add(&v.as_tensor().sqr()?.sum_all()?.affine(0.5 * l2, 0.0)?)?;
+            }
+        }
+    }
+    Ok(j)
+}
+
+/// The gradient of [`outer_objective`] with respect to the parameters, flattened in the
+/// order of [`Model::vars`]: exactly what the optimiser is given.
+pub fn outer_gradient(model: &Model, wc: &WorstCase, l2: f64) -> Result<Vec<f64>> {
+    let j = outer_objective(model, wc, l2)?;
+    let g = j.backward()?;
+    let mut out = Vec::with_capacity(model.n_params());
+    for v in model.vars() {
+        match g.get(v.as_tensor()) {
+            Some(t) => out.extend(t.flatten_all()?.to_vec1::<f64>()?),
+            None => out.extend(std::iter::repeat_n(0.0, v.elem_count())),
+        }
+    }
+    Ok(out)
+}
+
+enum Opt {
+    AdamW(AdamW),
+    Sgd(SGD),
+}
+
+impl Opt {
+    fn step(&mut self, g: &candle_core::backprop::GradStore) -> Result<()> {
+        match self {
+            Opt::AdamW(o) => o.step(g)?,
+            Opt::Sgd(o) => o.step(g)?,
+        }
+        Ok(())
+    }
+}
+
+/// The trainer.
+pub struct Trainer {
+    params: ValidParams,
+}
+
+impl Trainer {
+    /// A trainer with validated hyper-parameters.
+    pub fn new(params: ValidParams) -> Self {
+        Trainer { params }
+    }
+
+    /// Train on `data.train` (early stopping on `data.val`, test accuracy on `data.test`),
+    /// with the inner solver of `params.ambiguity`.
+    pub fn fit(&self, data: &TabularData) -> Result<TrainedModel> {
+        let inner = build_inner(&self.params.ambiguity)?;
+        self.fit_with(data, inner)
+    }
+
+    /// Train with a given inner solver.
+    pub fn fit_with(&self, data: &TabularData, mut inner: Box<dyn InnerMax>) -> Result<TrainedModel> {
+        let p = &self.params;
+        let schema = &data.schema;
+        let train = &data.train;
+        if train.is_empty() {
+            return Err(Error::param("data", 0, "the training part is empty"));
+        }
+        let arch = Architecture::new(
+            p.model,
+            schema.dim(),
+            schema.n_classes(),
+            &p.hidden,
+            p.activation,
+        )?;
+        if p.patience.is_some() && data.val.is_empty() {
+            return Err(Error::param(
+                "patience",
+                p.patience.unwrap_or(0),
+                "early stopping needs a validation split (--val-fraction > 0)",
+            ));
+        }
+        let model = Model::new(arch, p.seed)?;
+        let mut opt = match p.optimizer {
+            OptimizerKind::AdamW => Opt::AdamW(AdamW::new(
+                model.vars(),
+                ParamsAdamW {
+                    lr: p.lr,
+                    beta1: 0.9,
+                    beta2: 0.999,
+                    eps: 1e-8,
+                    weight_decay: p.weight_decay,
+                },
+            )?),
+            OptimizerKind::Sgd => Opt::Sgd(SGD::new(model.vars(), p.lr)?),
+        };
+        let l2 = if p.optimizer == OptimizerKind::Sgd {
+            p.weight_decay
+        } else {
+            0.0
+        };
+        let n = train.len();
+        let d = train.d;
+        let bs = p.batch_size.min(n);
+        let mut rng = StdRng::seed_from_u64(p.seed ^ 0x5eed_0f_ba7c4);
+        let mut order: Vec<usize> = (0..n).collect();
+        let bar = if p.quiet || !std::io::stderr().is_terminal() {
+            indicatif::ProgressBar::hidden()
+        } else {
+            let b = indicatif::ProgressBar::new(p.epochs as u64);
+            if let Ok(s) = indicatif::ProgressStyle::with_template(
+                "{prefix} [{bar:30}] epoch {pos}/{len} {msg} ({elapsed})",
+            ) {
+                b.set_style(s.progress_chars("=> "));
+            }
+            b.set_prefix(inner.name());
+            b
+        };
+        let mut records = Vec::new();
+        let mut best: Option<(f64, usize, Vec<f64>)> = None;
+        let mut since_best = 0;
+        let mut stopped_early = false;
+        let mut step = 0usize;
+        for epoch in 1..=p.epochs {
+            let t0 = Instant::now();
+            order.shuffle(&mut rng);
+            let (mut sl, mut sr, mut srad, mut smul, mut nb) = (0.0, 0.0, 0.0, 0.0, 0usize);
+            for (b, idx) in order.chunks(bs).enumerate() {
+                let mut bx = Vec::with_capacity(idx.len() * d);
+                let mut by = Vec::with_capacity(idx.len());
+                for &i in idx {
+                    bx.extend_from_slice(&train.x[i * d..(i + 1) * d]);
+                    by.push(train.y[i]);
+                }
+                let batch = Batch {
+                    x: &bx,
+                    y: &by,
+                    d,
+                    idx,
+                };
+                let clean = model.losses(&bx, &by)?;
+                let clean = clean.iter().sum::<f64>() / clean.len() as f64;
+                let wc = inner.solve(&model, &batch)?;
+                let obj = outer_objective(&model, &wc, l2)?;
+                let objv = obj.to_scalar::<f64>()?;
+                if !clean.is_finite() || !wc.value.is_finite() || !objv.is_finite() {
+                    return Err(Error::Diverged {
+                        step,
+                        detail: format!(
+                            "epoch {epoch}, batch {}: loss {clean}, robust loss {} (try a smaller --lr)",
+                            b + 1,
+                            wc.value
+                        ),
+                    });
+                }
+                let g = obj.backward()?;
+                opt.step(&g)?;
+                step += 1;
+                sl += clean;
+                sr += wc.value;
+                srad += wc.radius;
+                smul += wc.multiplier;
+                nb += 1;
+            }
+            let nbf = nb as f64;
+            let tr = metrics(&model, Some(schema), &train.x, &train.y)?;
+            if !tr.loss.is_finite() {
+                return Err(Error::Diverged {
+                    step,
+                    detail: format!("epoch {epoch}: training loss {}", tr.loss),
+                });
+            }
+            let te = if data.test.is_empty() {
+                None
+            } else {
+                Some(metrics(&model, Some(schema), &data.test.x, &data.test.y)?)
+            };
+            let val_loss = if data.val.is_empty() {
+                None
+            } else {
+                Some(metrics(&model, Some(schema), &data.val.x, &data.val.y)?.loss)
+            };
+            let rec = EpochRecord {
+                epoch,
+                loss: sl / nbf,
+                robust_loss: sr / nbf,
+                radius: srad / nbf,
+                multiplier: Some(smul / nbf).filter(|m| m.is_finite()),
+                train_accuracy: tr.accuracy,
+                test_accuracy: te.and_then(|m| m.accuracy),
+                val_loss,
+                time_s: t0.elapsed().as_secs_f64(),
+            };
+            bar.set_message(format!(
+                "loss {:.4} robust {:.4}{}",
+                rec.loss,
+                rec.robust_loss,
+                rec.test_accuracy
+                    .map(|a| format!(" test acc {a:.3}"))
+                    .unwrap_or_default()
+            ));
+            bar.inc(1);
+            records.push(rec);
+            if let (Some(pat), Some(v)) = (p.patience, val_loss) {
+                if best.as_ref().is_none_or(|b| v < b.0) {
+                    best = Some((v, epoch, model.params_flat()?));
+                    since_best = 0;
+                } else {
+                    since_best += 1;
+                    if since_best >= pat {
+                        stopped_early = true;
+                        break;
+                    }
+                }
+            }
+        }
+        bar.finish_and_clear();
+        let best_epoch = match best {
+            Some((_, e, theta)) => {
+                model.set_params_flat(&theta)?;
+                e
+            }
+            None => records.len(),
+        };
+        let test = if data.test.is_empty() {
+            None
+        } else {
+            Some(metrics(&model, Some(schema), &data.test.x, &data.test.y)?)
+        };
+        let report = TrainReport {
+            ambiguity: inner.name(),
+            params: (*self.params).clone(),
+            n_train: train.len(),
+            n_val: data.val.len(),
+            n_test: data.test.len(),
+            epochs: records,
+            best_epoch,
+            stopped_early,
+            test,
+        };
+        Ok(TrainedModel {
+            model,
+            schema: schema.clone(),
+            params: (*self.params).clone(),
+            report,
+        })
+    }
+}
+
+/// A trained model with its schema, hyper-parameters and training report.
+#[derive(Debug, Clone)]
+pub struct TrainedModel {
+    /// The candle model.
+    pub model: Model,
+    /// The data schema.
+    pub schema: Schema,
+    /// The hyper-parameters it was trained with.
+    pub params: TrainParams,
+    /// The training report (empty epochs when loaded from a directory without a report).
+    pub report: TrainReport,
+}
+
+impl TrainedModel {
+    /// Predictions on standardised inputs: class indices (as `f64`) or, for a regression,
+    /// the response in original units.
+    pub fn predict(&self, x: &[f64]) -> Result<Vec<f64>> {
+        let p = self.model.predict(x)?;
+        Ok(match self.model.arch.n_classes() {
+            Some(_) => p,
+            None => p.into_iter().map(|v| self.schema.unscale_target(v)).collect(),
+        })
+    }
+
+    /// Class probabilities per row (empty rows for a regression).
+    pub fn predict_proba(&self, x: &[f64]) -> Result<Vec<Vec<f64>>> {
+        self.model.predict_proba(x)
+    }
+
+    /// Encode a CSV table with the saved schema (errors name file, row and column).
+    pub fn encode(&self, table: &RawTable) -> Result<Dataset> {
+        self.schema.apply(table)
+    }
+
+    /// Loss and accuracy on an encoded dataset.
+    pub fn evaluate(&self, data: &Dataset) -> Result<Metrics> {
+        metrics(&self.model, Some(&self.schema), &data.x, &data.y)
+    }
+
+    /// Save to `dir`: `model.safetensors`, `model.json` and `report.json` (atomic writes).
+    pub fn save(&self, dir: impl AsRef<Path>) -> Result<()> {
+        let dir = dir.as_ref();
+        let meta = ModelFile::new(
+            self.model.arch.clone(),
+            Some(self.schema.clone()),
+            serde_json::to_value(&self.params)?,
+        );
+        self.model.save(dir, &meta)?;
+        crate::io::write_json_atomic(dir.join("report.json"), &self.report)
+    }
+
+    /// Load a model directory written by [`TrainedModel::save`].
+    pub fn load(dir: impl AsRef<Path>) -> Result<Self> {
+        let dir = dir.as_ref();
+        let (model, meta) = Model::load(dir)?;
+        let jpath = dir.join("model.json");
+        let schema = meta.schema.ok_or_else(|| Error::Data {
+            path: jpath.clone(),
+            row: None,
+            col: None,
+            msg: "no data schema in model.json".into(),
+        })?;
+        let params: TrainParams =
+            serde_json::from_value(meta.training).map_err(|e| Error::Data {
+                path: jpath.clone(),
+                row: None,
+                col: None,
+                msg: format!("training configuration: {e}"),
+            })?;
+        let rpath = dir.join("report.json");
+        let report = match std::fs::read_to_string(&rpath) {
+            Ok(t) => serde_json::from_str(&t).map_err(|e| Error::Data {
+                path: rpath.clone(),
+                row: None,
+                col: None,
+                msg: format!("{e}"),
+            })?,
+            Err(_) => TrainReport {
+                ambiguity: format!("{:?}", params.ambiguity.set).to_lowercase(),
+                params: params.clone(),
+                n_train: 0,
+                n_val: 0,
+                n_test: 0,
+                epochs: Vec::new(),
+                best_epoch: 0,
+                stopped_early: false,
+                test: None,
+            },
+        };
+        Ok(TrainedModel {
+            model,
+            schema,
+            params,
+            report,
+        })
+    }
+}

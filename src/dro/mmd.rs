@@ -1,0 +1,413 @@
+//! Kernel DRO over an MMD ball (Zhu, Jitkrittum, Diehl, Schoelkopf, AISTATS 2021 [KDRO]),
+//! its inner sup solved by a flow of the core.
+//!
+//! Energy [`MmdDroEnergy`]: `F(mu) = -E_mu l + lambda/2 MMD^2(mu, P_N)`, the kernel on the
+//! inputs (labels ride with their particles and do not change), first variation
+//! `g = -l + lambda f` with `f = K(mu - P_N)` the witness (the core's [`MmdEnergy`]),
+//! `grad g = -grad_x l + lambda grad f`. With the atoms fixed `F` is quadratic in the
+//! weights: `1/2 lambda w'K w - (l + lambda K_{x,data} 1/n)'w + const`, so the core's
+//! MMD-prox step solves the weight part exactly (a simplex QP).
+//!
+//! Inner flows ([`super::InnerFlow`]): `ift` (W step + exact MMD-prox weight step, the
+//! default), `wfr` (W step + FR step), `w` (positions only), `prox` (weights only, on the
+//! data and the extra support points: the KDRO QP). Step scalings: the W part uses
+//! `alpha = 1 / (1 + lambda L_k / n)` (`L_k` the Lipschitz constant of `grad k`: the
+//! penalty's own-weight curvature), the prox part `beta = 1 / (tau lambda)` (prox weight
+//! equal to the energy's quadratic), the FR part `beta = 1 / (lambda k(0) / n + range l)`.
+//! Extra support points: `extra_support` copies of data points (cycled) plus Gaussian noise
+//! of standard deviation `h / 2` (`h` the bandwidth), with zero initial weight (a small
+//! weight `1e-3` in total for `wfr`, whose multiplicative step cannot revive an empty atom).
+//!
+//! Constraint form: the radius is the MMD itself (not its square), `MMD(mu, P_N) <= eps`;
+//! `lambda` is tuned by bisection. Upper bound (with `certificate`): the KDRO dual on the
+//! support points `Z` = the data and the final particles,
+//! `min f0 + mean_i f(x_i) + eps ||f||_H` s.t. `l(z) <= f0 + f(z)` for `z in Z`,
+//! `f = sum_z a_z k(z, .)`. It is solved through its Lagrangian: for a multiplier `lambda'`
+//! the weights-only QP on `Z` gives `w`, and `a = lambda' (w - v)` (`v` = `P_N` on `Z`),
+//! `f0 = max_z (l(z) - f(z))` is dual-feasible by construction (so the bound is valid
+//! however inexact the QP); `lambda'` is chosen by golden section on `ln lambda'`. The
+//! bound covers the distributions supported on `Z` (the flow's particles included), as
+//! the support-point relaxation of the KDRO reference code does.
+
+use super::tune::{diverged_as_none, golden, tune};
+use super::wasserstein::{erm_case, mean};
+use super::{
+    check_batch, finite_losses, particles, run_core_flow, AmbiguityConfig, Batch, InnerFlow,
+    InnerMax, PointLoss, SetKind, WorstCase,
+};
+use crate::energy::{Energy, FirstVariation, MmdEnergy, WeightQuadratic};
+use crate::error::{Error, Result};
+use crate::flow::{
+    mmd_prox::solve_prox_qp, FisherRao, FlowStep, Ift, MmdProx, ProxSolver, QpOptions,
+    Wasserstein, Wfr,
+};
+use crate::kernel::{GramOp, Kernel};
+use crate::linalg::{dot, LinOp};
+use crate::measure::Particles;
+use rand::{Rng, SeedableRng};
+use rand_distr::StandardNormal;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// `F(mu) = -sum_i w_i l(x_i, y_i) + lambda/2 MMD^2(mu, P_N)`.
+pub struct MmdDroEnergy<'a> {
+    /// The model's per-sample loss.
+    pub loss: &'a dyn PointLoss,
+    /// Labels, one per particle.
+    pub y: &'a [f64],
+    /// `1/2 MMD^2(., P_N)` with the data as target.
+    pub mmd: MmdEnergy,
+    /// The multiplier.
+    pub lambda: f64,
+}
+
+impl<'a> MmdDroEnergy<'a> {
+    /// The energy for data `data` (`n x d` row-major, equal weights) and kernel `kernel`.
+    pub fn new(
+        loss: &'a dyn PointLoss,
+        y: &'a [f64],
+        kernel: Kernel,
+        data: &[f64],
+        d: usize,
+        lambda: f64,
+    ) -> Result<Self> {
+        let n = data.len() / d;
+        let target = particles(data.to_vec(), d, &vec![1.0 / n as f64; n])?;
+        Ok(MmdDroEnergy {
+            loss,
+            y,
+            mmd: MmdEnergy::new(kernel, target)?,
+            lambda,
+        })
+    }
+    /// `MMD(mu, P_N)`.
+    pub fn mmd(&self, mu: &Particles) -> Result<f64> {
+        Ok((2.0 * self.mmd.value(mu)?).max(0.0).sqrt())
+    }
+    fn check(&self, mu: &Particles) -> Result<()> {
+        if mu.len() != self.y.len() {
+            return Err(Error::Shape(format!(
+                "mmd-dro energy: {} particles for {} labels",
+                mu.len(),
+                self.y.len()
+            )));
+        }
+        Ok(())
+    }
+}
+
+impl Energy for MmdDroEnergy<'_> {
+    fn name(&self) -> String {
+        "mmd-dro".into()
+    }
+    fn value(&self, mu: &Particles) -> Result<f64> {
+        self.check(mu)?;
+        let l = self.loss.losses(mu.x_slice(), self.y)?;
+        Ok(-dot(&mu.weights(), &l) + self.lambda * self.mmd.value(mu)?)
+    }
+    fn first_variation_at(
+        &self,
+        mu: &Particles,
+        at: &[f64],
+        with_grad: bool,
+    ) -> Result<FirstVariation> {
+        self.check(mu)?;
+        let fv = self.mmd.first_variation_at(mu, at, with_grad)?;
+        if with_grad {
+            let (l, gl) = self.loss.losses_and_grads(at, self.y)?;
+            let g = l.iter().zip(&fv.g).map(|(l, f)| -l + self.lambda * f).collect();
+            let gf = fv.grad.expect("asked for");
+            let grad = gl
+                .iter()
+                .zip(&gf)
+                .map(|(a, b)| -a + self.lambda * b)
+                .collect();
+            Ok(FirstVariation {
+                g,
+                grad: Some(grad),
+            })
+        } else {
+            let l = self.loss.losses(at, self.y)?;
+            let g = l.iter().zip(&fv.g).map(|(l, f)| -l + self.lambda * f).collect();
+            Ok(FirstVariation { g, grad: None })
+        }
+    }
+    fn weight_quadratic(&self, mu: &Particles) -> Option<Result<WeightQuadratic>> {
+        Some((|| {
+            self.check(mu)?;
+            let q = self.mmd.weight_quadratic(mu).expect("mmd is quadratic")?;
+            let l = self.loss.losses(mu.x_slice(), self.y)?;
+            let b = q
+                .b
+                .iter()
+                .zip(&l)
+                .map(|(b, l)| self.lambda * b + l)
+                .collect();
+            Ok(WeightQuadratic {
+                h: q.h,
+                h_scale: self.lambda,
+                b,
+                c: self.lambda * q.c,
+                metric: q.metric,
+            })
+        })())
+    }
+}
+
+/// The solution of the penalised MMD problem at one multiplier.
+pub(crate) struct MmdSolution {
+    x: Vec<f64>,
+    y: Vec<f64>,
+    w: Vec<f64>,
+    value: f64,
+    mmd: f64,
+}
+
+/// The inner solver of the `mmd` set.
+pub struct MmdDro {
+    cfg: AmbiguityConfig,
+    warm: HashMap<usize, Vec<f64>>,
+    last_lambda: Option<f64>,
+}
+
+impl MmdDro {
+    /// A solver for a validated configuration of the `mmd` set.
+    pub fn new(cfg: AmbiguityConfig) -> Result<Self> {
+        cfg.validate()?;
+        if cfg.set != SetKind::Mmd {
+            return Err(Error::param("ambiguity", cfg.set, "MmdDro solves the mmd set"));
+        }
+        Ok(MmdDro {
+            cfg,
+            warm: HashMap::new(),
+            last_lambda: None,
+        })
+    }
+
+    /// The support particles at the start: data (or warm positions) and extra points.
+    fn start(&self, b: &Batch, kernel: &Kernel) -> (Vec<f64>, Vec<f64>, Vec<f64>) {
+        let (n, d, m) = (b.len(), b.d, self.cfg.extra_support);
+        let mut x = Vec::with_capacity((n + m) * d);
+        for i in 0..n {
+            let warm = if self.cfg.warm_start && !b.idx.is_empty() {
+                self.warm.get(&b.idx[i]).filter(|v| v.len() == d)
+            } else {
+                None
+            };
+            match warm {
+                Some(v) => x.extend_from_slice(v),
+                None => x.extend_from_slice(&b.x[i * d..(i + 1) * d]),
+            }
+        }
+        let mut y = b.y.to_vec();
+        let mut rng = rand::rngs::StdRng::seed_from_u64(self.cfg.seed);
+        for j in 0..m {
+            let i = j % n;
+            for k in 0..d {
+                let u: f64 = rng.sample(StandardNormal);
+                x.push(b.x[i * d + k] + 0.5 * kernel.h * u);
+            }
+            y.push(b.y[i]);
+        }
+        let mut w = vec![1.0 / n as f64; n];
+        w.extend(std::iter::repeat_n(0.0, m));
+        if m > 0 && self.cfg.inner_flow == InnerFlow::Wfr {
+            let delta = 1e-3;
+            w.iter_mut().for_each(|v| *v *= 1.0 - delta);
+            w[n..].iter_mut().for_each(|v| *v = delta / m as f64);
+        }
+        (x, y, w)
+    }
+
+    fn penalized(
+        &self,
+        loss: &dyn PointLoss,
+        b: &Batch,
+        kernel: &Kernel,
+        lambda: f64,
+    ) -> Result<MmdSolution> {
+        let (n, d) = (b.len(), b.d);
+        let (x0, y, w0) = self.start(b, kernel);
+        let energy = MmdDroEnergy::new(loss, &y, *kernel, b.x, d, lambda)?;
+        let mut mu = particles(x0, d, &w0)?;
+        let tau = self.cfg.inner_step_size;
+        let lk = kernel
+            .grad_lipschitz()
+            .unwrap_or(1.0 / (kernel.h * kernel.h));
+        let alpha = 1.0 / (1.0 + lambda * lk / n as f64);
+        let qp = ProxSolver::Exact(QpOptions {
+            tol: 1e-8,
+            max_iter: 200,
+            power_iters: 30,
+        });
+        let mut step: Box<dyn FlowStep> = match self.cfg.inner_flow {
+            InnerFlow::Ift => Box::new(Ift {
+                w: Wasserstein::new(alpha)?,
+                prox: MmdProx::new(1.0 / (tau * lambda))?.with_solver(qp)?,
+            }),
+            InnerFlow::Prox => Box::new(MmdProx::new(1.0 / (tau * lambda))?.with_solver(qp)?),
+            InnerFlow::W => Box::new(Wasserstein::new(alpha)?),
+            InnerFlow::Wfr => {
+                let l0 = finite_losses(loss, b.x, b.y)?;
+                let (lo, hi) = l0
+                    .iter()
+                    .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, c), v| {
+                        (a.min(*v), c.max(*v))
+                    });
+                let beta = 1.0 / (lambda * kernel.diag() / n as f64 + (hi - lo) + 1e-12);
+                Box::new(Wfr {
+                    w: Wasserstein::new(alpha)?,
+                    fr: FisherRao::new(beta)?,
+                })
+            }
+        };
+        run_core_flow(
+            &mut mu,
+            &energy,
+            step.as_mut(),
+            self.cfg.inner_steps,
+            tau,
+            self.cfg.seed,
+        )?;
+        let x = mu.x_slice().to_vec();
+        let l = finite_losses(loss, &x, &y)?;
+        let mut w = mu.weights();
+        let s: f64 = w.iter().sum();
+        w.iter_mut().for_each(|v| *v /= s);
+        mu.set_weights(&w)?;
+        let mmd = energy.mmd(&mu)?;
+        Ok(MmdSolution {
+            value: dot(&w, &l),
+            x,
+            y,
+            w,
+            mmd,
+        })
+    }
+}
+
+/// The KDRO dual upper bound on `sup { E_P l : supp P in Z, MMD(P, P_N) <= eps }`, with
+/// `Z` = the data `b` and the points `(zx, zy)`; `lambda_hint` centres the search over the
+/// multiplier. See the module documentation for the method.
+pub fn kdro_dual_bound(
+    loss: &dyn PointLoss,
+    b: &Batch,
+    kernel: &Kernel,
+    zx: &[f64],
+    zy: &[f64],
+    eps: f64,
+    lambda_hint: f64,
+) -> Result<f64> {
+    let (n, d) = (b.len(), b.d);
+    let mut x = b.x.to_vec();
+    x.extend_from_slice(zx);
+    let mut y = b.y.to_vec();
+    y.extend_from_slice(zy);
+    let m = y.len();
+    let lz = finite_losses(loss, &x, &y)?;
+    let gram: Arc<dyn LinOp + Send> = Arc::new(GramOp::new(kernel, &x, d)?);
+    let mut v = vec![0.0; m];
+    v[..n].iter_mut().for_each(|a| *a = 1.0 / n as f64);
+    let mut kv = vec![0.0; m];
+    gram.apply(&v, &mut kv);
+    let vkv = dot(&v, &kv);
+    let lmax = lz.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+    // f = 0, f0 = max l: the trivial feasible point.
+    let mut best = lmax;
+    let bound_at = |w: &[f64], lam: f64| -> f64 {
+        let mut kw = vec![0.0; m];
+        gram.apply(w, &mut kw);
+        let f: Vec<f64> = (0..m).map(|i| lam * (kw[i] - kv[i])).collect();
+        let f0 = (0..m).map(|i| lz[i] - f[i]).fold(f64::NEG_INFINITY, f64::max);
+        let quad = (dot(w, &kw) - 2.0 * dot(w, &kv) + vkv).max(0.0);
+        f0 + dot(&v, &f) + eps * lam * quad.sqrt()
+    };
+    let opts = QpOptions {
+        tol: 1e-9,
+        max_iter: 500,
+        power_iters: 50,
+    };
+    let hint = if lambda_hint.is_finite() && lambda_hint > 0.0 {
+        lambda_hint
+    } else {
+        1.0
+    };
+    let mut eval = |t: f64| -> f64 {
+        let lam = t.exp();
+        let q = WeightQuadratic {
+            h: gram.clone(),
+            h_scale: lam,
+            b: (0..m).map(|i| lz[i] + lam * kv[i]).collect(),
+            c: 0.5 * lam * vkv,
+            metric: gram.clone(),
+        };
+        let (w, _) = solve_prox_qp(&q, &v, 1e4 / lam, &opts);
+        let u = bound_at(&w, lam);
+        if u < best {
+            best = u;
+        }
+        u
+    };
+    let c = hint.ln();
+    golden(&mut eval, c - 6.0, c + 6.0, 16);
+    Ok(best)
+}
+
+impl InnerMax for MmdDro {
+    fn name(&self) -> String {
+        "mmd".into()
+    }
+    fn solve(&mut self, loss: &dyn PointLoss, batch: &Batch) -> Result<WorstCase> {
+        let n = check_batch(loss, batch)?;
+        if self.cfg.radius == Some(0.0) {
+            return erm_case(loss, batch);
+        }
+        let kernel = Kernel::with_bandwidth(self.cfg.kernel, self.cfg.bandwidth, batch.x, batch.d)?;
+        let (lambda, sol) = match (self.cfg.penalty, self.cfg.radius) {
+            (Some(lam), _) => (lam, self.penalized(loss, batch, &kernel, lam)?),
+            (None, Some(eps)) => {
+                let l = finite_losses(loss, batch.x, batch.y)?;
+                let m = mean(&l);
+                let spread = l.iter().fold(0.0f64, |a, v| a.max((v - m).abs()));
+                let p = tune(
+                    eps,
+                    self.last_lambda.unwrap_or(spread.max(1e-6) / eps),
+                    self.cfg.tune_iters,
+                    self.cfg.tune_tol,
+                    |lam| {
+                        let s = diverged_as_none(self.penalized(loss, batch, &kernel, lam))?;
+                        Ok(s.map(|s| (s.mmd, s)))
+                    },
+                )?;
+                (p.lambda, p.state)
+            }
+            (None, None) => unreachable!("validated"),
+        };
+        self.last_lambda = Some(lambda);
+        if self.cfg.warm_start && !batch.idx.is_empty() {
+            let d = batch.d;
+            for i in 0..n {
+                self.warm
+                    .insert(batch.idx[i], sol.x[i * d..(i + 1) * d].to_vec());
+            }
+        }
+        let eps = self.cfg.radius.unwrap_or(sol.mmd);
+        let upper_bound = if self.cfg.certificate {
+            Some(kdro_dual_bound(
+                loss, batch, &kernel, &sol.x, &sol.y, eps, lambda,
+            )?)
+        } else {
+            None
+        };
+        Ok(WorstCase {
+            x: sol.x,
+            y: sol.y,
+            w: sol.w,
+            value: sol.value,
+            radius: sol.mmd,
+            multiplier: lambda,
+            upper_bound,
+            closed_form: None,
+        })
+    }
+}
