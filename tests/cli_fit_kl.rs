@@ -197,10 +197,43 @@ fn custom_mixture_in_three_dimensions() {
         "80",
         "--plot-dims",
         "2,3",
+        "--init",
+        "normal:1,0,0:2",
+        "--step-size",
+        "ift=0.5,langevin=0.01",
         "--out-dir",
         dir.path().to_str().unwrap(),
     ]);
     let rep = report(dir.path());
+    assert_eq!(rep["methods"]["ift"]["step_size"], 0.5);
+    assert_eq!(rep["methods"]["langevin"]["step_size"], 0.01);
+    // --init FILE: the particles of this run as the start of another (weights kept)
+    let again = dir.path().join("again");
+    ok(&[
+        "--mixture-weights",
+        "1,2,5",
+        "--mixture-means",
+        "0,0,0;5,0,1;0,5,-1",
+        "--method",
+        "fr",
+        "--steps",
+        "3",
+        "--target-samples",
+        "80",
+        "--init",
+        dir.path().join("particles_ift.csv").to_str().unwrap(),
+        "--out-dir",
+        again.to_str().unwrap(),
+    ]);
+    let (_, rows, _) = read_csv(&again.join("particles_fr.csv"));
+    let (_, start, _) = read_csv(&dir.path().join("particles_ift.csv"));
+    assert_eq!(rows.len(), 24);
+    for (r, s0) in rows.iter().zip(&start) {
+        // FR keeps positions
+        for k in 0..3 {
+            assert!((r[k] - s0[k]).abs() <= 1e-12 * (1.0 + s0[k].abs()));
+        }
+    }
     let w: Vec<f64> = rep["target"]["weights"]
         .as_array()
         .unwrap()
