@@ -22,6 +22,7 @@ fn main() -> robustflow::Result<()> {
     let feats: Vec<String> = args
         .get(1)
         .map(|s| s.as_str())
+        .filter(|s| !s.trim().is_empty())
         .unwrap_or("mean_radius,mean_texture")
         .split(',')
         .map(|s| s.trim().to_string())
