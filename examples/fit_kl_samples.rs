@@ -7,12 +7,13 @@
 //! Without a file, the example writes `fit_kl_samples_demo.csv` (in the system temporary
 //! directory) holding 500 draws of a ring with unequal weights and fits that. The CSV has
 //! one row per sample and a header; a column named `weight` holds the sample weights
-//! (`robustflow::app::fit_kl::read_samples`, the reader behind `fit-kl --samples`).
+//! (`robustflow::inference::read_samples`, the reader behind `fit-kl --samples`).
 
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use robustflow::app::fit_kl::read_samples;
-use robustflow::inference::{fit, summarize, FitConfig, FitKernels, InferenceTarget, Method};
+use robustflow::inference::{
+    fit, read_samples, summarize, FitConfig, FitKernels, InferenceTarget, Method,
+};
 use robustflow::measure::{Distribution, Gaussian, Particles};
 use std::path::PathBuf;
 

@@ -201,50 +201,7 @@ fn build_mixture(a: &FitKlArgs) -> Result<GaussianMixture> {
     GaussianMixture::new(w, comps)
 }
 
-/// Read a sample CSV; a column named `weight` (case-insensitive) gives sample weights.
-pub fn read_samples(path: &Path) -> Result<Particles> {
-    let t = read_numeric_csv(path)?;
-    let wcol = t
-        .columns
-        .iter()
-        .position(|c| c.eq_ignore_ascii_case("weight"));
-    let d = t.values.ncols() - usize::from(wcol.is_some());
-    if d == 0 {
-        return Err(Error::Data {
-            path: path.into(),
-            row: None,
-            col: None,
-            msg: "no coordinate columns".into(),
-        });
-    }
-    let cols: Vec<usize> = (0..t.values.ncols()).filter(|j| Some(*j) != wcol).collect();
-    let x = t.values.select(ndarray::Axis(1), &cols);
-    match wcol {
-        Some(j) => {
-            let w: Vec<f64> = t.values.column(j).to_vec();
-            if let Some((i, v)) = w.iter().enumerate().find(|(_, v)| **v < 0.0) {
-                return Err(Error::Data {
-                    path: path.into(),
-                    row: Some(i + 1),
-                    col: Some(format!("{} (weight)", j + 1)),
-                    msg: format!("negative weight {v}"),
-                });
-            }
-            let s: f64 = w.iter().sum();
-            if !(s > 0.0) {
-                return Err(Error::Data {
-                    path: path.into(),
-                    row: None,
-                    col: Some(format!("{} (weight)", j + 1)),
-                    msg: "weights sum to zero".into(),
-                });
-            }
-            let w: Vec<f64> = w.iter().map(|v| v / s).collect();
-            Particles::with_weights(x, &w)
-        }
-        None => Particles::uniform(x),
-    }
-}
+pub use crate::inference::read_samples;
 
 /// A built target plus what the app needs to plot and initialise it.
 struct Built {

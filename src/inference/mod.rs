@@ -23,8 +23,8 @@ pub mod stein;
 pub mod targets;
 
 pub use fit::{
-    component_mass, fit, stratified_mixture_sample, summarize, EnergyChoice, FitConfig, FitKernels,
-    InferenceTarget, Method, MethodFit, MethodReport,
+    component_mass, fit, read_samples, stratified_mixture_sample, summarize, EnergyChoice,
+    FitConfig, FitKernels, InferenceTarget, Method, MethodFit, MethodReport,
 };
 pub use kl::CommonSupportKl;
 pub use stein::{
