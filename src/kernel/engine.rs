@@ -186,8 +186,8 @@ impl<T: Real> Profile<T> for Lap {
         let v = T::exp_poly::<F>(-(r * p.inv_h));
         let half = T::from_f64(0.5);
         let dv = -(half * p.inv_h * v / r);
-        // phi'(0) = 0 (the subgradient convention of `Kernel::phi_dphi`).
-        (v, if r > T::ZERO { dv } else { T::ZERO })
+        // phi'(0) = 0 (the subgradient convention of `Kernel::phi_dphi`); a NaN stays NaN.
+        (v, if r == T::ZERO { T::ZERO } else { dv })
     }
 }
 
