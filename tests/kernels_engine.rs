@@ -394,3 +394,37 @@ fn nystrom_on_all_points_is_exact() {
     assert!(RandomFourierFeatures::new(&Kernel::laplace(1.0).unwrap(), d, 10, 0).is_err());
     assert!(RandomFourierFeatures::new(&k, d, 0, 0).is_err());
 }
+
+#[test]
+fn rff_energy_gradient_is_the_derivative_of_its_value_and_close_to_exact() {
+    use ndarray::Array2;
+    use robustflow::energy::{Energy, MmdEnergy, MmdRffEnergy};
+    use robustflow::measure::Particles;
+    let mut rng = StdRng::seed_from_u64(4);
+    let (n, m, d) = (40, 50, 2);
+    let x = Array2::from_shape_vec((n, d), rand_vec(&mut rng, n * d, 1.0)).unwrap();
+    let y = Array2::from_shape_vec((m, d), rand_vec(&mut rng, m * d, 1.0).iter().map(|a| a + 0.7).collect()).unwrap();
+    let target = Particles::uniform(y).unwrap();
+    let k = Kernel::gaussian(1.0).unwrap();
+    let e = MmdRffEnergy::new(k, &target, 4096, 3).unwrap();
+    let exact = MmdEnergy::new(k, target.clone()).unwrap();
+    let mu = Particles::uniform(x).unwrap();
+    let (fa, fe) = (e.value(&mu).unwrap(), exact.value(&mu).unwrap());
+    assert!((fa - fe).abs() < 0.1 * fe, "rff {fa} vs exact {fe}");
+    // dF/dx_ik = w_i d_k f(x_i) (first variation's gradient times the weight)
+    let fv = e.first_variation(&mu, true).unwrap();
+    let grad = fv.grad.unwrap();
+    let eps = 1e-6;
+    for (i, kk) in [(0, 0), (7, 1), (39, 0)] {
+        let mut p = mu.clone();
+        p.x_slice_mut()[i * d + kk] += eps;
+        let mut q = mu.clone();
+        q.x_slice_mut()[i * d + kk] -= eps;
+        let fd = (e.value(&p).unwrap() - e.value(&q).unwrap()) / (2.0 * eps);
+        let an = grad[i * d + kk] / n as f64;
+        assert!((fd - an).abs() < 1e-6 * (1e-3 + an.abs()) + 1e-10, "{fd} vs {an}");
+    }
+    // the energy knows its approximate MMD^2
+    let m2 = e.mmd2_to_target(&mu).unwrap().unwrap();
+    assert!((m2 - 2.0 * fa).abs() < 1e-15);
+}
