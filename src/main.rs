@@ -29,6 +29,8 @@ enum Cmd {
     Train(robustflow::app::train::TrainArgs),
     /// Evaluate a trained model: clean, under attack (FGSM/PGD) and under covariate shift.
     Eval(robustflow::app::eval::EvalArgs),
+    /// Certify a trained model: worst-case risk over an ambiguity set, with lower and upper bounds.
+    Certify(robustflow::app::certify::CertifyArgs),
     /// ERM versus a robust model on the bundled breast-cancer data, under PGD-L2 attacks.
     Demo(robustflow::app::train::DemoArgs),
 }
@@ -50,6 +52,7 @@ fn main() -> ExitCode {
         Cmd::FitKl(a) => robustflow::app::fit_kl::run(&a, &cli.global),
         Cmd::Train(a) => robustflow::app::train::run(&a, &cli.global).map(|_| ()),
         Cmd::Eval(a) => robustflow::app::eval::run(&a, &cli.global).map(|_| ()),
+        Cmd::Certify(a) => robustflow::app::certify::run(&a, &cli.global).map(|_| ()),
         Cmd::Demo(a) => robustflow::app::train::run_demo(&a, &cli.global).map(|_| ()),
     };
     match res {

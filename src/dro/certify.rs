@@ -94,15 +94,19 @@ pub fn certify_full(
     Ok(out)
 }
 
-/// Write worst-case distributions as CSV (atomically): columns `radius`, `x1..xd`,
-/// `label`, `weight`, one row per particle.
+/// Write worst-case distributions as CSV (atomically): columns `radius`, the features
+/// (`names`, or `x1..xd`), `label`, `weight`, one row per particle.
 pub fn write_worst_csv(
     path: impl AsRef<std::path::Path>,
     d: usize,
+    names: Option<&[String]>,
     cases: &[(f64, &WorstCase)],
 ) -> Result<()> {
     let mut header = vec!["radius".to_string()];
-    header.extend((1..=d).map(|k| format!("x{k}")));
+    match names {
+        Some(n) if n.len() == d => header.extend(n.iter().cloned()),
+        _ => header.extend((1..=d).map(|k| format!("x{k}"))),
+    }
     header.push("label".into());
     header.push("weight".into());
     let mut rows = Vec::new();
@@ -123,5 +127,5 @@ pub fn write_worst_csv(
             rows.push(row);
         }
     }
-    crate::io::write_csv_atomic(path, &header, rows.into_iter())
+    crate::io::write_csv_atomic(path, &header, rows)
 }

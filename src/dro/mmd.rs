@@ -11,8 +11,8 @@
 //! Inner flows ([`super::InnerFlow`]): `ift` (W step + exact MMD-prox weight step, the
 //! default), `wfr` (W step + FR step), `w` (positions only), `prox` (weights only, on the
 //! data and the extra support points: the KDRO QP). Step scalings: the W part uses
-//! `alpha = 1 / (1 + lambda L_k / n)` (`L_k` the Lipschitz constant of `grad k`: the
-//! penalty's own-weight curvature), the prox part `beta = 1 / (tau lambda)` (prox weight
+//! `alpha = 1 / (1 + lambda L_k)` (`L_k` the Lipschitz constant of `grad k`, so that
+//! `tau alpha lambda L_k < 1`: the step rule of the MMD flow, Arbel et al. 2019), the prox part `beta = 1 / (tau lambda)` (prox weight
 //! equal to the energy's quadratic), the FR part `beta = 1 / (lambda k(0) / n + range l)`.
 //! Extra support points: `extra_support` copies of data points (cycled) plus Gaussian noise
 //! of standard deviation `h / 2` (`h` the bandwidth), with zero initial weight (a small
@@ -38,10 +38,10 @@ use super::{
 use crate::energy::{Energy, FirstVariation, MmdEnergy, WeightQuadratic};
 use crate::error::{Error, Result};
 use crate::flow::{
-    mmd_prox::solve_prox_qp, FisherRao, FlowStep, Ift, MmdProx, ProxSolver, QpOptions,
-    Wasserstein, Wfr,
+    mmd_prox::solve_prox_qp, FisherRao, FlowStep, Ift, MmdProx, ProxSolver, QpOptions, Wasserstein,
+    Wfr,
 };
-use crate::kernel::{GramOp, Kernel};
+use crate::kernel::{gram, GramOp, Kernel};
 use crate::linalg::{dot, LinOp};
 use crate::measure::Particles;
 use rand::{Rng, SeedableRng};
@@ -115,7 +115,11 @@ impl Energy for MmdDroEnergy<'_> {
         let fv = self.mmd.first_variation_at(mu, at, with_grad)?;
         if with_grad {
             let (l, gl) = self.loss.losses_and_grads(at, self.y)?;
-            let g = l.iter().zip(&fv.g).map(|(l, f)| -l + self.lambda * f).collect();
+            let g = l
+                .iter()
+                .zip(&fv.g)
+                .map(|(l, f)| -l + self.lambda * f)
+                .collect();
             let gf = fv.grad.expect("asked for");
             let grad = gl
                 .iter()
@@ -128,7 +132,11 @@ impl Energy for MmdDroEnergy<'_> {
             })
         } else {
             let l = self.loss.losses(at, self.y)?;
-            let g = l.iter().zip(&fv.g).map(|(l, f)| -l + self.lambda * f).collect();
+            let g = l
+                .iter()
+                .zip(&fv.g)
+                .map(|(l, f)| -l + self.lambda * f)
+                .collect();
             Ok(FirstVariation { g, grad: None })
         }
     }
@@ -137,22 +145,37 @@ impl Energy for MmdDroEnergy<'_> {
             self.check(mu)?;
             let q = self.mmd.weight_quadratic(mu).expect("mmd is quadratic")?;
             let l = self.loss.losses(mu.x_slice(), self.y)?;
-            let b = q
-                .b
-                .iter()
-                .zip(&l)
-                .map(|(b, l)| self.lambda * b + l)
-                .collect();
+            let b =
+                q.b.iter()
+                    .zip(&l)
+                    .map(|(b, l)| self.lambda * b + l)
+                    .collect();
+            // Small problems: a serial dense Gram matrix (the core's operator is parallel,
+            // whose per-product overhead dominates the many products of one QP solve).
+            let (h, metric) = if mu.len() <= SERIAL_GRAM_MAX {
+                let g: Arc<dyn LinOp + Send> = Arc::new(gram(
+                    &self.mmd.kernel,
+                    mu.x_slice(),
+                    mu.x_slice(),
+                    mu.dim(),
+                )?);
+                (g.clone(), g)
+            } else {
+                (q.h, q.metric)
+            };
             Ok(WeightQuadratic {
-                h: q.h,
+                h,
                 h_scale: self.lambda,
                 b,
                 c: self.lambda * q.c,
-                metric: q.metric,
+                metric,
             })
         })())
     }
 }
+
+/// Up to this many atoms the weight QPs use a serial dense Gram matrix.
+const SERIAL_GRAM_MAX: usize = 1024;
 
 /// The solution of the penalised MMD problem at one multiplier.
 pub(crate) struct MmdSolution {
@@ -175,7 +198,11 @@ impl MmdDro {
     pub fn new(cfg: AmbiguityConfig) -> Result<Self> {
         cfg.validate()?;
         if cfg.set != SetKind::Mmd {
-            return Err(Error::param("ambiguity", cfg.set, "MmdDro solves the mmd set"));
+            return Err(Error::param(
+                "ambiguity",
+                cfg.set,
+                "MmdDro solves the mmd set",
+            ));
         }
         Ok(MmdDro {
             cfg,
@@ -234,11 +261,11 @@ impl MmdDro {
         let lk = kernel
             .grad_lipschitz()
             .unwrap_or(1.0 / (kernel.h * kernel.h));
-        let alpha = 1.0 / (1.0 + lambda * lk / n as f64);
+        let alpha = 1.0 / (1.0 + lambda * lk);
         let qp = ProxSolver::Exact(QpOptions {
             tol: 1e-8,
-            max_iter: 200,
-            power_iters: 30,
+            max_iter: 100,
+            power_iters: 20,
         });
         let mut step: Box<dyn FlowStep> = match self.cfg.inner_flow {
             InnerFlow::Ift => Box::new(Ift {
@@ -305,7 +332,11 @@ pub fn kdro_dual_bound(
     y.extend_from_slice(zy);
     let m = y.len();
     let lz = finite_losses(loss, &x, &y)?;
-    let gram: Arc<dyn LinOp + Send> = Arc::new(GramOp::new(kernel, &x, d)?);
+    let gram: Arc<dyn LinOp + Send> = if m <= SERIAL_GRAM_MAX {
+        Arc::new(gram(kernel, &x, &x, d)?)
+    } else {
+        Arc::new(GramOp::new(kernel, &x, d)?)
+    };
     let mut v = vec![0.0; m];
     v[..n].iter_mut().for_each(|a| *a = 1.0 / n as f64);
     let mut kv = vec![0.0; m];
@@ -318,7 +349,9 @@ pub fn kdro_dual_bound(
         let mut kw = vec![0.0; m];
         gram.apply(w, &mut kw);
         let f: Vec<f64> = (0..m).map(|i| lam * (kw[i] - kv[i])).collect();
-        let f0 = (0..m).map(|i| lz[i] - f[i]).fold(f64::NEG_INFINITY, f64::max);
+        let f0 = (0..m)
+            .map(|i| lz[i] - f[i])
+            .fold(f64::NEG_INFINITY, f64::max);
         let quad = (dot(w, &kw) - 2.0 * dot(w, &kv) + vkv).max(0.0);
         f0 + dot(&v, &f) + eps * lam * quad.sqrt()
     };

@@ -282,7 +282,10 @@ impl Norm {
                     u.iter_mut().zip(g).for_each(|(a, b)| *a = b / n);
                 }
             }
-            Norm::Linf => u.iter_mut().zip(g).for_each(|(a, b)| *a = b.signum() * (*b != 0.0) as u8 as f64),
+            Norm::Linf => u
+                .iter_mut()
+                .zip(g)
+                .for_each(|(a, b)| *a = b.signum() * (*b != 0.0) as u8 as f64),
             Norm::L1 => {
                 if let Some((k, v)) = g
                     .iter()

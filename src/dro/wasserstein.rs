@@ -30,8 +30,8 @@
 
 use super::tune::{diverged_as_none, tune};
 use super::{
-    check_batch, finite_losses, particles, run_core_flow, AmbiguityConfig, Batch, InnerMax,
-    Norm, PointLoss, WorstCase,
+    check_batch, finite_losses, particles, run_core_flow, AmbiguityConfig, Batch, InnerMax, Norm,
+    PointLoss, WorstCase,
 };
 use crate::energy::{Energy, FirstVariation};
 use crate::error::{Error, Result};
@@ -413,7 +413,6 @@ impl InnerMax for W1Dro {
         const S: usize = 21;
         let mut xs = Vec::with_capacity(order.len() * S * d);
         let mut ys = Vec::with_capacity(order.len() * S);
-        let mut dirs = Vec::new();
         for &j in &order {
             let u = norm.steepest(&g[j * d..(j + 1) * d]);
             for s in 0..S {
@@ -422,7 +421,6 @@ impl InnerMax for W1Dro {
                 xs.extend((0..d).map(|k| batch.x[j * d + k] + t * u[k]));
                 ys.push(batch.y[j]);
             }
-            dirs.push(u);
         }
         let lm = finite_losses(loss, &xs, &ys)?;
         let mut best = (base, usize::MAX, 0usize);
@@ -439,7 +437,9 @@ impl InnerMax for W1Dro {
         let mut y = batch.y.to_vec();
         let mut w = vec![1.0 / n as f64; n];
         let mut multiplier = closed.map(|c| (c - base) / eps).unwrap_or(f64::NAN);
+        let mut radius = 0.0;
         if best.1 != usize::MAX {
+            radius = eps;
             let (a, s) = (best.1, best.2);
             let j = order[a];
             let q = 0.5f64.powi(s as i32);
@@ -451,14 +451,13 @@ impl InnerMax for W1Dro {
             if multiplier.is_nan() {
                 multiplier = (lm[a * S + s] - l[j]) / t;
             }
-            debug_assert!(dirs[a].len() == d);
         }
         Ok(WorstCase {
             x,
             y,
             w,
             value: best.0,
-            radius: eps,
+            radius,
             multiplier,
             upper_bound: closed,
             closed_form: closed,

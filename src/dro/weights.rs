@@ -352,7 +352,9 @@ impl InnerMax for WeightDro {
                     _ => chi2_constrained_value(&l, rho),
                 };
                 if rho >= self.max_divergence(n) || spread == 0.0 {
-                    let j = (0..n).max_by(|a, b| l[*a].total_cmp(&l[*b])).expect("n >= 1");
+                    let j = (0..n)
+                        .max_by(|a, b| l[*a].total_cmp(&l[*b]))
+                        .expect("n >= 1");
                     let mut w = vec![0.0; n];
                     w[j] = 1.0;
                     if spread == 0.0 {

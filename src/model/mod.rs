@@ -576,4 +576,19 @@ impl PointLoss for Model {
         };
         Ok((l.to_vec1::<f64>()?, g))
     }
+    /// `(w, b)` of a model without hidden layers and one output (logistic, linear).
+    fn linear_weights(&self) -> Option<(Vec<f64>, f64)> {
+        if self.layers.len() != 1 || self.arch.head.n_out() != 1 {
+            return None;
+        }
+        let (w, b) = &self.layers[0];
+        let w = w.as_tensor().flatten_all().ok()?.to_vec1::<f64>().ok()?;
+        let b = b.as_tensor().flatten_all().ok()?.to_vec1::<f64>().ok()?;
+        Some((w, *b.first()?))
+    }
+    /// 1 for logistic regression (the logistic loss is 1-Lipschitz in the score); `None`
+    /// otherwise (the squared loss is not Lipschitz).
+    fn score_lipschitz(&self) -> Option<f64> {
+        (self.layers.len() == 1 && matches!(self.arch.head, Head::Binary)).then_some(1.0)
+    }
 }
