@@ -549,23 +549,6 @@ impl PointLoss for Model {
         let xt = self.input(x)?;
         Ok(self.loss_tensor(&xt, y)?.to_vec1::<f64>()?)
     }
-    /// `(w, b)` of logistic and linear regression (one layer, one output).
-    fn linear_weights(&self) -> Option<(Vec<f64>, f64)> {
-        if !matches!(self.arch.kind, ModelKind::Logistic | ModelKind::Linear)
-            || self.layers.len() != 1
-        {
-            return None;
-        }
-        let (w, b) = &self.layers[0];
-        let w = w.as_tensor().flatten_all().ok()?.to_vec1::<f64>().ok()?;
-        let b = b.as_tensor().flatten_all().ok()?.to_vec1::<f64>().ok()?;
-        Some((w, *b.first()?))
-    }
-    /// `1` for the logistic loss (`|d l / d s| = |sigmoid(s) - y| <= 1`); `None` for the
-    /// squared loss (not Lipschitz) and the other models.
-    fn score_lipschitz(&self) -> Option<f64> {
-        (self.arch.kind == ModelKind::Logistic).then_some(1.0)
-    }
     fn losses_and_grads(&self, x: &[f64], y: &[f64]) -> Result<(Vec<f64>, Vec<f64>)> {
         let xv = Var::from_tensor(&self.input(x)?)?;
         let l = self.loss_tensor(xv.as_tensor(), y)?;
