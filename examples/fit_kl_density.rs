@@ -14,6 +14,9 @@ use robustflow::inference::{
 use robustflow::measure::{Distribution, Gaussian, LogDensity, Particles};
 use std::sync::Arc;
 
+/// Exact mean and covariance.
+type Moments = (Vec<f64>, ndarray::Array2<f64>);
+
 /// A user-defined target: the ring `log pi(x) = -(|x| - r)^2 / (2 s^2)` in 2-D.
 struct Ring {
     r: f64,
@@ -48,10 +51,7 @@ fn main() -> robustflow::Result<()> {
     let steps: usize = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(300);
     let banana = Banana::new(2, 1.5, 0.5)?;
     let funnel = Funnel::new(2, 1.5)?;
-    let cases: Vec<(
-        Arc<dyn SteinTarget>,
-        Option<(Vec<f64>, ndarray::Array2<f64>)>,
-    )> = vec![
+    let cases: Vec<(Arc<dyn SteinTarget>, Option<Moments>)> = vec![
         (Arc::new(banana), Some((banana.mean(), banana.cov()))),
         (Arc::new(funnel), Some((vec![0.0; 2], funnel.cov()))),
         (Arc::new(Ring { r: 3.0, s: 0.4 }), None),

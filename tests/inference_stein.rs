@@ -28,7 +28,10 @@ fn logistic_small() -> LogisticPosterior {
     LogisticPosterior::new(x, y, 2.0, vec!["i".into(), "a".into(), "b".into()]).unwrap()
 }
 
-fn targets() -> Vec<(Arc<dyn SteinTarget>, Vec<Vec<f64>>)> {
+/// A target and points at which to check it.
+type Case = (Arc<dyn SteinTarget>, Vec<Vec<f64>>);
+
+fn targets() -> Vec<Case> {
     let g = Gaussian::new(array![0.5, -1.0], array![[1.0, 0.5], [0.5, 2.0]]).unwrap();
     let mix = GaussianMixture::new(
         vec![0.3, 0.7],

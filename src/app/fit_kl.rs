@@ -310,7 +310,7 @@ fn build_target_raw(a: &FitKlArgs, seed: u64) -> Result<Built> {
             plot_target: None,
         });
     }
-    let mut rng = StdRng::seed_from_u64(seed ^ 0x5eed_0f_7a46e7);
+    let mut rng = StdRng::seed_from_u64(seed ^ 0x5eed_0f7a_46e7);
     match a.target.as_str() {
         "mixture" => {
             let mix = build_mixture(a)?;

@@ -424,7 +424,7 @@ impl LogisticPosterior {
             let v = table.values[[i, tj]];
             y.push(match v {
                 v if v == 0.0 || v == -1.0 => 0.0,
-                v if v == 1.0 => 1.0,
+                1.0 => 1.0,
                 _ => {
                     return Err(Error::Data {
                         path: path.into(),
