@@ -31,7 +31,9 @@ fn gauss(rng: &mut StdRng, len: usize, shift: f64) -> Vec<f64> {
 
 fn witness_grad(c: &mut Criterion) {
     let mut g = c.benchmark_group("witness_grad");
-    g.sample_size(10).measurement_time(Duration::from_secs(2)).warm_up_time(Duration::from_millis(300));
+    g.sample_size(10)
+        .measurement_time(Duration::from_secs(2))
+        .warm_up_time(Duration::from_millis(300));
     let mut rng = StdRng::seed_from_u64(0);
     for &n in &[1000usize, 10000] {
         for &d in &[2usize, 100] {
@@ -55,21 +57,33 @@ fn witness_grad(c: &mut Criterion) {
 
 fn mmd_prox(c: &mut Criterion) {
     let mut g = c.benchmark_group("mmd_prox");
-    g.sample_size(10).measurement_time(Duration::from_secs(2)).warm_up_time(Duration::from_millis(300));
+    g.sample_size(10)
+        .measurement_time(Duration::from_secs(2))
+        .warm_up_time(Duration::from_millis(300));
     let mut rng = StdRng::seed_from_u64(1);
     for &n in &[500usize, 2000] {
         let d = 2;
         let xp = Array2::from_shape_vec((n, d), gauss(&mut rng, n * d, 0.0)).unwrap();
         let yp = Array2::from_shape_vec((n, d), gauss(&mut rng, n * d, 1.0)).unwrap();
-        let energy =
-            MmdEnergy::new(Kernel::gaussian(1.0).unwrap(), Particles::uniform(yp).unwrap()).unwrap();
+        let energy = MmdEnergy::new(
+            Kernel::gaussian(1.0).unwrap(),
+            Particles::uniform(yp).unwrap(),
+        )
+        .unwrap();
         let mu0 = Particles::uniform(xp).unwrap();
         g.bench_function(BenchmarkId::new("exact_step", format!("n{n}")), |b| {
             b.iter(|| {
                 let mut mu = mu0.clone();
                 let mut r = StdRng::seed_from_u64(0);
-                let mut ctx = StepContext { step: 0, tau: 0.1, rng: &mut r };
-                MmdProx::new(1.0).unwrap().apply(&mut mu, &energy, &mut ctx).unwrap();
+                let mut ctx = StepContext {
+                    step: 0,
+                    tau: 0.1,
+                    rng: &mut r,
+                };
+                MmdProx::new(1.0)
+                    .unwrap()
+                    .apply(&mut mu, &energy, &mut ctx)
+                    .unwrap();
                 black_box(mu)
             })
         });
@@ -82,7 +96,9 @@ fn mmd_prox(c: &mut Criterion) {
 
 fn rff_step(c: &mut Criterion) {
     let mut g = c.benchmark_group("rff_step");
-    g.sample_size(10).measurement_time(Duration::from_secs(2)).warm_up_time(Duration::from_millis(300));
+    g.sample_size(10)
+        .measurement_time(Duration::from_secs(2))
+        .warm_up_time(Duration::from_millis(300));
     let mut rng = StdRng::seed_from_u64(2);
     let (n, d, nf) = (10000usize, 10usize, 1024usize);
     let k = Kernel::gaussian((d as f64).sqrt()).unwrap();

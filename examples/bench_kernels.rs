@@ -23,7 +23,9 @@ use robustflow::energy::{Energy, MmdEnergy};
 use robustflow::flow::{MmdProx, StepContext};
 use robustflow::kernel::engine::sums_with;
 use robustflow::kernel::rff::RandomFourierFeatures;
-use robustflow::kernel::{kernel_sums_with_grad, mmd2, EngineOptions, Kernel, PathChoice, SimdLevel};
+use robustflow::kernel::{
+    kernel_sums_with_grad, mmd2, EngineOptions, Kernel, PathChoice, SimdLevel,
+};
 use robustflow::measure::Particles;
 use robustflow::plot::{line_chart, Series};
 use serde_json::json;
@@ -77,13 +79,31 @@ fn gauss(rng: &mut StdRng, len: usize, shift: f64) -> Vec<f64> {
 }
 
 fn gemm_peak<T: robustflow::kernel::Real>(size: usize) -> f64 {
-    let a: Vec<T> = (0..size * size).map(|i| T::from_f64(((i * 7) % 13) as f64 * 0.1)).collect();
+    let a: Vec<T> = (0..size * size)
+        .map(|i| T::from_f64(((i * 7) % 13) as f64 * 0.1))
+        .collect();
     let b = a.clone();
     let mut c = vec![T::ZERO; size * size];
     let t = time_it(5, || unsafe {
         gemm::gemm::<T>(
-            size, size, size, c.as_mut_ptr(), 1, size as isize, false, a.as_ptr(), 1,
-            size as isize, b.as_ptr(), 1, size as isize, T::ZERO, T::ONE, false, false, false,
+            size,
+            size,
+            size,
+            c.as_mut_ptr(),
+            1,
+            size as isize,
+            false,
+            a.as_ptr(),
+            1,
+            size as isize,
+            b.as_ptr(),
+            1,
+            size as isize,
+            T::ZERO,
+            T::ONE,
+            false,
+            false,
+            false,
             gemm::Parallelism::Rayon(0),
         )
     });
@@ -144,7 +164,9 @@ fn main() -> anyhow::Result<()> {
         let n = big;
         let x = gauss(&mut rng, n * d, 0.0);
         let y = gauss(&mut rng, n * d, 0.5);
-        let v: Vec<f64> = (0..n).map(|j| if j % 2 == 0 { 1.0 } else { -0.5 } / n as f64).collect();
+        let v: Vec<f64> = (0..n)
+            .map(|j| if j % 2 == 0 { 1.0 } else { -0.5 } / n as f64)
+            .collect();
         let h = (d as f64).sqrt();
         let k = Kernel::gaussian(h)?;
         let stem = format!("n{n}_d{d}");
@@ -164,7 +186,11 @@ fn main() -> anyhow::Result<()> {
                     std::hint::black_box(sums_with(&k, &x32, &y32, &v32, d, true, &o).unwrap());
                 });
                 let (s, g) = sums_with(&k, &x32, &y32, &v32, d, true, &o)?;
-                (secs, s.iter().map(|&a| a as f64).collect(), g.iter().map(|&a| a as f64).collect())
+                (
+                    secs,
+                    s.iter().map(|&a| a as f64).collect(),
+                    g.iter().map(|&a| a as f64).collect(),
+                )
             } else {
                 let secs = time_it(reps, || {
                     std::hint::black_box(kernel_sums_with_grad(&k, &x, &y, &v, d).unwrap());
@@ -179,7 +205,16 @@ fn main() -> anyhow::Result<()> {
                 "x": format!("{stem}.x"), "y": format!("{stem}.y"), "v": format!("{stem}.v"),
                 "repeats": reps,
             }));
-            cases.push(Case { name, n, d, f32, secs, path: path.clone(), s, g });
+            cases.push(Case {
+                name,
+                n,
+                d,
+                f32,
+                secs,
+                path: path.clone(),
+                s,
+                g,
+            });
         }
     }
 
@@ -200,11 +235,17 @@ fn main() -> anyhow::Result<()> {
             Ok(o) if o.status.success() => {
                 let v: serde_json::Value = serde_json::from_slice(&o.stdout)?;
                 for c in v["cases"].as_array().into_iter().flatten() {
-                    np_times.insert(c["name"].as_str().unwrap_or("").to_string(), c["median_s"].as_f64().unwrap_or(f64::NAN));
+                    np_times.insert(
+                        c["name"].as_str().unwrap_or("").to_string(),
+                        c["median_s"].as_f64().unwrap_or(f64::NAN),
+                    );
                 }
                 np_meta = json!({"numpy": v["numpy"], "gemm_gflops": v["gemm_gflops"]});
             }
-            Ok(o) => eprintln!("numpy reference failed: {}", String::from_utf8_lossy(&o.stderr)),
+            Ok(o) => eprintln!(
+                "numpy reference failed: {}",
+                String::from_utf8_lossy(&o.stderr)
+            ),
             Err(e) => eprintln!("could not run python3: {e}"),
         }
     }
@@ -227,11 +268,17 @@ fn main() -> anyhow::Result<()> {
                     if d == 100 && path == PathChoice::Streamed && level == SimdLevel::Baseline {
                         continue; // slow and uninformative: the tiled path is used at d = 100
                     }
-                    let o = EngineOptions { path, simd: Some(level) };
+                    let o = EngineOptions {
+                        path,
+                        simd: Some(level),
+                    };
                     let t = time_it(reps, || {
                         std::hint::black_box(sums_with(&k, &x, &y, &v, d, true, &o).unwrap());
                     });
-                    println!("  path {path:?} simd {level} n={n} d={d}: {:.2} ms", t * 1e3);
+                    println!(
+                        "  path {path:?} simd {level} n={n} d={d}: {:.2} ms",
+                        t * 1e3
+                    );
                     paths_rows.push(json!({"n": n, "d": d, "path": format!("{path:?}"), "simd": level.to_string(), "secs": t}));
                 }
             }
@@ -256,11 +303,18 @@ fn main() -> anyhow::Result<()> {
             let t = time_it(reps_for((n * n) as f64, quick), || {
                 std::hint::black_box(kernel_sums_with_grad(&k, &x, &y, &v, d).unwrap());
             });
-            println!("  scaling d={d} n={n}: {:.3} ms, {:.2} ns/pair", t * 1e3, t * 1e9 / (n * n) as f64);
+            println!(
+                "  scaling d={d} n={n}: {:.3} ms, {:.2} ns/pair",
+                t * 1e3,
+                t * 1e9 / (n * n) as f64
+            );
             pts.push(((n as f64).log10(), t));
             scaling_rows.push(json!({"n": n, "d": d, "secs": t}));
         }
-        series.push(Series { name: format!("d = {d} (f64)"), points: pts });
+        series.push(Series {
+            name: format!("d = {d} (f64)"),
+            points: pts,
+        });
     }
     line_chart(
         out_dir.join("scaling.png"),
@@ -290,7 +344,10 @@ fn main() -> anyhow::Result<()> {
             *xi -= tau * gi;
         }
     });
-    println!("  RFF MMD-flow step n=m={rff_n} d={rff_d} D={nf}: {:.3} s", rff_step);
+    println!(
+        "  RFF MMD-flow step n=m={rff_n} d={rff_d} D={nf}: {:.3} s",
+        rff_step
+    );
     // error against the exact sums at n = 1e4 (or 2000 quick)
     let ne = if quick { 2000 } else { 10000 };
     let xe = &x[..ne * rff_d];
@@ -315,7 +372,14 @@ fn main() -> anyhow::Result<()> {
             let m2: f64 = delta.iter().map(|a| a * a).sum();
             let (_, g) = r.witness(xe, &delta, true)?;
             me.push((m2 - exact_mmd).abs() / exact_mmd);
-            ge.push(g.iter().zip(&g_exact).map(|(a, b)| (a - b).powi(2)).sum::<f64>().sqrt() / gnorm);
+            ge.push(
+                g.iter()
+                    .zip(&g_exact)
+                    .map(|(a, b)| (a - b).powi(2))
+                    .sum::<f64>()
+                    .sqrt()
+                    / gnorm,
+            );
         }
         let (me, ge) = (median(me), median(ge));
         println!("  RFF D={nf} n={ne}: MMD^2 rel. error {me:.3e}, witness-gradient rel. L2 error {ge:.3e}");
@@ -337,7 +401,11 @@ fn main() -> anyhow::Result<()> {
         let prox = time_it(5, || {
             let mut mu = mu0.clone();
             let mut r = StdRng::seed_from_u64(0);
-            let mut ctx = StepContext { step: 0, tau: 0.1, rng: &mut r };
+            let mut ctx = StepContext {
+                step: 0,
+                tau: 0.1,
+                rng: &mut r,
+            };
             let mut p = MmdProx::new(1.0).unwrap();
             p.apply(&mut mu, &energy, &mut ctx).unwrap();
             iters = p.last.iterations;
@@ -348,7 +416,9 @@ fn main() -> anyhow::Result<()> {
             w_step * 1e3,
             prox / w_step
         );
-        prox_rows.push(json!({"n": n, "d": d, "prox_secs": prox, "w_sums_secs": w_step, "iterations": iters}));
+        prox_rows.push(
+            json!({"n": n, "d": d, "prox_secs": prox, "w_sums_secs": w_step, "iterations": iters}),
+        );
     }
 
     // ---------------------------------------------------------------- table
@@ -366,8 +436,16 @@ fn main() -> anyhow::Result<()> {
         let diff = if np_s.len() == c.s.len() && np_g.len() == c.g.len() {
             let scale_s = c.s.iter().fold(0.0f64, |a, b| a.max(b.abs()));
             let scale_g = c.g.iter().fold(0.0f64, |a, b| a.max(b.abs()));
-            let ds = c.s.iter().zip(&np_s).fold(0.0f64, |a, (p, q)| a.max((p - q).abs())) / scale_s;
-            let dg = c.g.iter().zip(&np_g).fold(0.0f64, |a, (p, q)| a.max((p - q).abs())) / scale_g;
+            let ds =
+                c.s.iter()
+                    .zip(&np_s)
+                    .fold(0.0f64, |a, (p, q)| a.max((p - q).abs()))
+                    / scale_s;
+            let dg =
+                c.g.iter()
+                    .zip(&np_g)
+                    .fold(0.0f64, |a, (p, q)| a.max((p - q).abs()))
+                    / scale_g;
             ds.max(dg)
         } else {
             f64::NAN
@@ -381,7 +459,8 @@ fn main() -> anyhow::Result<()> {
             c.path,
             c.secs * 1e3,
             np.map(|t| format!("{:.1}", t * 1e3)).unwrap_or("-".into()),
-            np.map(|t| format!("{:.1}x", t / c.secs)).unwrap_or("-".into()),
+            np.map(|t| format!("{:.1}x", t / c.secs))
+                .unwrap_or("-".into()),
             gflops,
             100.0 * gflops / peak,
             diff

@@ -75,7 +75,9 @@ fn naive(kind: KernelKind, h: f64, x: &[f64], y: &[f64], v: &[f64], d: usize) ->
 }
 
 fn rand_vec(rng: &mut StdRng, len: usize, scale: f64) -> Vec<f64> {
-    (0..len).map(|_| scale * (rng.random::<f64>() * 2.0 - 1.0)).collect()
+    (0..len)
+        .map(|_| scale * (rng.random::<f64>() * 2.0 - 1.0))
+        .collect()
 }
 
 /// (n, m, d): odd sizes, n or m = 1, sizes crossing register blocks (4), tiles
@@ -102,14 +104,7 @@ fn paths(kind: KernelKind) -> Vec<PathChoice> {
     }
 }
 
-fn check_close(
-    what: &str,
-    got: &[f64],
-    want: &[f64],
-    scale: &[f64],
-    per: usize,
-    tol: f64,
-) {
+fn check_close(what: &str, got: &[f64], want: &[f64], scale: &[f64], per: usize, tol: f64) {
     assert_eq!(got.len(), want.len(), "{what}: length");
     for (idx, (a, b)) in got.iter().zip(want).enumerate() {
         let sc = scale[idx / per].max(1e-300);
@@ -148,11 +143,25 @@ fn every_path_and_simd_level_matches_the_naive_sums() {
                     check_close(&format!("{tag} f64 grads"), &g, &nv.g, &nv.g_abs, d, 1e-10);
                     let (s_only, g_none) = sums_with(&k, &x, &y, &v, d, false, &opts).unwrap();
                     assert!(g_none.is_empty());
-                    check_close(&format!("{tag} f64 values only"), &s_only, &nv.s, &nv.s_abs, 1, 1e-10);
+                    check_close(
+                        &format!("{tag} f64 values only"),
+                        &s_only,
+                        &nv.s,
+                        &nv.s_abs,
+                        1,
+                        1e-10,
+                    );
                     let (s32, g32) = sums_with(&k, &x32, &y32, &v32, d, true, &opts).unwrap();
                     let s32: Vec<f64> = s32.iter().map(|&a| a as f64).collect();
                     let g32: Vec<f64> = g32.iter().map(|&a| a as f64).collect();
-                    check_close(&format!("{tag} f32 values"), &s32, &nv.s, &nv.s_abs, 1, 2e-5);
+                    check_close(
+                        &format!("{tag} f32 values"),
+                        &s32,
+                        &nv.s,
+                        &nv.s_abs,
+                        1,
+                        2e-5,
+                    );
                     check_close(&format!("{tag} f32 grads"), &g32, &nv.g, &nv.g_abs, d, 2e-5);
                 }
             }
@@ -163,7 +172,12 @@ fn every_path_and_simd_level_matches_the_naive_sums() {
 #[test]
 fn multi_sums_match_the_naive_sums_on_every_path() {
     let mut rng = StdRng::seed_from_u64(5);
-    for (n, m, d, p) in [(1, 1, 1, 1), (7, 13, 3, 2), (TILE_ROWS + 1, TILE_COLS + 3, 9, 3), (5, 40, 12, 1)] {
+    for (n, m, d, p) in [
+        (1, 1, 1, 1),
+        (7, 13, 3, 2),
+        (TILE_ROWS + 1, TILE_COLS + 3, 9, 3),
+        (5, 40, 12, 1),
+    ] {
         let x = rand_vec(&mut rng, n * d, 1.0);
         let y = rand_vec(&mut rng, m * d, 1.0);
         let vm = rand_vec(&mut rng, m * p, 1.0);
@@ -182,9 +196,19 @@ fn multi_sums_match_the_naive_sums_on_every_path() {
             }
             for &path in &paths(kind) {
                 for simd in SimdLevel::all_available() {
-                    let opts = EngineOptions { path, simd: Some(simd) };
+                    let opts = EngineOptions {
+                        path,
+                        simd: Some(simd),
+                    };
                     let got = sums_multi_with(&k, &x, &y, &vm, d, p, &opts).unwrap();
-                    check_close(&format!("multi {kind} {path:?} {simd} {n}x{m}x{d}x{p}"), &got, &want, &scale, p, 1e-10);
+                    check_close(
+                        &format!("multi {kind} {path:?} {simd} {n}x{m}x{d}x{p}"),
+                        &got,
+                        &want,
+                        &scale,
+                        p,
+                        1e-10,
+                    );
                 }
             }
         }
@@ -203,10 +227,22 @@ fn engine_rejects_bad_requests() {
     assert!(e.to_string().contains("tiled"), "{e}");
     // shape errors
     assert!(sums_with(&k, &x, &x, &[1.0, 1.0], 2, true, &EngineOptions::default()).is_err());
-    assert!(sums_with(&k, &x, &x[..5], &[1.0, 1.0], 2, true, &EngineOptions::default()).is_err());
+    assert!(sums_with(
+        &k,
+        &x,
+        &x[..5],
+        &[1.0, 1.0],
+        2,
+        true,
+        &EngineOptions::default()
+    )
+    .is_err());
     // an unavailable SIMD level is an error, not a crash
     for l in [SimdLevel::Avx512, SimdLevel::Avx2Fma] {
-        let o = EngineOptions { path: PathChoice::Streamed, simd: Some(l) };
+        let o = EngineOptions {
+            path: PathChoice::Streamed,
+            simd: Some(l),
+        };
         let r = sums_with(&k, &x, &x, &[1.0; 3], 2, false, &o);
         assert_eq!(r.is_ok(), l.available());
     }
@@ -229,7 +265,10 @@ fn polynomial_exp_is_accurate_over_its_range() {
     for i in 0..2000 {
         let r = i as f64 * 0.02; // exp down to e^-800 (underflow to 0)
         for simd in SimdLevel::all_available() {
-            let o = EngineOptions { path: PathChoice::Streamed, simd: Some(simd) };
+            let o = EngineOptions {
+                path: PathChoice::Streamed,
+                simd: Some(simd),
+            };
             let (s, _) = sums_with(&k, &[r], &[0.0], &[1.0], 1, false, &o).unwrap();
             let want = (-r * r / 2.0f64).exp();
             if want > 1e-300 {
@@ -248,7 +287,10 @@ fn rff_features_have_unit_norm_and_a_consistent_gradient() {
     let d = 3;
     let k = Kernel::gaussian(0.9).unwrap();
     for simd in SimdLevel::all_available() {
-        let rff = RandomFourierFeatures::new(&k, d, 37, 4).unwrap().with_simd(simd).unwrap();
+        let rff = RandomFourierFeatures::new(&k, d, 37, 4)
+            .unwrap()
+            .with_simd(simd)
+            .unwrap();
         // |phi(x)|^2 = 1/D sum (cos^2 + sin^2) = 1 for any x (includes far-out points, which
         // exercise the range reduction)
         for scale in [0.1, 3.0, 300.0] {
@@ -271,7 +313,11 @@ fn rff_features_have_unit_norm_and_a_consistent_gradient() {
                 let fp = rff.witness(&xp, &delta, false).unwrap().0[0];
                 let fm = rff.witness(&xm, &delta, false).unwrap().0[0];
                 let fd = (fp - fm) / (2.0 * eps);
-                assert!((fd - g[i * d + kk]).abs() < 1e-6 * (1.0 + fd.abs()), "{fd} vs {}", g[i * d + kk]);
+                assert!(
+                    (fd - g[i * d + kk]).abs() < 1e-6 * (1.0 + fd.abs()),
+                    "{fd} vs {}",
+                    g[i * d + kk]
+                );
             }
             // the witness is phi(x) . delta
             let z = rff.embedding(&x[i * d..(i + 1) * d], &[1.0]).unwrap();
@@ -312,7 +358,10 @@ fn rff_error_shrinks_like_one_over_sqrt_d() {
     let e1024 = rms(1024);
     // 1/sqrt(D) predicts a ratio of 8; allow sampling noise
     let ratio = e16 / e1024;
-    assert!(ratio > 5.0 && ratio < 12.0, "e16 {e16}, e1024 {e1024}, ratio {ratio}");
+    assert!(
+        ratio > 5.0 && ratio < 12.0,
+        "e16 {e16}, e1024 {e1024}, ratio {ratio}"
+    );
     // and the scaled error sqrt(D) e_D is O(1) (at most the per-feature std, <= 1)
     assert!(e1024 * 32.0 < 1.0 && e16 * 4.0 < 1.0);
 }
@@ -322,7 +371,10 @@ fn rff_mmd_and_witness_gradient_approach_the_exact_ones() {
     let mut rng = StdRng::seed_from_u64(21);
     let (n, m, d) = (300, 200, 3);
     let x = rand_vec(&mut rng, n * d, 1.0);
-    let y: Vec<f64> = rand_vec(&mut rng, m * d, 1.0).iter().map(|a| a + 0.5).collect();
+    let y: Vec<f64> = rand_vec(&mut rng, m * d, 1.0)
+        .iter()
+        .map(|a| a + 0.5)
+        .collect();
     let w = vec![1.0 / n as f64; n];
     let v = vec![1.0 / m as f64; m];
     let k = Kernel::gaussian(1.0).unwrap();
@@ -346,7 +398,13 @@ fn rff_mmd_and_witness_gradient_approach_the_exact_ones() {
             .map(|(a, b)| a - b)
             .collect();
         let (_, g) = rff.witness(&x, &delta, true).unwrap();
-        let gerr = g.iter().zip(&g_exact).map(|(a, b)| (a - b).powi(2)).sum::<f64>().sqrt() / gnorm;
+        let gerr = g
+            .iter()
+            .zip(&g_exact)
+            .map(|(a, b)| (a - b).powi(2))
+            .sum::<f64>()
+            .sqrt()
+            / gnorm;
         errs.push(((approx - exact).abs() / exact, gerr));
     }
     assert!(errs[1].0 < 0.1 && errs[1].1 < 0.1, "{errs:?}");
@@ -368,7 +426,10 @@ fn nystrom_on_all_points_is_exact() {
         let ny = Nystrom::new(&k, &all, d).unwrap();
         let exact = mmd2(&k, &x, &w, &y, &v, d).unwrap();
         let approx = ny.mmd2(&x, &w, &y, &v).unwrap();
-        assert!((approx - exact).abs() < 1e-6 * (1.0 + exact), "{kind}: {approx} vs {exact}");
+        assert!(
+            (approx - exact).abs() < 1e-6 * (1.0 + exact),
+            "{kind}: {approx} vs {exact}"
+        );
         // witness f = K_x[x;y] [w; -v]
         let delta: Vec<f64> = ny
             .embedding(&x, &w)
@@ -403,7 +464,14 @@ fn rff_energy_gradient_is_the_derivative_of_its_value_and_close_to_exact() {
     let mut rng = StdRng::seed_from_u64(4);
     let (n, m, d) = (40, 50, 2);
     let x = Array2::from_shape_vec((n, d), rand_vec(&mut rng, n * d, 1.0)).unwrap();
-    let y = Array2::from_shape_vec((m, d), rand_vec(&mut rng, m * d, 1.0).iter().map(|a| a + 0.7).collect()).unwrap();
+    let y = Array2::from_shape_vec(
+        (m, d),
+        rand_vec(&mut rng, m * d, 1.0)
+            .iter()
+            .map(|a| a + 0.7)
+            .collect(),
+    )
+    .unwrap();
     let target = Particles::uniform(y).unwrap();
     let k = Kernel::gaussian(1.0).unwrap();
     let e = MmdRffEnergy::new(k, &target, 4096, 3).unwrap();
@@ -422,7 +490,10 @@ fn rff_energy_gradient_is_the_derivative_of_its_value_and_close_to_exact() {
         q.x_slice_mut()[i * d + kk] -= eps;
         let fd = (e.value(&p).unwrap() - e.value(&q).unwrap()) / (2.0 * eps);
         let an = grad[i * d + kk] / n as f64;
-        assert!((fd - an).abs() < 1e-6 * (1e-3 + an.abs()) + 1e-10, "{fd} vs {an}");
+        assert!(
+            (fd - an).abs() < 1e-6 * (1e-3 + an.abs()) + 1e-10,
+            "{fd} vs {an}"
+        );
     }
     // the energy knows its approximate MMD^2
     let m2 = e.mmd2_to_target(&mu).unwrap().unwrap();

@@ -9,7 +9,10 @@ use robustflow::kernel::rff::RandomFourierFeatures;
 use robustflow::kernel::{mmd2, EngineOptions, Kernel, KernelKind, PathChoice};
 
 fn pool(t: usize) -> rayon::ThreadPool {
-    rayon::ThreadPoolBuilder::new().num_threads(t).build().unwrap()
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(t)
+        .build()
+        .unwrap()
 }
 
 fn rand_vec(rng: &mut StdRng, len: usize) -> Vec<f64> {

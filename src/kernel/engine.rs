@@ -549,7 +549,14 @@ impl<'a, T: Real> StreamJob<'a, T> {
 
 /// One task: rows `i0 .. i0 + vals.len()`; `grads` is `vals.len() x d` (or empty).
 #[inline(always)]
-fn stream_task<T: Real, P: Profile<T>, const D: usize, const W: usize, const GRAD: bool, const F: bool>(
+fn stream_task<
+    T: Real,
+    P: Profile<T>,
+    const D: usize,
+    const W: usize,
+    const GRAD: bool,
+    const F: bool,
+>(
     job: &StreamJob<'_, T>,
     i0: usize,
     vals: &mut [T],
@@ -610,7 +617,15 @@ fn stream_task<T: Real, P: Profile<T>, const D: usize, const W: usize, const GRA
 
 /// `R` rows of constant dimension `D` against sources `j0 .. j1` (multiples of `W`).
 #[inline(always)]
-fn block_const<T: Real, P: Profile<T>, const D: usize, const R: usize, const W: usize, const GRAD: bool, const F: bool>(
+fn block_const<
+    T: Real,
+    P: Profile<T>,
+    const D: usize,
+    const R: usize,
+    const W: usize,
+    const GRAD: bool,
+    const F: bool,
+>(
     job: &StreamJob<'_, T>,
     xs: &[T],
     j0: usize,
@@ -678,7 +693,14 @@ fn block_const<T: Real, P: Profile<T>, const D: usize, const R: usize, const W: 
 
 /// `R` rows of run-time dimension against sources `j0 .. j1`.
 #[inline(always)]
-fn block_dyn<T: Real, P: Profile<T>, const R: usize, const W: usize, const GRAD: bool, const F: bool>(
+fn block_dyn<
+    T: Real,
+    P: Profile<T>,
+    const R: usize,
+    const W: usize,
+    const GRAD: bool,
+    const F: bool,
+>(
     job: &StreamJob<'_, T>,
     xs: &[T],
     j0: usize,
@@ -839,7 +861,11 @@ fn epilogue_row<T: Real, P: Profile<T>, const W: usize, const MODE: u8, const F:
     while j < len {
         let cj: &mut [T] = &mut c[j..j + W];
         let ynj = &yn[j..j + W];
-        let vj = if MODE == MODE_PHI { &v[..0] } else { &v[j..j + W] };
+        let vj = if MODE == MODE_PHI {
+            &v[..0]
+        } else {
+            &v[j..j + W]
+        };
         for l in 0..W {
             let r2 = xn + ynj[l] - two * cj[l];
             let r2 = if r2 > T::ZERO { r2 } else { T::ZERO };
@@ -992,7 +1018,19 @@ fn tiled_p<T: Real, P: Profile<T>>(
         while j0 < mp {
             let cols = (mp - j0).min(TILE_COLS);
             // C = X_t Y_c'
-            gemm_into(rows, cols, d, &mut ctile, TILE_COLS, false, xt, d, &yp[j0 * d..], 1, d);
+            gemm_into(
+                rows,
+                cols,
+                d,
+                &mut ctile,
+                TILE_COLS,
+                false,
+                xt,
+                d,
+                &yp[j0 * d..],
+                1,
+                d,
+            );
             let vj = if mode == MODE_PHI {
                 &vp[..0]
             } else {
@@ -1003,24 +1041,65 @@ fn tiled_p<T: Real, P: Profile<T>>(
                 let ynj = &yn[j0..j0 + cols];
                 match mode {
                     MODE_GRAD => T::epilogue::<P, MODE_GRAD>(
-                        level, &prm, crow, ynj, vj, xn[r], &mut s[r], &mut csum[r],
+                        level,
+                        &prm,
+                        crow,
+                        ynj,
+                        vj,
+                        xn[r],
+                        &mut s[r],
+                        &mut csum[r],
                     ),
                     MODE_PHI => T::epilogue::<P, MODE_PHI>(
-                        level, &prm, crow, ynj, vj, xn[r], &mut s[r], &mut csum[r],
+                        level,
+                        &prm,
+                        crow,
+                        ynj,
+                        vj,
+                        xn[r],
+                        &mut s[r],
+                        &mut csum[r],
                     ),
                     _ => T::epilogue::<P, MODE_VALUES>(
-                        level, &prm, crow, ynj, vj, xn[r], &mut s[r], &mut csum[r],
+                        level,
+                        &prm,
+                        crow,
+                        ynj,
+                        vj,
+                        xn[r],
+                        &mut s[r],
+                        &mut csum[r],
                     ),
                 }
             }
             match mode {
                 // G += C Y_c
                 MODE_GRAD => gemm_into(
-                    rows, d, cols, oc, d, true, &ctile, TILE_COLS, &yp[j0 * d..], d, 1,
+                    rows,
+                    d,
+                    cols,
+                    oc,
+                    d,
+                    true,
+                    &ctile,
+                    TILE_COLS,
+                    &yp[j0 * d..],
+                    d,
+                    1,
                 ),
                 // S += Phi V_c
                 MODE_PHI => gemm_into(
-                    rows, pp, cols, oc, pp, true, &ctile, TILE_COLS, &vp[j0 * pp..], pp, 1,
+                    rows,
+                    pp,
+                    cols,
+                    oc,
+                    pp,
+                    true,
+                    &ctile,
+                    TILE_COLS,
+                    &vp[j0 * pp..],
+                    pp,
+                    1,
                 ),
                 _ => {}
             }
@@ -1100,12 +1179,22 @@ pub fn sums_with<T: Real>(
     let level = opts.level()?;
     let n = x.len() / d;
     if v.is_empty() {
-        return Ok((vec![T::ZERO; n], vec![T::ZERO; if grad { n * d } else { 0 }]));
+        return Ok((
+            vec![T::ZERO; n],
+            vec![T::ZERO; if grad { n * d } else { 0 }],
+        ));
     }
     Ok(match opts.resolve_path(k, d)? {
-        PathChoice::Tiled => {
-            tiled(k, level, x, y, v, d, 1, if grad { MODE_GRAD } else { MODE_VALUES })
-        }
+        PathChoice::Tiled => tiled(
+            k,
+            level,
+            x,
+            y,
+            v,
+            d,
+            1,
+            if grad { MODE_GRAD } else { MODE_VALUES },
+        ),
         _ => streamed(k, level, x, y, v, d, grad),
     })
 }

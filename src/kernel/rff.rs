@@ -198,7 +198,19 @@ impl RandomFourierFeatures {
         let nf = self.n_freq;
         let mut c = vec![0.0; rows * nf];
         let mut s = vec![0.0; rows * nf];
-        gemm_into(rows, nf, self.d, &mut c, nf, false, xt, self.d, &self.omega, 1, self.d);
+        gemm_into(
+            rows,
+            nf,
+            self.d,
+            &mut c,
+            nf,
+            false,
+            xt,
+            self.d,
+            &self.omega,
+            1,
+            self.d,
+        );
         sincos_slice(self.level, &mut c, &mut s);
         (c, s)
     }
@@ -380,7 +392,10 @@ impl Nystrom {
         if grad {
             kernel_sums_with_grad(&self.kernel, x, &self.landmarks, &alpha, self.d)
         } else {
-            Ok((kernel_sums(&self.kernel, x, &self.landmarks, &alpha, self.d)?, Vec::new()))
+            Ok((
+                kernel_sums(&self.kernel, x, &self.landmarks, &alpha, self.d)?,
+                Vec::new(),
+            ))
         }
     }
 

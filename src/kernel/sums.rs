@@ -20,7 +20,6 @@ use crate::linalg::LinOp;
 use ndarray::Array2;
 use rayon::prelude::*;
 
-
 fn check(x: &[f64], y: &[f64], v: &[f64], d: usize, p: usize) -> Result<(usize, usize)> {
     if d == 0 {
         return Err(Error::Shape("dimension d = 0".into()));
