@@ -8,7 +8,13 @@ use robustflow::model::ModelKind;
 use robustflow::train::{TrainParams, TrainedModel, Trainer};
 
 fn main() -> robustflow::Result<()> {
-    let data = load("datasets/breast_cancer.csv", &LoadOptions { seed: 0, ..Default::default() })?;
+    let data = load(
+        "datasets/breast_cancer.csv",
+        &LoadOptions {
+            seed: 0,
+            ..Default::default()
+        },
+    )?;
     let base = TrainParams::default()
         .model(ModelKind::Logistic)
         .epochs(60)
@@ -29,9 +35,18 @@ fn main() -> robustflow::Result<()> {
     for (name, cfg) in sets {
         let trained = Trainer::new(base.clone().ambiguity(cfg).validate()?).fit(&data)?;
         let clean = trained.evaluate(&data.test)?.accuracy.unwrap_or(f64::NAN);
-        let xa = attack(&trained.model, &data.test.x, &data.test.y, &Attack::pgd(Norm::L2, 1.0))?;
+        let xa = attack(
+            &trained.model,
+            &data.test.x,
+            &data.test.y,
+            &Attack::pgd(Norm::L2, 1.0),
+        )?;
         let pred = trained.predict(&xa)?;
-        let adv = pred.iter().zip(&data.test.y).filter(|(p, y)| p == y).count() as f64
+        let adv = pred
+            .iter()
+            .zip(&data.test.y)
+            .filter(|(p, y)| p == y)
+            .count() as f64
             / data.test.len() as f64;
         println!("{name:<12} clean accuracy {clean:.4}  PGD-L2 eps=1 accuracy {adv:.4}");
         let dir = format!("out/example/{name}");

@@ -12,7 +12,9 @@ fn write_csv(path: &Path, n: usize, seed: u64) {
     let mut s = String::from("x1,x2,shape,label\n");
     let mut state = seed.wrapping_mul(6364136223846793005).wrapping_add(1);
     let mut u = || {
-        state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        state = state
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         ((state >> 11) as f64) / ((1u64 << 53) as f64)
     };
     for i in 0..n {
@@ -37,7 +39,9 @@ fn train_then_eval_end_to_end() {
     let o = bin()
         .args(["--quiet", "train", "--data"])
         .arg(&data)
-        .args(["--model", "mlp", "--hidden", "8", "--epochs", "15", "--lr", "0.05", "--seed", "3"])
+        .args([
+            "--model", "mlp", "--hidden", "8", "--epochs", "15", "--lr", "0.05", "--seed", "3",
+        ])
         .arg("--out")
         .arg(&out)
         .output()
@@ -62,7 +66,9 @@ fn train_then_eval_end_to_end() {
         .arg(&out)
         .arg("--data")
         .arg(&test)
-        .args(["--attack", "pgd", "--norm", "linf", "--eps", "0.1,0.5", "--shift", "*+0.5"])
+        .args([
+            "--attack", "pgd", "--norm", "linf", "--eps", "0.1,0.5", "--shift", "*+0.5",
+        ])
         .arg("--predictions")
         .arg(&preds)
         .arg("--report")
@@ -73,20 +79,32 @@ fn train_then_eval_end_to_end() {
         .unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let stdout = String::from_utf8_lossy(&o.stdout);
-    assert!(stdout.contains("clean") && stdout.contains("pgd"), "{stdout}");
+    assert!(
+        stdout.contains("clean") && stdout.contains("pgd"),
+        "{stdout}"
+    );
     let ev: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
     let rows = ev["rows"].as_array().unwrap();
     assert_eq!(rows.len(), 4, "clean, 2 budgets, shift");
-    let acc: Vec<f64> = rows.iter().map(|r| r["accuracy"].as_f64().unwrap()).collect();
+    let acc: Vec<f64> = rows
+        .iter()
+        .map(|r| r["accuracy"].as_f64().unwrap())
+        .collect();
     assert!(acc[0] > 0.8, "clean accuracy {}", acc[0]);
     assert!(acc[2] <= acc[0], "a stronger attack does not help");
     let loss: Vec<f64> = rows.iter().map(|r| r["loss"].as_f64().unwrap()).collect();
-    assert!(loss[1] >= loss[0] && loss[2] >= loss[1], "attacked loss grows with eps: {loss:?}");
+    assert!(
+        loss[1] >= loss[0] && loss[2] >= loss[1],
+        "attacked loss grows with eps: {loss:?}"
+    );
 
     let mut rdr = csv::Reader::from_path(&preds).unwrap();
     let h: Vec<String> = rdr.headers().unwrap().iter().map(String::from).collect();
-    assert_eq!(h, vec!["row", "label", "predicted", "p_neg", "p_pos", "loss"]);
+    assert_eq!(
+        h,
+        vec!["row", "label", "predicted", "p_neg", "p_pos", "loss"]
+    );
     let recs: Vec<csv::StringRecord> = rdr.records().map(|r| r.unwrap()).collect();
     assert_eq!(recs.len(), 30, "one row per input row");
     for (i, r) in recs.iter().enumerate() {
@@ -125,7 +143,10 @@ fn eval_reports_a_missing_column_clearly() {
         .unwrap();
     assert!(!o.status.success());
     let e = String::from_utf8_lossy(&o.stderr);
-    assert!(e.contains("bad.csv") && e.contains("shape") && e.contains("missing"), "{e}");
+    assert!(
+        e.contains("bad.csv") && e.contains("shape") && e.contains("missing"),
+        "{e}"
+    );
 }
 
 #[test]

@@ -41,7 +41,9 @@ fn one_hot_and_label_maps_round_trip() {
         let src = &t.rows[d.train.rows[i] - 1];
         assert!((raw[0] - src[0].parse::<f64>().unwrap()).abs() < 1e-12);
         let cats = ["blue", "green", "red"];
-        let hot: Vec<usize> = (0..3).filter(|&k| (raw[1 + k] - 1.0).abs() < 1e-9).collect();
+        let hot: Vec<usize> = (0..3)
+            .filter(|&k| (raw[1 + k] - 1.0).abs() < 1e-9)
+            .collect();
         assert_eq!(hot.len(), 1, "exactly one indicator is hot");
         for k in 0..3 {
             assert!(raw[1 + k].abs() < 1e-9 || (raw[1 + k] - 1.0).abs() < 1e-9);
@@ -94,7 +96,8 @@ fn scaler_is_fitted_on_train_only() {
     let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
     let tr = mean(&d.train.x);
     let te = mean(&d.test.x);
-    let sd = (d.train.x.iter().map(|v| (v - tr).powi(2)).sum::<f64>() / d.train.len() as f64).sqrt();
+    let sd =
+        (d.train.x.iter().map(|v| (v - tr).powi(2)).sum::<f64>() / d.train.len() as f64).sqrt();
     assert!(tr.abs() < 1e-12, "train mean {tr}");
     assert!((sd - 1.0).abs() < 1e-12, "train std {sd}");
     assert!(te.abs() > 1e-3, "test mean is not forced to 0: {te}");
@@ -111,7 +114,17 @@ fn scaler_is_fitted_on_train_only() {
 #[test]
 fn stratified_split_keeps_proportions() {
     // 3 unbalanced classes.
-    let labels: Vec<usize> = (0..200).map(|i| if i < 120 { 0 } else if i < 170 { 1 } else { 2 }).collect();
+    let labels: Vec<usize> = (0..200)
+        .map(|i| {
+            if i < 120 {
+                0
+            } else if i < 170 {
+                1
+            } else {
+                2
+            }
+        })
+        .collect();
     for seed in 0..5 {
         for frac in [0.2, 0.25, 0.33] {
             let (a, b) = stratified_split(Some(&labels), labels.len(), frac, seed);
@@ -119,7 +132,11 @@ fn stratified_split_keeps_proportions() {
             for c in 0..3 {
                 let n_c = labels.iter().filter(|&&l| l == c).count() as f64;
                 let in_b = b.iter().filter(|&&i| labels[i] == c).count() as f64;
-                assert!((in_b - frac * n_c).abs() <= 1.0, "class {c}: {in_b} vs {}", frac * n_c);
+                assert!(
+                    (in_b - frac * n_c).abs() <= 1.0,
+                    "class {c}: {in_b} vs {}",
+                    frac * n_c
+                );
             }
             let (a2, b2) = stratified_split(Some(&labels), labels.len(), frac, seed);
             assert_eq!((a, b), (a2, b2), "seeded");
@@ -129,7 +146,10 @@ fn stratified_split_keeps_proportions() {
 
 #[test]
 fn missing_values_are_an_error_naming_rows_and_columns() {
-    let t = table("m.csv", "a,b,y\n1,2,0\n2,,1\n3,NA,0\n4,5,1\nNaN,1,0\n6,2,1\n");
+    let t = table(
+        "m.csv",
+        "a,b,y\n1,2,0\n2,,1\n3,NA,0\n4,5,1\nNaN,1,0\n6,2,1\n",
+    );
     let e = err_string(load_tables(&t, None, &LoadOptions::default()).unwrap_err());
     assert!(e.contains("m.csv"), "{e}");
     assert!(e.contains("row 2"), "{e}");
@@ -166,8 +186,19 @@ fn missing_values_are_an_error_naming_rows_and_columns() {
 #[test]
 fn unknown_category_at_prediction_time_is_an_error() {
     let t = table("mixed.csv", MIXED);
-    let d = load_tables(&t, None, &LoadOptions { test_fraction: 0.0, ..Default::default() }).unwrap();
-    let new = table("new.csv", "age,colour,size,label\n1.0,red,3,yes\n2.0,purple,1,no\n");
+    let d = load_tables(
+        &t,
+        None,
+        &LoadOptions {
+            test_fraction: 0.0,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let new = table(
+        "new.csv",
+        "age,colour,size,label\n1.0,red,3,yes\n2.0,purple,1,no\n",
+    );
     let e = err_string(d.schema.apply(&new).unwrap_err());
     assert!(e.contains("new.csv"), "{e}");
     assert!(e.contains("row 2"), "{e}");
@@ -175,20 +206,40 @@ fn unknown_category_at_prediction_time_is_an_error() {
     assert!(e.contains("unknown category \"purple\""), "{e}");
     let new = table("new.csv", "age,colour,size,label\n1.0,red,3,maybe\n");
     let e = err_string(d.schema.apply(&new).unwrap_err());
-    assert!(e.contains("unknown label \"maybe\"") && e.contains("row 1"), "{e}");
+    assert!(
+        e.contains("unknown label \"maybe\"") && e.contains("row 1"),
+        "{e}"
+    );
 }
 
 #[test]
 fn missing_or_renamed_column_at_prediction_time_is_an_error() {
     let t = table("mixed.csv", MIXED);
-    let d = load_tables(&t, None, &LoadOptions { test_fraction: 0.0, ..Default::default() }).unwrap();
+    let d = load_tables(
+        &t,
+        None,
+        &LoadOptions {
+            test_fraction: 0.0,
+            ..Default::default()
+        },
+    )
+    .unwrap();
     let new = table("renamed.csv", "age,color,size,label\n1.0,red,3,yes\n");
     let e = err_string(d.schema.apply(&new).unwrap_err());
-    assert!(e.contains("renamed.csv") && e.contains("colour") && e.contains("missing"), "{e}");
+    assert!(
+        e.contains("renamed.csv") && e.contains("colour") && e.contains("missing"),
+        "{e}"
+    );
     // Column order does not matter; extra columns are ignored.
-    let new = table("reorder.csv", "size,label,extra,colour,age\n3,yes,zz,red,1.0\n");
+    let new = table(
+        "reorder.csv",
+        "size,label,extra,colour,age\n3,yes,zz,red,1.0\n",
+    );
     let a = d.schema.apply(&new).unwrap();
-    let b = d.schema.apply(&table("x.csv", "age,colour,size,label\n1.0,red,3,yes\n")).unwrap();
+    let b = d
+        .schema
+        .apply(&table("x.csv", "age,colour,size,label\n1.0,red,3,yes\n"))
+        .unwrap();
     assert_eq!(a.x, b.x);
 }
 
@@ -196,7 +247,10 @@ fn missing_or_renamed_column_at_prediction_time_is_an_error() {
 fn constant_column_is_an_error_or_dropped() {
     let t = table("c.csv", "a,k,y\n1,7,0\n2,7,1\n3,7,0\n4,7,1\n5,7,0\n6,7,1\n");
     let e = err_string(load_tables(&t, None, &LoadOptions::default()).unwrap_err());
-    assert!(e.contains("c.csv") && e.contains("column 2 (k)") && e.contains("constant"), "{e}");
+    assert!(
+        e.contains("c.csv") && e.contains("column 2 (k)") && e.contains("constant"),
+        "{e}"
+    );
     let d = load_tables(
         &t,
         None,
@@ -214,7 +268,10 @@ fn constant_column_is_an_error_or_dropped() {
 fn one_class_only_is_an_error() {
     let t = table("one.csv", "a,y\n1,cat\n2,cat\n3,cat\n");
     let e = err_string(load_tables(&t, None, &LoadOptions::default()).unwrap_err());
-    assert!(e.contains("one.csv") && e.contains("column 2 (y)") && e.contains("one class"), "{e}");
+    assert!(
+        e.contains("one.csv") && e.contains("column 2 (y)") && e.contains("one class"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -231,7 +288,10 @@ fn nonexistent_target_is_an_error() {
         )
         .unwrap_err(),
     );
-    assert!(e.contains("t.csv") && e.contains("\"label\"") && e.contains("not found"), "{e}");
+    assert!(
+        e.contains("t.csv") && e.contains("\"label\"") && e.contains("not found"),
+        "{e}"
+    );
     assert!(e.contains("a,b,y"), "lists the columns: {e}");
 }
 

@@ -371,6 +371,52 @@ fn nan_scores_stop_with_the_particle_and_step() {
     );
 }
 
+/// The same with an infinite score (`+inf` in the first coordinate past `x1 = 2.5`).
+struct Infinite;
+impl LogDensity for Infinite {
+    fn dim(&self) -> usize {
+        2
+    }
+    fn log_density(&self, x: &[f64]) -> f64 {
+        Broken.log_density(x)
+    }
+    fn score(&self, x: &[f64], out: &mut [f64]) {
+        Broken.score(x, out);
+        if x[0] > 2.5 {
+            out[0] = f64::INFINITY;
+            out[1] = 0.0;
+        }
+    }
+    fn name(&self) -> String {
+        "infinite".into()
+    }
+}
+impl SteinTarget for Infinite {}
+
+#[test]
+fn infinite_scores_stop_with_the_particle_and_step() {
+    let target = InferenceTarget::from_density(Arc::new(Infinite));
+    let init =
+        Particles::uniform(array![[0.0, 0.0], [0.5, 0.5], [-0.5, 0.2], [1.0, -1.0]]).unwrap();
+    let mut cfg = FitConfig {
+        steps: 400,
+        ..Default::default()
+    };
+    cfg.step_sizes.insert(Method::Langevin, 0.02);
+    cfg.step_sizes.insert(Method::Wfr, 0.05);
+    let k = FitKernels::new(&target, &init, &cfg).unwrap();
+    for m in [Method::Langevin, Method::Wfr] {
+        let msg = fit(&target, &init, m, &k, &cfg)
+            .err()
+            .expect("must fail")
+            .to_string();
+        assert!(
+            msg.contains("diverged at step") && msg.contains("particle") && msg.contains("inf"),
+            "{m}: {msg}"
+        );
+    }
+}
+
 #[test]
 fn bad_sample_files_give_clear_errors() {
     use robustflow::app::fit_kl::read_samples;

@@ -26,13 +26,31 @@ fn models() -> Vec<(String, Model)> {
         let a = Architecture::new(kind, d, k, hidden, act).unwrap();
         Model::new(a, 7).unwrap()
     };
-    out.push(("logistic".into(), mk(ModelKind::Logistic, Some(2), &[], Activation::Elu)));
-    out.push(("softmax".into(), mk(ModelKind::Softmax, Some(3), &[], Activation::Elu)));
-    out.push(("linear".into(), mk(ModelKind::Linear, None, &[], Activation::Elu)));
+    out.push((
+        "logistic".into(),
+        mk(ModelKind::Logistic, Some(2), &[], Activation::Elu),
+    ));
+    out.push((
+        "softmax".into(),
+        mk(ModelKind::Softmax, Some(3), &[], Activation::Elu),
+    ));
+    out.push((
+        "linear".into(),
+        mk(ModelKind::Linear, None, &[], Activation::Elu),
+    ));
     for act in [Activation::Elu, Activation::Tanh, Activation::Relu] {
-        out.push((format!("mlp-bin-{act:?}"), mk(ModelKind::Mlp, Some(2), &[8, 5], act)));
-        out.push((format!("mlp-multi-{act:?}"), mk(ModelKind::Mlp, Some(4), &[6], act)));
-        out.push((format!("mlp-reg-{act:?}"), mk(ModelKind::Mlp, None, &[6], act)));
+        out.push((
+            format!("mlp-bin-{act:?}"),
+            mk(ModelKind::Mlp, Some(2), &[8, 5], act),
+        ));
+        out.push((
+            format!("mlp-multi-{act:?}"),
+            mk(ModelKind::Mlp, Some(4), &[6], act),
+        ));
+        out.push((
+            format!("mlp-reg-{act:?}"),
+            mk(ModelKind::Mlp, None, &[6], act),
+        ));
     }
     // Non-trivial biases and larger weights so the losses are not near-linear.
     for (_, m) in &out {
@@ -159,7 +177,12 @@ fn pgd_stays_in_the_ball_and_increases_the_loss() {
                         assert!(n <= eps + 1e-12, "{name}: {n}")
                     }
                 }
-                assert!(la[i] >= clean[i], "{name} {norm:?}: {} < {}", la[i], clean[i]);
+                assert!(
+                    la[i] >= clean[i],
+                    "{name} {norm:?}: {} < {}",
+                    la[i],
+                    clean[i]
+                );
             }
             // On average the attack strictly increases the loss.
             assert!(la.iter().sum::<f64>() > clean.iter().sum::<f64>(), "{name}");

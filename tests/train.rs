@@ -6,7 +6,9 @@ use rand::{Rng, SeedableRng};
 use robustflow::data::{load, LoadOptions, TabularData};
 use robustflow::dro::{Batch, InnerMax, PointLoss, WorstCase};
 use robustflow::model::{Activation, Architecture, Model, ModelKind};
-use robustflow::train::{outer_gradient, EpochRecord, OptimizerKind, TrainParams, TrainedModel, Trainer};
+use robustflow::train::{
+    outer_gradient, EpochRecord, OptimizerKind, TrainParams, TrainedModel, Trainer,
+};
 use robustflow::{Error, Result};
 
 fn breast_cancer() -> TabularData {
@@ -37,7 +39,10 @@ fn erm_logistic_on_breast_cancer_is_accurate() {
     assert!(acc > 0.93, "test accuracy {acc}");
     assert_eq!(t.report.epochs.len(), 15);
     let last = &t.report.epochs[14];
-    assert!(last.loss < t.report.epochs[0].loss, "training loss decreases");
+    assert!(
+        last.loss < t.report.epochs[0].loss,
+        "training loss decreases"
+    );
     // ERM: the robust loss is the clean loss.
     for e in &t.report.epochs {
         assert!((e.loss - e.robust_loss).abs() < 1e-12);
@@ -74,6 +79,7 @@ impl InnerMax for AscentInner {
             value,
             radius: 0.0,
             multiplier: 1.0,
+            ..WorstCase::default()
         })
     }
 }
@@ -120,7 +126,12 @@ fn outer_step_is_danskin_with_particles_fixed() {
             })
             .collect();
         let idx: Vec<usize> = (0..n).collect();
-        let b = Batch { x: &x, y: &y, d: 3, idx: &idx };
+        let b = Batch {
+            x: &x,
+            y: &y,
+            d: 3,
+            idx: &idx,
+        };
         let wc = AscentInner.solve(&m, &b).unwrap();
         assert!(wc.x != x, "the particles moved");
         // J(theta) = sum_i w_i l(theta, x_i*) with x*, w frozen (plus SGD weight decay).
@@ -167,6 +178,7 @@ impl InnerMax for KlExact {
             w,
             radius: 0.0,
             multiplier: self.0,
+            ..WorstCase::default()
         })
     }
 }
@@ -181,7 +193,12 @@ fn outer_gradient_at_exact_inner_optimum_is_robust_gradient() {
     let x: Vec<f64> = (0..n * 3).map(|_| r.random_range(-1.0..1.0)).collect();
     let y: Vec<f64> = (0..n).map(|_| r.random_range(0..2) as f64).collect();
     let idx: Vec<usize> = (0..n).collect();
-    let b = Batch { x: &x, y: &y, d: 3, idx: &idx };
+    let b = Batch {
+        x: &x,
+        y: &y,
+        d: 3,
+        idx: &idx,
+    };
     let wc = KlExact(lambda).solve(&m, &b).unwrap();
     let robust = |mm: &Model| {
         let l = mm.losses(&x, &y).unwrap();
@@ -215,9 +232,14 @@ fn same_seed_gives_identical_report_and_save_load_predicts_identically() {
     let t1 = Trainer::new(p.clone())
         .fit_with(&data, Box::new(AscentInner))
         .unwrap();
-    let t2 = Trainer::new(p).fit_with(&data, Box::new(AscentInner)).unwrap();
+    let t2 = Trainer::new(p)
+        .fit_with(&data, Box::new(AscentInner))
+        .unwrap();
     assert_eq!(strip_time(&t1.report.epochs), strip_time(&t2.report.epochs));
-    assert_eq!(t1.model.params_flat().unwrap(), t2.model.params_flat().unwrap());
+    assert_eq!(
+        t1.model.params_flat().unwrap(),
+        t2.model.params_flat().unwrap()
+    );
     assert!(t1.report.epochs.iter().all(|e| e.robust_loss > e.loss));
     let dir = tempfile::tempdir().unwrap();
     t1.save(dir.path()).unwrap();
@@ -266,7 +288,10 @@ fn early_stopping_restores_the_best_validation_epoch() {
         .fold(f64::INFINITY, f64::min);
     assert_eq!(r.epochs[r.best_epoch - 1].val_loss.unwrap(), best);
     let now = t.evaluate(&data.val).unwrap().loss;
-    assert!((now - best).abs() < 1e-12, "restored parameters have the best val loss");
+    assert!(
+        (now - best).abs() < 1e-12,
+        "restored parameters have the best val loss"
+    );
     if r.stopped_early {
         assert_eq!(r.epochs.len(), r.best_epoch + 3);
     }
@@ -286,7 +311,10 @@ fn divergence_stops_with_an_error_naming_the_step() {
         .unwrap();
     match Trainer::new(p).fit(&data) {
         Err(Error::Diverged { detail, .. }) => assert!(detail.contains("epoch"), "{detail}"),
-        other => panic!("expected divergence, got {:?}", other.map(|t| t.report.epochs)),
+        other => panic!(
+            "expected divergence, got {:?}",
+            other.map(|t| t.report.epochs)
+        ),
     }
 }
 
@@ -298,9 +326,92 @@ fn invalid_hyper_parameters_are_named() {
         (TrainParams::default().lr(f64::NAN), "lr"),
         (TrainParams::default().batch_size(0), "batch-size"),
         (TrainParams::default().weight_decay(-0.1), "weight-decay"),
-        (TrainParams::default().model(ModelKind::Mlp).hidden(vec![]), "hidden"),
+        (
+            TrainParams::default().model(ModelKind::Mlp).hidden(vec![]),
+            "hidden",
+        ),
     ] {
         let e = format!("{}", p.validate().unwrap_err());
         assert!(e.contains(name), "{e}");
+    }
+}
+
+/// Danskin with the crate's WRM solver (penalty form, squared cost): at the inner fixed
+/// point `x* = x0 + grad_x l(x*) / (2 gamma)`, the trainer's step equals the gradient of the
+/// robust surrogate `phi(theta) = mean_i sup_x [l(theta, x) - gamma ||x - x0_i||^2]`,
+/// computed here by re-solving the inner problem at each perturbed theta.
+#[test]
+fn wrm_outer_gradient_is_gradient_of_the_robust_surrogate() {
+    use robustflow::dro::{build_inner, AmbiguityConfig, SetKind};
+    let gamma = 1.0;
+    let cfg = AmbiguityConfig {
+        set: SetKind::Wasserstein,
+        penalty: Some(gamma),
+        inner_steps: 200,
+        inner_step_size: 1.0,
+        ..AmbiguityConfig::default()
+    };
+    let mut inner = build_inner(&cfg).unwrap();
+    let a = Architecture::new(ModelKind::Logistic, 4, Some(2), &[], Activation::Elu).unwrap();
+    let m = Model::new(a, 3).unwrap();
+    let mut r = StdRng::seed_from_u64(8);
+    let n = 16;
+    let x: Vec<f64> = (0..n * 4).map(|_| r.random_range(-1.0..1.0)).collect();
+    let y: Vec<f64> = (0..n).map(|_| r.random_range(0..2) as f64).collect();
+    let idx: Vec<usize> = (0..n).collect();
+    let b = Batch {
+        x: &x,
+        y: &y,
+        d: 4,
+        idx: &idx,
+    };
+    let wc = inner.solve(&m, &b).unwrap();
+    assert!(wc.x != x, "the particles moved");
+    // The fixed point holds (the inner problem is solved exactly).
+    let (_, g) = m.losses_and_grads(&wc.x, &wc.y).unwrap();
+    for k in 0..x.len() {
+        assert!((wc.x[k] - x[k] - g[k] / (2.0 * gamma)).abs() < 1e-9);
+    }
+    let mut inner2 = build_inner(&cfg).unwrap();
+    let phi = |mm: &Model| {
+        let w = inner2.solve(mm, &b).unwrap();
+        let l = mm.losses(&w.x, &w.y).unwrap();
+        (0..n)
+            .map(|i| {
+                let c: f64 = (0..4)
+                    .map(|j| (w.x[i * 4 + j] - x[i * 4 + j]).powi(2))
+                    .sum();
+                w.w[i] * (l[i] - gamma * c)
+            })
+            .sum::<f64>()
+    };
+    let phi = std::cell::RefCell::new(phi);
+    fd_check(&m, &wc, 0.0, |mm| (phi.borrow_mut())(mm), 1e-6);
+}
+
+#[test]
+fn wasserstein_training_reports_robust_loss_above_clean_loss() {
+    use robustflow::dro::{AmbiguityConfig, SetKind};
+    let data = breast_cancer();
+    let p = TrainParams::default()
+        .model(ModelKind::Logistic)
+        .epochs(3)
+        .lr(0.05)
+        .seed(1)
+        .ambiguity(AmbiguityConfig {
+            set: SetKind::Wasserstein,
+            penalty: Some(0.5),
+            inner_steps: 10,
+            inner_step_size: 0.5,
+            ..AmbiguityConfig::default()
+        })
+        .validate()
+        .unwrap();
+    let t = Trainer::new(p).fit(&data).unwrap();
+    assert_eq!(t.report.ambiguity, "wasserstein");
+    for e in &t.report.epochs {
+        assert!(e.robust_loss > e.loss, "{e:?}");
+        assert!(e.radius > 0.0);
+        assert_eq!(e.multiplier, Some(0.5));
     }
 }

@@ -115,8 +115,11 @@ pub struct FitKlArgs {
     #[arg(long, default_value_t = 1.0)]
     pub beta: f64,
     /// Weight of the Fisher-Rao mirror step of wfr and fr (`w <- w exp(-step * fr_beta * g)`).
-    #[arg(long, default_value_t = 10.0)]
-    pub fr_beta: f64,
+    /// Default: 1 for the MMD energy (sample and mixture targets, step 1), 10 for the KSD
+    /// energy (density targets, step 0.05): the mirror step is stable for
+    /// `step * fr_beta * max|k| <~ 1`; larger products make the weights oscillate.
+    #[arg(long)]
+    pub fr_beta: Option<f64>,
     /// MMD kernel: gaussian, imq or laplace.
     #[arg(long, default_value = "gaussian")]
     pub kernel: String,
@@ -198,50 +201,7 @@ fn build_mixture(a: &FitKlArgs) -> Result<GaussianMixture> {
     GaussianMixture::new(w, comps)
 }
 
-/// Read a sample CSV; a column named `weight` (case-insensitive) gives sample weights.
-pub fn read_samples(path: &Path) -> Result<Particles> {
-    let t = read_numeric_csv(path)?;
-    let wcol = t
-        .columns
-        .iter()
-        .position(|c| c.eq_ignore_ascii_case("weight"));
-    let d = t.values.ncols() - usize::from(wcol.is_some());
-    if d == 0 {
-        return Err(Error::Data {
-            path: path.into(),
-            row: None,
-            col: None,
-            msg: "no coordinate columns".into(),
-        });
-    }
-    let cols: Vec<usize> = (0..t.values.ncols()).filter(|j| Some(*j) != wcol).collect();
-    let x = t.values.select(ndarray::Axis(1), &cols);
-    match wcol {
-        Some(j) => {
-            let w: Vec<f64> = t.values.column(j).to_vec();
-            if let Some((i, v)) = w.iter().enumerate().find(|(_, v)| **v < 0.0) {
-                return Err(Error::Data {
-                    path: path.into(),
-                    row: Some(i + 1),
-                    col: Some(format!("{} (weight)", j + 1)),
-                    msg: format!("negative weight {v}"),
-                });
-            }
-            let s: f64 = w.iter().sum();
-            if !(s > 0.0) {
-                return Err(Error::Data {
-                    path: path.into(),
-                    row: None,
-                    col: Some(format!("{} (weight)", j + 1)),
-                    msg: "weights sum to zero".into(),
-                });
-            }
-            let w: Vec<f64> = w.iter().map(|v| v / s).collect();
-            Particles::with_weights(x, &w)
-        }
-        None => Particles::uniform(x),
-    }
-}
+pub use crate::inference::read_samples;
 
 /// A built target plus what the app needs to plot and initialise it.
 struct Built {
@@ -270,6 +230,17 @@ fn default_steps(kind: &str) -> BTreeMap<Method, f64> {
             (Method::Ksd, 0.05),
             (Method::Svgd, 0.1),
             (Method::Langevin, 0.05),
+        ],
+        // the funnel's Hessian grows like e^{-v} in the neck: KSD descent and WFR fling
+        // particles out of it with step 0.05
+        "funnel" => &[
+            (Method::Ift, 0.02),
+            (Method::Wfr, 0.02),
+            (Method::Mmd, 0.5),
+            (Method::Fr, 0.02),
+            (Method::Ksd, 0.02),
+            (Method::Svgd, 0.1),
+            (Method::Langevin, 0.02),
         ],
         "logistic" => &[
             (Method::Ift, 1e-3),
@@ -422,7 +393,7 @@ fn build_target_raw(a: &FitKlArgs, seed: u64) -> Result<Built> {
                 target: InferenceTarget::from_density(Arc::new(f)).with_reference(reference),
                 init_mean: vec![0.0; a.dim],
                 init_std: 1.5,
-                steps: default_steps("density"),
+                steps: default_steps("funnel"),
                 whiten: None,
                 plot_target: None,
             })
@@ -601,6 +572,9 @@ struct Report {
     steps: usize,
     seed: u64,
     energy: EnergyChoice,
+    alpha: f64,
+    beta: f64,
+    fr_beta: f64,
     kernels: FitKernels,
     methods: BTreeMap<String, MethodReport>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -616,8 +590,18 @@ struct SeedSummary {
     mass_error: BTreeMap<String, Vec<f64>>,
     /// per method: median over seeds of mass_error
     median_mass_error: BTreeMap<String, f64>,
+    /// per method: [min, lower quartile, median, upper quartile, max] over seeds of mass_error
+    mass_error_quantiles: BTreeMap<String, [f64; 5]>,
     /// per method: per seed KSD or MMD^2 to the target
     discrepancy: BTreeMap<String, Vec<f64>>,
+}
+
+/// Quantile `p` of sorted values by linear interpolation (the median of an even count is
+/// the mean of the two middle values).
+fn quantile(sorted: &[f64], p: f64) -> f64 {
+    let h = p * (sorted.len() - 1) as f64;
+    let (lo, hi) = (h.floor() as usize, h.ceil() as usize);
+    sorted[lo] + (h - lo as f64) * (sorted[hi] - sorted[lo])
 }
 
 fn plot_dims(s: &str, d: usize) -> Result<(usize, usize)> {
@@ -732,15 +716,23 @@ pub fn run(a: &FitKlArgs, g: &GlobalOpts) -> Result<()> {
         component_mass: BTreeMap::new(),
         mass_error: BTreeMap::new(),
         median_mass_error: BTreeMap::new(),
+        mass_error_quantiles: BTreeMap::new(),
         discrepancy: BTreeMap::new(),
     };
     let mut first_kernels = None;
+    let mut first_fr_beta = f64::NAN;
     let mut info = serde_json::Value::Null;
     for seed in a.seed..a.seed + a.seeds {
         let built = build_target(a, seed)?;
         let methods = parse_methods(&a.method, &built.target)?;
         let init = initial_particles(a, &built, seed)?;
-        let mut step_sizes = built.steps.clone();
+        // the mixture has samples and a density: with --energy ksd its step sizes are those
+        // of the density targets
+        let mut step_sizes = if energy == EnergyChoice::Ksd && built.info["kind"] == "mixture" {
+            default_steps("density")
+        } else {
+            built.steps.clone()
+        };
         apply_step_sizes(&a.step_size, &mut step_sizes)?;
         let cfg = FitConfig {
             steps: a.steps,
@@ -749,7 +741,11 @@ pub fn run(a: &FitKlArgs, g: &GlobalOpts) -> Result<()> {
             seed,
             alpha: a.alpha,
             beta: a.beta,
-            fr_beta: a.fr_beta,
+            fr_beta: match a.fr_beta {
+                Some(v) => crate::error::check_positive("fr-beta", v)?,
+                None if built.target.samples.is_some() && energy != EnergyChoice::Ksd => 1.0,
+                None => 10.0,
+            },
             kernel,
             bandwidth,
             stein_kernel,
@@ -861,18 +857,29 @@ pub fn run(a: &FitKlArgs, g: &GlobalOpts) -> Result<()> {
                 true,
             )?;
             first_kernels = Some(kernels);
+            first_fr_beta = cfg.fr_beta;
             info = built.info.clone();
         }
     }
     for (k, v) in &summary.mass_error {
         let mut s = v.clone();
         s.sort_by(|a, b| a.total_cmp(b));
-        summary.median_mass_error.insert(k.clone(), s[s.len() / 2]);
+        let q = |p: f64| quantile(&s, p);
+        summary.median_mass_error.insert(k.clone(), q(0.5));
+        summary
+            .mass_error_quantiles
+            .insert(k.clone(), [q(0.0), q(0.25), q(0.5), q(0.75), q(1.0)]);
     }
     if a.seeds > 1 && !summary.median_mass_error.is_empty() {
-        println!("median over {} seeds of max_c |mass_c - p_c|:", a.seeds);
-        for (k, v) in &summary.median_mass_error {
-            println!("  {k:9} {v:.3}");
+        println!(
+            "max_c |mass_c - p_c| over {} seeds: median [min, lower quartile, upper quartile, max]",
+            a.seeds
+        );
+        for (k, v) in &summary.mass_error_quantiles {
+            println!(
+                "  {k:9} {:.3} [{:.3}, {:.3}, {:.3}, {:.3}]",
+                v[2], v[0], v[1], v[3], v[4]
+            );
         }
     }
     let report = Report {
@@ -882,6 +889,9 @@ pub fn run(a: &FitKlArgs, g: &GlobalOpts) -> Result<()> {
         steps: a.steps,
         seed: a.seed,
         energy,
+        alpha: a.alpha,
+        beta: a.beta,
+        fr_beta: first_fr_beta,
         kernels: first_kernels.expect("at least one seed"),
         methods: methods_first,
         seeds: (a.seeds > 1).then_some(summary),

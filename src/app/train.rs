@@ -109,6 +109,22 @@ pub struct TrainArgs {
     /// Keep the worst-case particles across epochs.
     #[arg(long)]
     pub warm_start: bool,
+    /// `wasserstein`: use the 1-Wasserstein set with this norm cost (l1, l2, linf;
+    /// constraint form) instead of the squared Euclidean cost.
+    #[arg(long)]
+    pub w1_norm: Option<String>,
+    /// `wfr`: multiplier of the KL term on the weights (default: --penalty).
+    #[arg(long)]
+    pub kl_penalty: Option<f64>,
+    /// `kl`, `chi2`: run the weight flow for --inner-steps instead of the closed form.
+    #[arg(long)]
+    pub weight_flow: bool,
+    /// Constraint form: bisection steps on the multiplier.
+    #[arg(long, default_value_t = 30)]
+    pub tune_iters: usize,
+    /// Constraint form: relative tolerance of the radius reached.
+    #[arg(long, default_value_t = 1e-3)]
+    pub tune_tol: f64,
     /// Output model directory.
     #[arg(long)]
     pub out: PathBuf,
@@ -116,12 +132,7 @@ pub struct TrainArgs {
 
 /// Parse the inner flow of the MMD set.
 pub fn parse_inner_flow(s: &str) -> Result<InnerFlow> {
-    match s.to_ascii_lowercase().as_str() {
-        "ift" => Ok(InnerFlow::Ift),
-        "wfr" => Ok(InnerFlow::Wfr),
-        "w" | "wasserstein" => Ok(InnerFlow::W),
-        _ => Err(Error::param("inner-flow", s, "expected ift, wfr or w")),
-    }
+    s.parse()
 }
 
 /// Parse `--hidden 64,64`.
@@ -154,7 +165,12 @@ impl TrainArgs {
             extra_support: self.extra_support,
             warm_start: self.warm_start,
             seed: self.seed,
-            ..AmbiguityConfig::default()
+            norm: self.w1_norm.as_deref().map(str::parse).transpose()?,
+            kl_penalty: self.kl_penalty,
+            weight_flow: self.weight_flow,
+            certificate: false,
+            tune_iters: self.tune_iters,
+            tune_tol: self.tune_tol,
         })
     }
 
@@ -170,7 +186,11 @@ impl TrainArgs {
             task,
             impute,
             drop_constant: self.drop_constant,
-            test_fraction: if self.test.is_some() { 0.0 } else { self.test_fraction },
+            test_fraction: if self.test.is_some() {
+                0.0
+            } else {
+                self.test_fraction
+            },
             val_fraction: self.val_fraction,
             test_file: self.test.clone(),
             seed: self.seed,
@@ -236,8 +256,12 @@ pub fn run(args: &TrainArgs, g: &GlobalOpts) -> Result<TrainedModel> {
             "test ({} rows): loss {:.4}, accuracy {}, rmse {}",
             r.n_test,
             t.loss,
-            t.accuracy.map(|a| format!("{a:.4}")).unwrap_or_else(|| "-".into()),
-            t.rmse.map(|a| format!("{a:.4}")).unwrap_or_else(|| "-".into())
+            t.accuracy
+                .map(|a| format!("{a:.4}"))
+                .unwrap_or_else(|| "-".into()),
+            t.rmse
+                .map(|a| format!("{a:.4}"))
+                .unwrap_or_else(|| "-".into())
         );
     }
     println!("wrote {}", args.out.display());
@@ -257,48 +281,73 @@ pub struct DemoArgs {
     #[arg(long, default_value = "0.5,1,2")]
     pub eps: String,
     /// Wasserstein penalty (the multiplier gamma of `l - gamma ||x - x0||^2`).
-    #[arg(long, default_value_t = 1.0)]
+    #[arg(long, default_value_t = 0.5)]
     pub penalty: f64,
+    /// Inner (Wasserstein flow) iterations per minibatch.
+    #[arg(long, default_value_t = 10)]
+    pub inner_steps: usize,
+    /// Inner step size (relative: 1 is the fixed-point iteration).
+    #[arg(long, default_value_t = 0.5)]
+    pub inner_step_size: f64,
     /// Epochs of each model.
     #[arg(long, default_value_t = 60)]
     pub epochs: usize,
-    /// Seed.
+    /// Number of seeds (split, initialisation, minibatches); mean and spread are shown.
+    #[arg(long, default_value_t = 5)]
+    pub seeds: u64,
+    /// First seed.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
 }
 
-/// One model of the demo comparison.
+/// One model of the demo comparison for one seed.
 #[derive(Debug, Clone, Serialize)]
 pub struct DemoRow {
     /// The ambiguity set.
     pub ambiguity: String,
+    /// The seed.
+    pub seed: u64,
     /// Training time in seconds.
     pub train_time_s: f64,
     /// Clean test accuracy and the accuracy under each PGD-L2 budget.
     pub rows: Vec<EvalRow>,
 }
 
-/// Run `robustflow demo`.
-pub fn run_demo(args: &DemoArgs, g: &GlobalOpts) -> Result<Vec<DemoRow>> {
-    let eps = super::eval::parse_eps(&args.eps)?;
-    let opts = LoadOptions {
-        seed: args.seed,
-        ..LoadOptions::default()
+/// Mean and standard deviation over seeds of one accuracy of the demo.
+#[derive(Debug, Clone, Serialize)]
+pub struct DemoSummary {
+    /// The ambiguity set.
+    pub ambiguity: String,
+    /// `clean` or `pgd-l2`.
+    pub condition: String,
+    /// The PGD-L2 budget (standardised units).
+    pub eps: Option<f64>,
+    /// Mean test accuracy over seeds.
+    pub mean: f64,
+    /// Standard deviation over seeds (n - 1 denominator; 0 for one seed).
+    pub std: f64,
+}
+
+fn mean_std(v: &[f64]) -> (f64, f64) {
+    let n = v.len() as f64;
+    let m = v.iter().sum::<f64>() / n;
+    let s = if v.len() > 1 {
+        (v.iter().map(|x| (x - m).powi(2)).sum::<f64>() / (n - 1.0)).sqrt()
+    } else {
+        0.0
     };
-    let data = load(&args.data, &opts)?;
-    let base = TrainParams::default()
-        .model(ModelKind::Logistic)
-        .epochs(args.epochs)
-        .lr(0.05)
-        .batch_size(64)
-        .seed(args.seed)
-        .quiet(g.quiet);
+    (m, s)
+}
+
+/// Run `robustflow demo`.
+pub fn run_demo(args: &DemoArgs, g: &GlobalOpts) -> Result<Vec<DemoSummary>> {
+    let eps = super::eval::parse_eps(&args.eps)?;
+    crate::error::check_count("seeds", args.seeds as usize)?;
     let robust_cfg = AmbiguityConfig {
         set: SetKind::Wasserstein,
         penalty: Some(args.penalty),
-        inner_steps: 15,
-        inner_step_size: 0.1,
-        seed: args.seed,
+        inner_steps: args.inner_steps,
+        inner_step_size: args.inner_step_size,
         ..AmbiguityConfig::default()
     };
     let mut configs = vec![("none".to_string(), AmbiguityConfig::default())];
@@ -308,52 +357,129 @@ pub fn run_demo(args: &DemoArgs, g: &GlobalOpts) -> Result<Vec<DemoRow>> {
             "note: the Wasserstein inner solver is not available in this build ({e}); showing ERM only"
         ),
     }
-    let mut out = Vec::new();
-    for (name, cfg) in configs {
-        let t0 = Instant::now();
-        let trained = Trainer::new(base.clone().ambiguity(cfg).validate()?).fit(&data)?;
-        let dt = t0.elapsed().as_secs_f64();
-        trained.save(args.out.join(&name))?;
-        let rows = evaluate(
-            &trained,
-            &data.test.x,
-            &data.test.y,
-            Some(AttackKind::Pgd),
-            Norm::L2,
-            &eps,
-            20,
-            None,
-        )?;
-        out.push(DemoRow {
-            ambiguity: name,
-            train_time_s: dt,
-            rows,
-        });
+    let t_all = Instant::now();
+    let mut per_seed = Vec::new();
+    let mut sizes = (0, 0);
+    for seed in args.seed..args.seed + args.seeds {
+        let opts = LoadOptions {
+            seed,
+            ..LoadOptions::default()
+        };
+        let data = load(&args.data, &opts)?;
+        sizes = (data.train.len(), data.test.len());
+        for (name, cfg) in &configs {
+            let params = TrainParams::default()
+                .model(ModelKind::Logistic)
+                .epochs(args.epochs)
+                .lr(0.05)
+                .batch_size(64)
+                .seed(seed)
+                .quiet(g.quiet)
+                .ambiguity(AmbiguityConfig {
+                    seed,
+                    ..cfg.clone()
+                })
+                .validate()?;
+            let t0 = Instant::now();
+            let trained = Trainer::new(params).fit(&data)?;
+            let dt = t0.elapsed().as_secs_f64();
+            if seed == args.seed {
+                trained.save(args.out.join(name))?;
+            }
+            let rows = evaluate(
+                &trained,
+                &data.test.x,
+                &data.test.y,
+                Some(AttackKind::Pgd),
+                Norm::L2,
+                &eps,
+                20,
+                None,
+            )?;
+            per_seed.push(DemoRow {
+                ambiguity: name.clone(),
+                seed,
+                train_time_s: dt,
+                rows,
+            });
+        }
+    }
+    let mut summary = Vec::new();
+    for (name, _) in &configs {
+        let runs: Vec<&DemoRow> = per_seed.iter().filter(|r| &r.ambiguity == name).collect();
+        for k in 0..=eps.len() {
+            let v: Vec<f64> = runs
+                .iter()
+                .map(|r| r.rows[k].accuracy.unwrap_or(f64::NAN))
+                .collect();
+            let (mean, std) = mean_std(&v);
+            summary.push(DemoSummary {
+                ambiguity: name.clone(),
+                condition: if k == 0 {
+                    "clean".into()
+                } else {
+                    "pgd-l2".into()
+                },
+                eps: (k > 0).then(|| eps[k - 1]),
+                mean,
+                std,
+            });
+        }
     }
     println!(
-        "breast cancer ({} train / {} test rows, logistic model); test accuracy, clean and under PGD-L2 (budgets in standardised units)",
-        data.train.len(),
-        data.test.len()
+        "{} ({} train / {} test rows, logistic model, {} seed(s)): test accuracy, mean +- std, clean and under PGD-L2 (20 steps; budgets in standardised units)",
+        args.data.display(),
+        sizes.0,
+        sizes.1,
+        args.seeds
     );
-    let mut head = format!("{:<14} {:>8}", "ambiguity", "clean");
+    let mut head = format!("{:<13} {:>15}", "ambiguity", "clean");
     for e in &eps {
-        head.push_str(&format!(" {:>10}", format!("eps={e}")));
+        head.push_str(&format!(" {:>15}", format!("eps={e}")));
     }
-    head.push_str(&format!(" {:>9}", "train s"));
     println!("{head}");
-    for r in &out {
-        let mut line = format!("{:<14}", r.ambiguity);
-        for (k, row) in r.rows.iter().enumerate() {
-            let w = if k == 0 { 8 } else { 10 };
+    for (name, _) in &configs {
+        let mut line = format!("{name:<13}");
+        for s in summary.iter().filter(|s| &s.ambiguity == name) {
             line.push_str(&format!(
-                " {:>w$}",
-                row.accuracy.map(|a| format!("{a:.4}")).unwrap_or_default()
+                " {:>15}",
+                format!("{:.3} +- {:.3}", s.mean, s.std)
             ));
         }
-        line.push_str(&format!(" {:>9.2}", r.train_time_s));
         println!("{line}");
     }
-    crate::io::write_json_atomic(args.out.join("comparison.json"), &out)?;
-    println!("wrote {}", args.out.display());
-    Ok(out)
+    let header: Vec<String> = [
+        "ambiguity",
+        "condition",
+        "eps",
+        "mean_accuracy",
+        "std_accuracy",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    crate::io::write_csv_atomic(
+        args.out.join("comparison.csv"),
+        &header,
+        summary.iter().map(|s| {
+            vec![
+                s.ambiguity.clone(),
+                s.condition.clone(),
+                s.eps.map(|e| format!("{e}")).unwrap_or_default(),
+                format!("{}", s.mean),
+                format!("{}", s.std),
+            ]
+        }),
+    )?;
+    crate::io::write_json_atomic(
+        args.out.join("comparison.json"),
+        &serde_json::json!({ "summary": &summary, "runs": &per_seed }),
+    )?;
+    println!(
+        "wrote {} (models of seed {} in none/ and wasserstein/) in {:.1} s",
+        args.out.display(),
+        args.seed,
+        t_all.elapsed().as_secs_f64()
+    );
+    Ok(summary)
 }

@@ -488,13 +488,18 @@ pub fn load_tables(
     }
     let used: Vec<usize> = (0..table.rows.len()).filter(|&i| keep_row[i]).collect();
     if used.is_empty() {
-        return Err(derr(None, None, "no rows left after dropping missing values".into()));
+        return Err(derr(
+            None,
+            None,
+            "no rows left after dropping missing values".into(),
+        ));
     }
 
     // Labels.
     let (classes, labels_cls): (Vec<String>, Vec<usize>) = match task {
         Task::Classification => {
-            let vals: BTreeSet<String> = used.iter().map(|&i| table.rows[i][tcol].clone()).collect();
+            let vals: BTreeSet<String> =
+                used.iter().map(|&i| table.rows[i][tcol].clone()).collect();
             let classes = parse_class_order(&vals);
             if classes.len() < 2 {
                 return Err(derr(
@@ -506,9 +511,15 @@ pub fn load_tables(
                     ),
                 ));
             }
-            let map: BTreeMap<&str, usize> =
-                classes.iter().enumerate().map(|(k, c)| (c.as_str(), k)).collect();
-            let l = used.iter().map(|&i| map[table.rows[i][tcol].as_str()]).collect();
+            let map: BTreeMap<&str, usize> = classes
+                .iter()
+                .enumerate()
+                .map(|(k, c)| (c.as_str(), k))
+                .collect();
+            let l = used
+                .iter()
+                .map(|&i| map[table.rows[i][tcol].as_str()])
+                .collect();
             (classes, l)
         }
         Task::Regression => {
@@ -579,7 +590,10 @@ pub fn load_tables(
             .filter(|c| !is_missing(c))
             .all(|c| c.parse::<f64>().is_ok());
         let encoder = if all_cells_numeric {
-            let vals: Vec<f64> = cells.iter().map(|c| c.parse::<f64>().unwrap_or(0.0)).collect();
+            let vals: Vec<f64> = cells
+                .iter()
+                .map(|c| c.parse::<f64>().unwrap_or(0.0))
+                .collect();
             if let Some(k) = vals.iter().position(|v| !v.is_finite()) {
                 return Err(derr(
                     Some(train_rows[k] + 1),
@@ -677,7 +691,13 @@ pub fn load_tables(
             // (zero): keep them unscaled (std 1).
             schema.mean = mean;
             schema.std = (0..d)
-                .map(|j| if constant.contains(&j) { 1.0 } else { var[j].sqrt() })
+                .map(|j| {
+                    if constant.contains(&j) {
+                        1.0
+                    } else {
+                        var[j].sqrt()
+                    }
+                })
                 .collect();
             break;
         }
@@ -861,7 +881,9 @@ impl Schema {
                                 path: path.clone(),
                                 row,
                                 col: col(j),
-                                msg: format!("not a number: {cell:?} (the column was numeric in training)"),
+                                msg: format!(
+                                    "not a number: {cell:?} (the column was numeric in training)"
+                                ),
                             })?;
                             if !v.is_finite() {
                                 return Err(Error::Data {
@@ -886,17 +908,19 @@ impl Schema {
                         } else {
                             cell
                         };
-                        let k = categories.iter().position(|q| q == c).ok_or_else(|| {
-                            Error::Data {
-                                path: path.clone(),
-                                row,
-                                col: col(j),
-                                msg: format!(
-                                    "unknown category {c:?} (known: {})",
-                                    categories.join(",")
-                                ),
-                            }
-                        })?;
+                        let k =
+                            categories
+                                .iter()
+                                .position(|q| q == c)
+                                .ok_or_else(|| Error::Data {
+                                    path: path.clone(),
+                                    row,
+                                    col: col(j),
+                                    msg: format!(
+                                        "unknown category {c:?} (known: {})",
+                                        categories.join(",")
+                                    ),
+                                })?;
                         for q in 0..categories.len() {
                             x.push(if q == k { 1.0 } else { 0.0 });
                         }
@@ -913,17 +937,15 @@ impl Schema {
                 Some(t) => {
                     let cell = r[t].as_str();
                     match self.task {
-                        Task::Classification => {
-                            *cls.get(cell).ok_or_else(|| Error::Data {
-                                path: path.clone(),
-                                row,
-                                col: col(t),
-                                msg: format!(
-                                    "unknown label {cell:?} (classes: {})",
-                                    self.classes.join(",")
-                                ),
-                            })? as f64
-                        }
+                        Task::Classification => *cls.get(cell).ok_or_else(|| Error::Data {
+                            path: path.clone(),
+                            row,
+                            col: col(t),
+                            msg: format!(
+                                "unknown label {cell:?} (classes: {})",
+                                self.classes.join(",")
+                            ),
+                        })? as f64,
                         Task::Regression => {
                             let v: f64 = cell.parse().map_err(|_| Error::Data {
                                 path: path.clone(),

@@ -13,8 +13,10 @@
 //! fixed expose that structure ([`WeightQuadratic`]) for the MMD-proximal weight step.
 
 pub mod mmd;
+pub mod mmd_rff;
 
 pub use mmd::MmdEnergy;
+pub use mmd_rff::MmdRffEnergy;
 
 use crate::error::Result;
 use crate::linalg::LinOp;

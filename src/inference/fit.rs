@@ -22,12 +22,14 @@ use crate::flow::{
     Executor, FisherRao, FlowConfig, FlowResult, FlowStep, Ift, Langevin, MmdProx,
     ProgressObserver, ProxSolver, QpOptions, StepContext, Svgd, Wasserstein, Wfr,
 };
+use crate::io::read_numeric_csv;
 use crate::kernel::{mmd2, Bandwidth, Kernel, KernelKind};
 use crate::measure::{Distribution, GaussianMixture, Particles};
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 use serde::Serialize;
 use std::collections::BTreeMap;
+use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
@@ -231,6 +233,55 @@ pub fn stratified_mixture_sample(mix: &GaussianMixture, m: usize, seed: u64) -> 
         }
     }
     Particles::uniform(x)
+}
+
+/// Read a target given by weighted samples: a numeric CSV (`crate::io::read_numeric_csv`:
+/// header optional, one row per sample); a column named `weight` (case-insensitive) holds
+/// the sample weights (non-negative, normalised here), all other columns are coordinates.
+/// Without it the samples are equally weighted. Empty, ragged or non-numeric files and
+/// negative or all-zero weights are errors naming the file (and row and column).
+pub fn read_samples(path: &Path) -> Result<Particles> {
+    let t = read_numeric_csv(path)?;
+    let wcol = t
+        .columns
+        .iter()
+        .position(|c| c.eq_ignore_ascii_case("weight"));
+    let d = t.values.ncols() - usize::from(wcol.is_some());
+    if d == 0 {
+        return Err(Error::Data {
+            path: path.into(),
+            row: None,
+            col: None,
+            msg: "no coordinate columns".into(),
+        });
+    }
+    let cols: Vec<usize> = (0..t.values.ncols()).filter(|j| Some(*j) != wcol).collect();
+    let x = t.values.select(ndarray::Axis(1), &cols);
+    match wcol {
+        Some(j) => {
+            let w: Vec<f64> = t.values.column(j).to_vec();
+            if let Some((i, v)) = w.iter().enumerate().find(|(_, v)| **v < 0.0) {
+                return Err(Error::Data {
+                    path: path.into(),
+                    row: Some(i + 1),
+                    col: Some(format!("{} (weight)", j + 1)),
+                    msg: format!("negative weight {v}"),
+                });
+            }
+            let s: f64 = w.iter().sum();
+            if !(s > 0.0) {
+                return Err(Error::Data {
+                    path: path.into(),
+                    row: None,
+                    col: Some(format!("{} (weight)", j + 1)),
+                    msg: "weights sum to zero".into(),
+                });
+            }
+            let w: Vec<f64> = w.iter().map(|v| v / s).collect();
+            Particles::with_weights(x, &w)
+        }
+        None => Particles::uniform(x),
+    }
 }
 
 /// Settings of a fit.

@@ -15,15 +15,18 @@
 //!   regression targets (plus Stein support for the core's Gaussian and Gaussian mixture).
 //! - [`stein`]: Stein kernel, KSD V/U-statistics, [`KsdEnergy`].
 //! - [`fit`]: methods, [`fit()`](fit::fit), reports.
+//! - [`kl`]: the inclusive KL on a common support (facts 4 and 5 of DESIGN.md section 3).
 
 pub mod fit;
+pub mod kl;
 pub mod stein;
 pub mod targets;
 
 pub use fit::{
-    component_mass, fit, stratified_mixture_sample, summarize, EnergyChoice, FitConfig, FitKernels,
-    InferenceTarget, Method, MethodFit, MethodReport,
+    component_mass, fit, read_samples, stratified_mixture_sample, summarize, EnergyChoice,
+    FitConfig, FitKernels, InferenceTarget, Method, MethodFit, MethodReport,
 };
+pub use kl::CommonSupportKl;
 pub use stein::{
     ksd2_u, ksd2_v, stein_gram, stein_sums, stein_sums_with_grad, KsdEnergy, SteinGramOp,
     SteinKernel,

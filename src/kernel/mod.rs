@@ -17,11 +17,14 @@
 //!
 //! References: Gretton et al. 2012 (MMD, median heuristic); Arbel et al. 2019 (MMD flow).
 
+pub mod engine;
+pub mod rff;
 pub mod sums;
 
+pub use engine::{EngineOptions, PathChoice, Real, SimdLevel};
 pub use sums::{
-    gram, kernel_sums, kernel_sums_multi, kernel_sums_with_grad, mmd2, mmd2_unbiased, mmd_terms,
-    GramOp, KernelSums,
+    gram, kernel_sums, kernel_sums_f32, kernel_sums_multi, kernel_sums_with_grad,
+    kernel_sums_with_grad_f32, mmd2, mmd2_unbiased, mmd_terms, GramOp, KernelSums,
 };
 
 use crate::error::{Error, Result};

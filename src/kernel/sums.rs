@@ -13,14 +13,13 @@
 //!
 //! The witness of `mu - pi` is one call: sources `[x; y]` with signed weights `[w; -v]`.
 
+use super::engine::{sums_multi_with, sums_with, EngineOptions};
 use super::{sq_dist, Kernel};
 use crate::error::{Error, Result};
 use crate::linalg::LinOp;
 use ndarray::Array2;
 use rayon::prelude::*;
 
-/// Rows of `x` handled by one rayon task.
-const ROW_BLOCK: usize = 16;
 
 fn check(x: &[f64], y: &[f64], v: &[f64], d: usize, p: usize) -> Result<(usize, usize)> {
     if d == 0 {
@@ -66,22 +65,7 @@ impl KernelSums {
 
 /// `s_i = sum_j v_j k(x_i, y_j)` for row-major `x` (`n x d`) and `y` (`m x d`).
 pub fn kernel_sums(k: &Kernel, x: &[f64], y: &[f64], v: &[f64], d: usize) -> Result<Vec<f64>> {
-    let (n, _m) = check(x, y, v, d, 1)?;
-    let mut out = vec![0.0; n];
-    out.par_chunks_mut(ROW_BLOCK)
-        .enumerate()
-        .for_each(|(b, chunk)| {
-            let i0 = b * ROW_BLOCK;
-            for (r, o) in chunk.iter_mut().enumerate() {
-                let xi = &x[(i0 + r) * d..(i0 + r + 1) * d];
-                let mut acc = 0.0;
-                for (yj, &vj) in y.chunks_exact(d).zip(v) {
-                    acc += vj * k.phi(sq_dist(xi, yj));
-                }
-                *o = acc;
-            }
-        });
-    Ok(out)
+    Ok(sums_with(k, x, y, v, d, false, &EngineOptions::default())?.0)
 }
 
 /// Values `s_i = sum_j v_j k(x_i, y_j)` and gradients
@@ -93,36 +77,24 @@ pub fn kernel_sums_with_grad(
     v: &[f64],
     d: usize,
 ) -> Result<(Vec<f64>, Vec<f64>)> {
-    let (n, _m) = check(x, y, v, d, 1)?;
-    let mut vals = vec![0.0; n];
-    let mut grads = vec![0.0; n * d];
-    vals.par_chunks_mut(ROW_BLOCK)
-        .zip(grads.par_chunks_mut(ROW_BLOCK * d))
-        .enumerate()
-        .for_each(|(b, (vc, gc))| {
-            let i0 = b * ROW_BLOCK;
-            for (r, o) in vc.iter_mut().enumerate() {
-                let xi = &x[(i0 + r) * d..(i0 + r + 1) * d];
-                let g = &mut gc[r * d..(r + 1) * d];
-                // grad = 2 sum_j v_j phi'_ij (x_i - y_j) = 2 (x_i sum_j c_j - sum_j c_j y_j)
-                let mut acc = 0.0;
-                let mut csum = 0.0;
-                for (yj, &vj) in y.chunks_exact(d).zip(v) {
-                    let (p, dp) = k.phi_dphi(sq_dist(xi, yj));
-                    acc += vj * p;
-                    let c = vj * dp;
-                    csum += c;
-                    for (gk, yk) in g.iter_mut().zip(yj) {
-                        *gk += c * yk;
-                    }
-                }
-                for (gk, xk) in g.iter_mut().zip(xi) {
-                    *gk = 2.0 * (xk * csum - *gk);
-                }
-                *o = acc;
-            }
-        });
-    Ok((vals, grads))
+    sums_with(k, x, y, v, d, true, &EngineOptions::default())
+}
+
+/// `f32` version of [`kernel_sums`] (the engine's single-precision path; the kernel's
+/// constants are rounded to `f32`).
+pub fn kernel_sums_f32(k: &Kernel, x: &[f32], y: &[f32], v: &[f32], d: usize) -> Result<Vec<f32>> {
+    Ok(sums_with(k, x, y, v, d, false, &EngineOptions::default())?.0)
+}
+
+/// `f32` version of [`kernel_sums_with_grad`].
+pub fn kernel_sums_with_grad_f32(
+    k: &Kernel,
+    x: &[f32],
+    y: &[f32],
+    v: &[f32],
+    d: usize,
+) -> Result<(Vec<f32>, Vec<f32>)> {
+    sums_with(k, x, y, v, d, true, &EngineOptions::default())
 }
 
 /// Vector-valued sums `S_i = sum_j k(x_i, y_j) V_j` where `V` is `m x p` row-major;
@@ -135,23 +107,8 @@ pub fn kernel_sums_multi(
     d: usize,
     p: usize,
 ) -> Result<Vec<f64>> {
-    let (n, _m) = check(x, y, vmat, d, p)?;
-    let mut out = vec![0.0; n * p];
-    out.par_chunks_mut(ROW_BLOCK * p)
-        .enumerate()
-        .for_each(|(b, chunk)| {
-            let i0 = b * ROW_BLOCK;
-            for (r, o) in chunk.chunks_mut(p).enumerate() {
-                let xi = &x[(i0 + r) * d..(i0 + r + 1) * d];
-                for (yj, vj) in y.chunks_exact(d).zip(vmat.chunks_exact(p)) {
-                    let kij = k.phi(sq_dist(xi, yj));
-                    for (ok, vk) in o.iter_mut().zip(vj) {
-                        *ok += kij * vk;
-                    }
-                }
-            }
-        });
-    Ok(out)
+    check(x, y, vmat, d, p)?;
+    sums_multi_with(k, x, y, vmat, d, p, &EngineOptions::default())
 }
 
 /// Weighted squared MMD, V-statistic:

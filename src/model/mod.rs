@@ -222,6 +222,9 @@ pub fn softmax_cross_entropy(z: &Tensor, onehot: &Tensor) -> Result<Tensor> {
 }
 
 /// A candle model: dense layers `(W_l, b_l)` with `W_l` of shape `in x out`.
+///
+/// `clone()` shares the parameter storage (candle `Var`s); use [`Model::deep_clone`] for an
+/// independent copy.
 #[derive(Debug, Clone)]
 pub struct Model {
     /// The architecture.

@@ -156,7 +156,11 @@ impl TrainParams {
         }
         if self.model == ModelKind::Mlp {
             if self.hidden.is_empty() {
-                return Err(Error::param("hidden", "", "an MLP needs at least one layer"));
+                return Err(Error::param(
+                    "hidden",
+                    "",
+                    "an MLP needs at least one layer",
+                ));
             }
             for &h in &self.hidden {
                 crate::error::check_count("hidden", h)?;
@@ -252,8 +256,15 @@ pub fn metrics(model: &Model, schema: Option<&Schema>, x: &[f64], y: &[f64]) -> 
             rmse: None,
         },
         None => {
-            let s = schema.and_then(|s| s.target_scale).map(|t| t.1).unwrap_or(1.0);
-            let mse = pred.iter().zip(y).map(|(p, t)| (p - t).powi(2)).sum::<f64>()
+            let s = schema
+                .and_then(|s| s.target_scale)
+                .map(|t| t.1)
+                .unwrap_or(1.0);
+            let mse = pred
+                .iter()
+                .zip(y)
+                .map(|(p, t)| (p - t).powi(2))
+                .sum::<f64>()
                 / y.len() as f64;
             Metrics {
                 loss,
@@ -341,7 +352,11 @@ impl Trainer {
     }
 
     /// Train with a given inner solver.
-    pub fn fit_with(&self, data: &TabularData, mut inner: Box<dyn InnerMax>) -> Result<TrainedModel> {
+    pub fn fit_with(
+        &self,
+        data: &TabularData,
+        mut inner: Box<dyn InnerMax>,
+    ) -> Result<TrainedModel> {
         let p = &self.params;
         let schema = &data.schema;
         let train = &data.train;
@@ -549,7 +564,10 @@ impl TrainedModel {
         let p = self.model.predict(x)?;
         Ok(match self.model.arch.n_classes() {
             Some(_) => p,
-            None => p.into_iter().map(|v| self.schema.unscale_target(v)).collect(),
+            None => p
+                .into_iter()
+                .map(|v| self.schema.unscale_target(v))
+                .collect(),
         })
     }
 
