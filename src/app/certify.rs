@@ -61,12 +61,12 @@ pub struct CertifyArgs {
     /// mmd: extra support points around the data.
     #[arg(long, default_value_t = 0)]
     pub extra_support: usize,
-    /// Bisection steps on the multiplier.
-    #[arg(long, default_value_t = 30)]
-    pub tune_iters: usize,
-    /// Relative tolerance on the radius reached.
-    #[arg(long, default_value_t = 1e-3)]
-    pub tune_tol: f64,
+    /// Bisection steps on the multiplier (default 30; 12 for mmd).
+    #[arg(long)]
+    pub tune_iters: Option<usize>,
+    /// Relative tolerance on the radius reached (default 1e-3; 1e-2 for mmd).
+    #[arg(long)]
+    pub tune_tol: Option<f64>,
     /// Seed.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
@@ -142,8 +142,12 @@ impl CertifyArgs {
             kl_penalty: None,
             weight_flow: false,
             certificate: true,
-            tune_iters: self.tune_iters,
-            tune_tol: self.tune_tol,
+            tune_iters: self
+                .tune_iters
+                .unwrap_or(if set == SetKind::Mmd { 12 } else { 30 }),
+            tune_tol: self
+                .tune_tol
+                .unwrap_or(if set == SetKind::Mmd { 1e-2 } else { 1e-3 }),
         };
         cfg.validate()?;
         Ok(cfg)

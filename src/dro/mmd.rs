@@ -357,7 +357,7 @@ pub fn kdro_dual_bound(
     };
     let opts = QpOptions {
         tol: 1e-9,
-        max_iter: 500,
+        max_iter: 300,
         power_iters: 50,
     };
     let hint = if lambda_hint.is_finite() && lambda_hint > 0.0 {
@@ -382,7 +382,7 @@ pub fn kdro_dual_bound(
         u
     };
     let c = hint.ln();
-    golden(&mut eval, c - 6.0, c + 6.0, 16);
+    golden(&mut eval, c - 5.0, c + 5.0, 12);
     Ok(best)
 }
 

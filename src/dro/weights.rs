@@ -395,7 +395,8 @@ impl InnerMax for WeightDro {
     }
 }
 
-/// The inner solver of the `cvar` set: radius `rho = ln(1 / alpha)`.
+/// The inner solver of the `cvar` set: radius `rho = ln(1 / alpha)`. The reported
+/// multiplier is the dual variable of Rockafellar-Uryasev, the threshold `t = VaR_alpha`.
 pub struct CvarDro {
     cfg: AmbiguityConfig,
 }

@@ -1,0 +1,123 @@
+//! `robustflow certify` end to end: train a logistic model through the binary, certify it,
+//! check that the bounds bracket the closed form and that bad arguments give clear errors.
+
+use std::path::Path;
+use std::process::Command;
+
+fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_robustflow"))
+}
+
+fn write_csv(path: &Path, n: usize) {
+    let mut s = String::from("a,b,label\n");
+    let mut state: u64 = 12345;
+    let mut u = || {
+        state = state
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        ((state >> 11) as f64) / ((1u64 << 53) as f64)
+    };
+    for i in 0..n {
+        let c = i % 2;
+        let a = 2.0 * u() - 1.0 + if c == 1 { 0.8 } else { -0.8 };
+        let b = 2.0 * u() - 1.0;
+        s.push_str(&format!("{a},{b},{}\n", if c == 1 { "yes" } else { "no" }));
+    }
+    std::fs::write(path, s).unwrap();
+}
+
+#[test]
+fn certify_brackets_the_closed_form_and_rejects_bad_arguments() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("d.csv");
+    write_csv(&data, 80);
+    let model = dir.path().join("m");
+    let o = bin()
+        .args(["--quiet", "train", "--data"])
+        .arg(&data)
+        .args([
+            "--model", "logistic", "--epochs", "5", "--seed", "1", "--out",
+        ])
+        .arg(&model)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    for (set, extra) in [
+        ("wasserstein", vec!["--norm", "l2"]),
+        ("wasserstein", vec![]),
+        ("kl", vec![]),
+        ("mmd", vec!["--inner-steps", "5"]),
+    ] {
+        let report = dir.path().join(format!("r_{set}_{}.json", extra.len()));
+        let worst = dir.path().join("worst.csv");
+        let o = bin()
+            .args(["--quiet", "certify", "--model"])
+            .arg(&model)
+            .arg("--data")
+            .arg(&data)
+            .args(["--ambiguity", set, "--radius", "0,0.05,0.2"])
+            .args(&extra)
+            .arg("--report")
+            .arg(&report)
+            .arg("--dump-worst")
+            .arg(&worst)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let stdout = String::from_utf8_lossy(&o.stdout);
+        assert!(
+            stdout.contains("lower") && stdout.contains("upper"),
+            "{stdout}"
+        );
+        let j: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+        let rows = j["rows"].as_array().unwrap();
+        assert_eq!(rows.len(), 3);
+        for r in rows {
+            let lb = r["lower_bound"].as_f64().unwrap();
+            let ub = r["upper_bound"].as_f64().unwrap();
+            assert!(lb <= ub + 1e-9, "{r}");
+            if let Some(c) = r["closed_form"].as_f64() {
+                assert!(lb <= c + 1e-9 && c <= ub + 1e-9, "{r}");
+            }
+            assert!(r["radius_reached"].as_f64().unwrap() <= r["radius"].as_f64().unwrap() + 1e-12);
+            assert!(r.get("multiplier").is_some() && r.get("empirical_risk").is_some());
+        }
+        if set == "wasserstein" && !extra.is_empty() {
+            assert!(
+                rows[1]["closed_form"].as_f64().is_some(),
+                "logistic: W1 closed form"
+            );
+        }
+        let csv = std::fs::read_to_string(&worst).unwrap();
+        assert!(csv.starts_with("radius,a,b,label,weight"), "{csv}");
+    }
+    for (args, needle) in [
+        (vec!["--ambiguity", "nope", "--radius", "0.1"], "ambiguity"),
+        (vec!["--ambiguity", "kl", "--radius", "-1"], "radius"),
+        (vec!["--ambiguity", "kl", "--radius", "x"], "radius"),
+        (
+            vec![
+                "--ambiguity",
+                "wasserstein",
+                "--radius",
+                "0.1",
+                "--norm",
+                "l7",
+            ],
+            "norm",
+        ),
+    ] {
+        let o = bin()
+            .args(["--quiet", "certify", "--model"])
+            .arg(&model)
+            .arg("--data")
+            .arg(&data)
+            .args(&args)
+            .output()
+            .unwrap();
+        assert!(!o.status.success());
+        let e = String::from_utf8_lossy(&o.stderr);
+        assert!(e.contains(needle), "{args:?}: {e}");
+    }
+}
