@@ -31,6 +31,8 @@ enum Cmd {
     Eval(robustflow::app::eval::EvalArgs),
     /// ERM versus a robust model on the bundled breast-cancer data, under PGD-L2 attacks.
     Demo(robustflow::app::train::DemoArgs),
+    /// The benchmark grid: datasets x methods x attacks and shifts x seeds (`bench merge` joins shards).
+    Bench(robustflow::app::bench::BenchArgs),
 }
 
 fn main() -> ExitCode {
@@ -51,6 +53,7 @@ fn main() -> ExitCode {
         Cmd::Train(a) => robustflow::app::train::run(&a, &cli.global).map(|_| ()),
         Cmd::Eval(a) => robustflow::app::eval::run(&a, &cli.global).map(|_| ()),
         Cmd::Demo(a) => robustflow::app::train::run_demo(&a, &cli.global).map(|_| ()),
+        Cmd::Bench(a) => robustflow::app::bench::run(&a, &cli.global).map(|_| ()),
     };
     match res {
         Ok(()) => ExitCode::SUCCESS,
