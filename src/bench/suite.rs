@@ -17,7 +17,9 @@
 //! unsharded run.
 
 use super::generators::{circles, gaussian_shift, subpopulation, LabelledData};
-use crate::data::{attack, load, load_tables, Attack, Dataset, LoadOptions, Norm, RawTable, Shift, TabularData};
+use crate::data::{
+    attack, load, load_tables, Attack, Dataset, LoadOptions, Norm, RawTable, Shift, TabularData,
+};
 use crate::dro::{AmbiguityConfig, InnerFlow, PointLoss, SetKind};
 use crate::error::{Error, Result};
 use crate::model::ModelKind;
@@ -84,8 +86,9 @@ pub struct SuiteConfig {
 }
 
 impl SuiteConfig {
-    /// The preset of a suite: `quick` (CI: breast cancer and circles, ERM and WRM, one seed,
-    /// few epochs), `standard` (every dataset but digits, every method, three seeds) or
+    /// The preset of a suite: `quick` (CI: breast cancer and circles, ERM, WRM and CVaR, one
+    /// seed, few epochs, 20% label noise), `standard` (breast cancer, wine, circles, gaussian, subpop; every method; three
+    /// seeds; 20% label noise) or
     /// `full` (everything, five seeds, more epochs).
     pub fn preset(name: &str) -> Result<Self> {
         let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
@@ -93,7 +96,7 @@ impl SuiteConfig {
             "quick" => Ok(SuiteConfig {
                 suite: "quick".into(),
                 datasets: s(&["breast_cancer", "circles"]),
-                methods: s(&["erm", "wrm"]),
+                methods: s(&["erm", "wrm", "cvar"]),
                 seeds: vec![0],
                 epochs: 8,
                 batch_size: 64,
@@ -103,7 +106,7 @@ impl SuiteConfig {
                 linf_budgets: vec![0.1],
                 attack_steps: 10,
                 shifts: vec![1.0],
-                label_noise: vec![],
+                label_noise: vec![0.2],
                 subpop_minority: vec![0.5],
                 n_synthetic: 300,
                 hidden: vec![16, 16],
@@ -144,7 +147,11 @@ impl SuiteConfig {
                 n_synthetic: 1000,
                 hidden: vec![64, 64],
             }),
-            _ => Err(Error::param("suite", name, "expected quick, standard or full")),
+            _ => Err(Error::param(
+                "suite",
+                name,
+                "expected quick, standard or full",
+            )),
         }
     }
 
@@ -155,7 +162,10 @@ impl SuiteConfig {
                 return Err(Error::param(
                     "datasets",
                     d,
-                    &format!("unknown dataset; expected one of {}", ALL_DATASETS.join(",")),
+                    &format!(
+                        "unknown dataset; expected one of {}",
+                        ALL_DATASETS.join(",")
+                    ),
                 ));
             }
         }
@@ -175,7 +185,11 @@ impl SuiteConfig {
         crate::error::check_count("attack-steps", self.attack_steps)?;
         for &r in &self.label_noise {
             if !(0.0..0.5).contains(&r) {
-                return Err(Error::param("label-noise", r, "flip rate must be in [0, 0.5)"));
+                return Err(Error::param(
+                    "label-noise",
+                    r,
+                    "flip rate must be in [0, 0.5)",
+                ));
             }
         }
         Ok(())
@@ -301,7 +315,15 @@ impl Row {
 
 /// The CSV header of `results.csv`.
 pub const HEADER: [&str; 9] = [
-    "dataset", "method", "condition", "budget", "seed", "accuracy", "loss", "time_s", "chosen",
+    "dataset",
+    "method",
+    "condition",
+    "budget",
+    "seed",
+    "accuracy",
+    "loss",
+    "time_s",
+    "chosen",
 ];
 
 /// Write rows as `results.csv` (atomically), sorted by key.
@@ -335,12 +357,15 @@ pub fn read_results(path: &Path) -> Result<Vec<Row>> {
     }
     let t = RawTable::read(path)?;
     let col = |name: &str| -> Result<usize> {
-        t.columns.iter().position(|c| c == name).ok_or_else(|| Error::Data {
-            path: path.to_path_buf(),
-            row: Some(0),
-            col: Some(name.into()),
-            msg: "column missing from the header".into(),
-        })
+        t.columns
+            .iter()
+            .position(|c| c == name)
+            .ok_or_else(|| Error::Data {
+                path: path.to_path_buf(),
+                row: Some(0),
+                col: Some(name.into()),
+                msg: "column missing from the header".into(),
+            })
     };
     let idx: Vec<usize> = HEADER.iter().map(|h| col(h)).collect::<Result<_>>()?;
     let mut out = Vec::new();
@@ -369,7 +394,11 @@ pub fn read_results(path: &Path) -> Result<Vec<Row>> {
 }
 
 /// A method's ambiguity configurations (its tuning grid) and their labels.
-pub fn method_grid(method: &str, inner_steps: usize, seed: u64) -> Result<Vec<(String, AmbiguityConfig)>> {
+pub fn method_grid(
+    method: &str,
+    inner_steps: usize,
+    seed: u64,
+) -> Result<Vec<(String, AmbiguityConfig)>> {
     let base = AmbiguityConfig {
         inner_steps,
         inner_step_size: 0.1,
@@ -407,13 +436,23 @@ pub fn method_grid(method: &str, inner_steps: usize, seed: u64) -> Result<Vec<(S
     Ok(match method {
         "erm" => vec![("-".into(), base.clone())],
         "wrm" => penalty(SetKind::Wasserstein, &[0.5, 1.0, 2.0]),
-        "w1" => radius(SetKind::Wasserstein, &[0.05, 0.1, 0.2], &|c| c.norm = Some(crate::dro::Norm::L2)),
+        "w1" => radius(SetKind::Wasserstein, &[0.05, 0.1, 0.2], &|c| {
+            c.norm = Some(crate::dro::Norm::L2)
+        }),
         "kl" => radius(SetKind::Kl, &[0.05, 0.2, 0.5], &none),
         "chi2" => radius(SetKind::Chi2, &[0.1, 0.5, 1.0], &none),
         // rho = ln(1/alpha) for alpha = 0.5, 0.2, 0.1
-        "cvar" => radius(SetKind::Cvar, &[0.5f64.recip().ln(), 5f64.ln(), 10f64.ln()], &none),
-        "mmd_ift" => radius(SetKind::Mmd, &[0.05, 0.1, 0.2], &|c| c.inner_flow = InnerFlow::Ift),
-        "mmd_wfr" => radius(SetKind::Mmd, &[0.05, 0.1, 0.2], &|c| c.inner_flow = InnerFlow::Wfr),
+        "cvar" => radius(
+            SetKind::Cvar,
+            &[0.5f64.recip().ln(), 5f64.ln(), 10f64.ln()],
+            &none,
+        ),
+        "mmd_ift" => radius(SetKind::Mmd, &[0.05, 0.1, 0.2], &|c| {
+            c.inner_flow = InnerFlow::Ift
+        }),
+        "mmd_wfr" => radius(SetKind::Mmd, &[0.05, 0.1, 0.2], &|c| {
+            c.inner_flow = InnerFlow::Wfr
+        }),
         "wfr" => penalty(SetKind::Wfr, &[0.5, 1.0, 2.0]),
         _ => return Err(Error::param("methods", method, "unknown method")),
     })
@@ -485,7 +524,11 @@ pub fn synthetic(
                     )
                 })
                 .collect();
-            (subpopulation(n, 0.1, s + 1), subpopulation(n, 0.1, s + 2), extra)
+            (
+                subpopulation(n, 0.1, s + 1),
+                subpopulation(n, 0.1, s + 2),
+                extra,
+            )
         }
         _ => return Err(Error::param("datasets", name, "not a synthetic task")),
     })
@@ -519,7 +562,11 @@ pub fn bench_data(name: &str, cfg: &SuiteConfig, seed: u64, data_dir: &Path) -> 
             } else {
                 ModelKind::Logistic
             };
-            Ok(BenchData { data, model, extra: ex })
+            Ok(BenchData {
+                data,
+                model,
+                extra: ex,
+            })
         }
         _ => {
             let file = if name == "diabetes_cls" {
@@ -551,7 +598,11 @@ pub fn bench_data(name: &str, cfg: &SuiteConfig, seed: u64, data_dir: &Path) -> 
                 Some(k) if k > 2 => ModelKind::Softmax,
                 _ => ModelKind::Logistic,
             };
-            Ok(BenchData { data, model, extra: vec![] })
+            Ok(BenchData {
+                data,
+                model,
+                extra: vec![],
+            })
         }
     }
 }
@@ -568,7 +619,13 @@ pub fn flip_labels(d: &mut Dataset, n_classes: usize, rate: f64, seed: u64) {
     }
 }
 
-fn pgd_accuracy(m: &TrainedModel, d: &Dataset, norm: Norm, eps: f64, steps: usize) -> Result<(f64, f64)> {
+fn pgd_accuracy(
+    m: &TrainedModel,
+    d: &Dataset,
+    norm: Norm,
+    eps: f64,
+    steps: usize,
+) -> Result<(f64, f64)> {
     let a = Attack {
         steps,
         ..Attack::pgd(norm, eps)
@@ -617,9 +674,19 @@ pub fn run_cell(cfg: &SuiteConfig, cell: &Cell, data_dir: &Path) -> Result<Vec<R
     let mut res: Vec<(String, f64, f64, f64)> = Vec::new();
     let clean = m.evaluate(test)?;
     if let Some(r) = cell.noise {
-        res.push(("label_noise".into(), r, clean.accuracy.unwrap_or(f64::NAN), clean.loss));
+        res.push((
+            "label_noise".into(),
+            r,
+            clean.accuracy.unwrap_or(f64::NAN),
+            clean.loss,
+        ));
     } else {
-        res.push(("clean".into(), 0.0, clean.accuracy.unwrap_or(f64::NAN), clean.loss));
+        res.push((
+            "clean".into(),
+            0.0,
+            clean.accuracy.unwrap_or(f64::NAN),
+            clean.loss,
+        ));
         for &e in &cfg.l2_budgets {
             let (a, l) = pgd_accuracy(&m, test, Norm::L2, e, cfg.attack_steps)?;
             res.push(("pgd_l2".into(), e, a, l));
@@ -635,7 +702,12 @@ pub fn run_cell(cfg: &SuiteConfig, cell: &Cell, data_dir: &Path) -> Result<Vec<R
                 let mut x = test.x.clone();
                 sh.apply(&mut x);
                 let r = metrics(&m.model, Some(&m.schema), &x, &test.y)?;
-                res.push(("covariate_shift".into(), s, r.accuracy.unwrap_or(f64::NAN), r.loss));
+                res.push((
+                    "covariate_shift".into(),
+                    s,
+                    r.accuracy.unwrap_or(f64::NAN),
+                    r.loss,
+                ));
             }
         }
         for (c, b, d) in &bd.extra {
