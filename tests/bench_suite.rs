@@ -202,3 +202,62 @@ fn bad_configuration_is_a_clear_error() {
     let e = merge(&[tmp.path().join("nope")], &tmp.path().join("m")).unwrap_err();
     assert!(e.to_string().contains("results.csv"));
 }
+
+#[test]
+fn robust_least_squares_solutions_are_optimal() {
+    use rand::{Rng, SeedableRng};
+    use robustflow::bench::rls::{kernel_dro, robust_opt};
+    let p = RobustLeastSquares::new(3, 1.0);
+    let train = RobustLeastSquares::sample_xi(10, 0.0, 4);
+    let erm = p.erm(&train).unwrap();
+    let ro = robust_opt(&p, 0.5).unwrap();
+    let worst = |t: &[f64]| p.loss(t, -0.5).max(p.loss(t, 0.5));
+    let mut rng = rand::rngs::StdRng::seed_from_u64(0);
+    for _ in 0..50 {
+        let d: Vec<f64> = (0..erm.len())
+            .map(|_| 1e-3 * (rng.random::<f64>() - 0.5))
+            .collect();
+        let pe: Vec<f64> = erm.iter().zip(&d).map(|(a, b)| a + b).collect();
+        let pr: Vec<f64> = ro.iter().zip(&d).map(|(a, b)| a + b).collect();
+        // ERM minimises the training average, RO the worst case over [-0.5, 0.5]
+        assert!(p.mean_loss(&erm, &train) <= p.mean_loss(&pe, &train) + 1e-12);
+        assert!(
+            worst(&ro) <= worst(&pr) + 1e-9,
+            "{} vs {}",
+            worst(&ro),
+            worst(&pr)
+        );
+    }
+    assert!(worst(&ro) <= worst(&erm) + 1e-12);
+    // the worst case over the interval is at an endpoint (the loss is convex in xi)
+    for k in 0..=20 {
+        let xi = -0.5 + k as f64 / 20.0;
+        assert!(p.loss(&ro, xi) <= worst(&ro) + 1e-9);
+    }
+    // a huge MMD penalty pins the worst case to the data: kernel DRO -> ERM
+    let kd = kernel_dro(&p, &train, 0.5, 11, 1e6, 0.2).unwrap();
+    let dist: f64 = kd
+        .iter()
+        .zip(&erm)
+        .map(|(a, b)| (a - b).powi(2))
+        .sum::<f64>()
+        .sqrt();
+    let norm: f64 = erm.iter().map(|a| a * a).sum::<f64>().sqrt();
+    assert!(
+        dist < 1e-3 * norm.max(1.0),
+        "kernel DRO at lambda=1e6 is {dist} from ERM"
+    );
+    // a finite penalty gives a different, finite solution (the worst case moved off the data)
+    let kd1 = kernel_dro(&p, &train, 0.5, 11, 1.0, 0.2).unwrap();
+    assert!(kd1.iter().all(|v| v.is_finite()));
+    let moved: f64 = kd1
+        .iter()
+        .zip(&erm)
+        .map(|(a, b)| (a - b).powi(2))
+        .sum::<f64>()
+        .sqrt();
+    assert!(
+        moved > 1e-3 * norm.max(1.0),
+        "kernel DRO at lambda=1 equals ERM"
+    );
+}

@@ -57,6 +57,16 @@ pub enum BenchCmd {
         #[arg(long, default_value = "out/bench")]
         out_dir: PathBuf,
     },
+    /// The qualitative checks: robust least squares (ERM vs worst-case RO vs kernel DRO
+    /// against Delta) and the circles decision boundaries of ERM and WRM.
+    Qualitative {
+        /// Output directory.
+        #[arg(long, default_value = "out/bench-qualitative")]
+        out_dir: PathBuf,
+        /// Seed.
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+    },
 }
 
 /// Parse `i/n`.
@@ -110,6 +120,11 @@ pub fn run(args: &BenchArgs, g: &GlobalOpts) -> Result<Option<RunSummary>> {
     if let Some(BenchCmd::Merge { dirs, out_dir }) = &args.cmd {
         let rows = merge(dirs, out_dir)?;
         println!("merged {} rows into {}", rows.len(), out_dir.display());
+        return Ok(None);
+    }
+    if let Some(BenchCmd::Qualitative { out_dir, seed }) = &args.cmd {
+        let s = crate::bench::qualitative::run_qualitative(out_dir, *seed)?;
+        println!("{s}\nwrote {}", out_dir.display());
         return Ok(None);
     }
     let cfg = args.config()?;

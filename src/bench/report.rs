@@ -2,7 +2,9 @@
 //! `results.csv`, `summary.md` (mean and standard deviation over seeds, best of each
 //! column in bold), PNG plots and `results.json` (provenance).
 
-use super::suite::{done_keys, read_results, run_cell, shard_cells, write_results, Row, SuiteConfig};
+use super::suite::{
+    done_keys, read_results, run_cell, shard_cells, write_results, Row, SuiteConfig,
+};
 use crate::error::{Error, Result};
 use crate::plot::{line_chart, Series};
 use serde::Serialize;
@@ -100,7 +102,11 @@ pub fn merge(dirs: &[PathBuf], out_dir: &Path) -> Result<Vec<Row>> {
     for d in dirs {
         let p = d.join("results.csv");
         if !p.exists() {
-            return Err(Error::param("merge", p.display(), "no results.csv in this directory"));
+            return Err(Error::param(
+                "merge",
+                p.display(),
+                "no results.csv in this directory",
+            ));
         }
         for r in read_results(&p)? {
             if let Some((old, from)) = by_key.get(&r.key()) {
@@ -108,11 +114,7 @@ pub fn merge(dirs: &[PathBuf], out_dir: &Path) -> Result<Vec<Row>> {
                     return Err(Error::param(
                         "merge",
                         format!("{:?}", r.key()),
-                        &format!(
-                            "row differs between {} and {}",
-                            from.display(),
-                            d.display()
-                        ),
+                        &format!("row differs between {} and {}", from.display(), d.display()),
                     ));
                 }
                 continue;
@@ -202,10 +204,17 @@ fn aggregate(rows: &[Row]) -> Agg {
 }
 
 fn cond_order(c: &str) -> usize {
-    ["clean", "pgd_l2", "pgd_linf", "covariate_shift", "subpopulation", "label_noise"]
-        .iter()
-        .position(|x| *x == c)
-        .unwrap_or(9)
+    [
+        "clean",
+        "pgd_l2",
+        "pgd_linf",
+        "covariate_shift",
+        "subpopulation",
+        "label_noise",
+    ]
+    .iter()
+    .position(|x| *x == c)
+    .unwrap_or(9)
 }
 
 /// The `summary.md` text: per dataset, a table of test accuracy (mean ± std over seeds)
@@ -217,9 +226,11 @@ pub fn summary_markdown(rows: &[Row]) -> String {
     for (ds, conds) in &agg {
         let mut cols: Vec<&(String, String)> = conds.keys().collect();
         cols.sort_by(|a, b| {
-            cond_order(&a.0)
-                .cmp(&cond_order(&b.0))
-                .then(a.1.parse::<f64>().unwrap_or(0.0).total_cmp(&b.1.parse::<f64>().unwrap_or(0.0)))
+            cond_order(&a.0).cmp(&cond_order(&b.0)).then(
+                a.1.parse::<f64>()
+                    .unwrap_or(0.0)
+                    .total_cmp(&b.1.parse::<f64>().unwrap_or(0.0)),
+            )
         });
         let methods: BTreeSet<&String> = conds.values().flat_map(|m| m.keys()).collect();
         for (what, idx, higher) in [("accuracy", 0usize, true), ("loss", 1usize, false)] {
@@ -236,7 +247,12 @@ pub fn summary_markdown(rows: &[Row]) -> String {
                 .iter()
                 .map(|c| {
                     let it = conds[*c].values().map(|v| {
-                        mean_std(&v.iter().map(|p| if idx == 0 { p.0 } else { p.1 }).collect::<Vec<_>>()).0
+                        mean_std(
+                            &v.iter()
+                                .map(|p| if idx == 0 { p.0 } else { p.1 })
+                                .collect::<Vec<_>>(),
+                        )
+                        .0
                     });
                     if higher {
                         it.fold(f64::NEG_INFINITY, f64::max)
@@ -278,8 +294,20 @@ pub fn write_plots(out_dir: &Path, rows: &[Row]) -> Result<Vec<PathBuf>> {
     for (ds, conds) in &agg {
         let plots: [(&str, &str, usize, &str, &str); 3] = [
             ("pgd_l2", "accuracy_l2", 0, "PGD-L2 budget", "test accuracy"),
-            ("pgd_linf", "accuracy_linf", 0, "PGD-Linf budget", "test accuracy"),
-            ("covariate_shift", "loss_shift", 1, "covariate shift", "test loss"),
+            (
+                "pgd_linf",
+                "accuracy_linf",
+                0,
+                "PGD-Linf budget",
+                "test accuracy",
+            ),
+            (
+                "covariate_shift",
+                "loss_shift",
+                1,
+                "covariate shift",
+                "test loss",
+            ),
         ];
         for (cond, stem, idx, xl, yl) in plots {
             let mut by_m: BTreeMap<String, Vec<(f64, f64)>> = BTreeMap::new();
@@ -289,8 +317,11 @@ pub fn write_plots(out_dir: &Path, rows: &[Row]) -> Result<Vec<PathBuf>> {
                 }
                 let x: f64 = b.parse().unwrap_or(0.0);
                 for (m, v) in ms {
-                    let vals: Vec<f64> = v.iter().map(|p| if idx == 0 { p.0 } else { p.1 }).collect();
-                    by_m.entry(m.clone()).or_default().push((x, mean_std(&vals).0));
+                    let vals: Vec<f64> =
+                        v.iter().map(|p| if idx == 0 { p.0 } else { p.1 }).collect();
+                    by_m.entry(m.clone())
+                        .or_default()
+                        .push((x, mean_std(&vals).0));
                 }
             }
             if !conds.keys().any(|(c, _)| c == cond) {
@@ -318,7 +349,10 @@ fn write_outputs(
     shard: Option<(usize, usize)>,
     run: &RunSummary,
 ) -> Result<()> {
-    crate::io::write_atomic(out_dir.join("summary.md"), summary_markdown(rows).as_bytes())?;
+    crate::io::write_atomic(
+        out_dir.join("summary.md"),
+        summary_markdown(rows).as_bytes(),
+    )?;
     write_plots(out_dir, rows)?;
     let prov = Provenance {
         config: cfg,
@@ -327,7 +361,9 @@ fn write_outputs(
         crate_version: env!("CARGO_PKG_VERSION"),
         git_commit: git_commit(),
         machine: Machine {
-            cores: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+            cores: std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1),
             os: std::env::consts::OS,
             arch: std::env::consts::ARCH,
             rayon_threads: rayon::current_num_threads(),
