@@ -195,27 +195,26 @@ impl SuiteConfig {
         Ok(())
     }
 
-    /// The cells of the grid in their fixed order.
+    /// The cells of the grid in their fixed order: every clean-label cell (dataset, method,
+    /// seed), then every label-noise cell, so that shards by index mod n mix datasets,
+    /// methods and both kinds of cell.
     pub fn cells(&self) -> Vec<Cell> {
         let mut out = Vec::new();
-        for d in &self.datasets {
-            let linear = !matches!(d.as_str(), "circles");
-            for m in &self.methods {
-                if m == "w1" && !linear {
-                    continue; // the exact 1-Wasserstein set is for linear models
-                }
-                for &seed in &self.seeds {
-                    out.push(Cell {
-                        dataset: d.clone(),
-                        method: m.clone(),
-                        noise: None,
-                        seed,
-                    });
-                    for &r in &self.label_noise {
+        let noise: Vec<Option<f64>> = std::iter::once(None)
+            .chain(self.label_noise.iter().map(|&r| Some(r)))
+            .collect();
+        for nz in noise {
+            for d in &self.datasets {
+                let linear = !matches!(d.as_str(), "circles");
+                for m in &self.methods {
+                    if m == "w1" && !linear {
+                        continue; // the exact 1-Wasserstein set is for linear models
+                    }
+                    for &seed in &self.seeds {
                         out.push(Cell {
                             dataset: d.clone(),
                             method: m.clone(),
-                            noise: Some(r),
+                            noise: nz,
                             seed,
                         });
                     }
