@@ -33,6 +33,8 @@ enum Cmd {
     Certify(robustflow::app::certify::CertifyArgs),
     /// ERM versus a robust model on the bundled breast-cancer data, under PGD-L2 attacks.
     Demo(robustflow::app::train::DemoArgs),
+    /// The benchmark grid: datasets x methods x attacks and shifts x seeds (`bench merge` joins shards).
+    Bench(robustflow::app::bench::BenchArgs),
 }
 
 fn main() -> ExitCode {
@@ -54,6 +56,7 @@ fn main() -> ExitCode {
         Cmd::Eval(a) => robustflow::app::eval::run(&a, &cli.global).map(|_| ()),
         Cmd::Certify(a) => robustflow::app::certify::run(&a, &cli.global).map(|_| ()),
         Cmd::Demo(a) => robustflow::app::train::run_demo(&a, &cli.global).map(|_| ()),
+        Cmd::Bench(a) => robustflow::app::bench::run(&a, &cli.global).map(|_| ()),
     };
     match res {
         Ok(()) => ExitCode::SUCCESS,

@@ -15,6 +15,7 @@ pub struct GlobalOpts {
     pub threads: Option<usize>,
 }
 
+pub mod bench;
 pub mod certify;
 pub mod eval;
 pub mod flow;

@@ -292,6 +292,15 @@ pub struct DemoArgs {
     /// Epochs of each model.
     #[arg(long, default_value_t = 60)]
     pub epochs: usize,
+    /// MMD (kernel DRO) penalty: the multiplier lambda of `-E_mu l + lambda/2 MMD^2(mu, P_N)`.
+    #[arg(long, default_value_t = 10.0)]
+    pub mmd_penalty: f64,
+    /// MMD (kernel DRO) inner flow: ift, wfr, w or prox.
+    #[arg(long, default_value = "ift")]
+    pub mmd_inner_flow: String,
+    /// The ambiguity sets compared (comma separated; `none` is ERM).
+    #[arg(long, default_value = "none,wasserstein,mmd")]
+    pub sets: String,
     /// Number of seeds (split, initialisation, minibatches); mean and spread are shown.
     #[arg(long, default_value_t = 5)]
     pub seeds: u64,
@@ -350,12 +359,33 @@ pub fn run_demo(args: &DemoArgs, g: &GlobalOpts) -> Result<Vec<DemoSummary>> {
         inner_step_size: args.inner_step_size,
         ..AmbiguityConfig::default()
     };
-    let mut configs = vec![("none".to_string(), AmbiguityConfig::default())];
-    match build_inner(&robust_cfg) {
-        Ok(_) => configs.push(("wasserstein".into(), robust_cfg)),
-        Err(e) => eprintln!(
-            "note: the Wasserstein inner solver is not available in this build ({e}); showing ERM only"
-        ),
+    let mmd_cfg = AmbiguityConfig {
+        set: SetKind::Mmd,
+        penalty: Some(args.mmd_penalty),
+        inner_steps: args.inner_steps,
+        inner_step_size: args.inner_step_size,
+        inner_flow: parse_inner_flow(&args.mmd_inner_flow)?,
+        ..AmbiguityConfig::default()
+    };
+    let mut configs = Vec::new();
+    for name in args.sets.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        let cfg = match name.parse::<SetKind>()? {
+            SetKind::None => AmbiguityConfig::default(),
+            SetKind::Wasserstein => robust_cfg.clone(),
+            SetKind::Mmd => mmd_cfg.clone(),
+            _ => {
+                return Err(Error::param(
+                    "sets",
+                    name,
+                    "the demo compares none, wasserstein and mmd; use `robustflow train` for the other sets",
+                ))
+            }
+        };
+        build_inner(&cfg)?;
+        configs.push((name.to_string(), cfg));
+    }
+    if configs.is_empty() {
+        return Err(Error::param("sets", &args.sets, "no ambiguity set given"));
     }
     let t_all = Instant::now();
     let mut per_seed = Vec::new();
@@ -476,9 +506,14 @@ pub fn run_demo(args: &DemoArgs, g: &GlobalOpts) -> Result<Vec<DemoSummary>> {
         &serde_json::json!({ "summary": &summary, "runs": &per_seed }),
     )?;
     println!(
-        "wrote {} (models of seed {} in none/ and wasserstein/) in {:.1} s",
+        "wrote {} (models of seed {} in {}) in {:.1} s",
         args.out.display(),
         args.seed,
+        configs
+            .iter()
+            .map(|(n, _)| format!("{n}/"))
+            .collect::<Vec<_>>()
+            .join(", "),
         t_all.elapsed().as_secs_f64()
     );
     Ok(summary)
