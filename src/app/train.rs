@@ -368,7 +368,12 @@ pub fn run_demo(args: &DemoArgs, g: &GlobalOpts) -> Result<Vec<DemoSummary>> {
         ..AmbiguityConfig::default()
     };
     let mut configs = Vec::new();
-    for name in args.sets.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+    for name in args
+        .sets
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+    {
         let cfg = match name.parse::<SetKind>()? {
             SetKind::None => AmbiguityConfig::default(),
             SetKind::Wasserstein => robust_cfg.clone(),
