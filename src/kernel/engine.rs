@@ -1142,7 +1142,15 @@ fn tiled_p<T: Real, P: Profile<T>>(
 // ---------------------------------------------------------------------------------------
 // Public entry points.
 
-fn check_shapes<T>(x: &[T], y: &[T], v: &[T], d: usize, p: usize) -> Result<(usize, usize)> {
+/// Check that `x` (`n x d`) and `y` (`m x d`) are row-major point arrays and `v` holds `m x p`
+/// source weights; returns `(n, m)`.
+pub(crate) fn check_shapes<T>(
+    x: &[T],
+    y: &[T],
+    v: &[T],
+    d: usize,
+    p: usize,
+) -> Result<(usize, usize)> {
     if d == 0 {
         return Err(Error::Shape("dimension d = 0".into()));
     }

@@ -20,26 +20,7 @@ use crate::linalg::LinOp;
 use ndarray::Array2;
 use rayon::prelude::*;
 
-fn check(x: &[f64], y: &[f64], v: &[f64], d: usize, p: usize) -> Result<(usize, usize)> {
-    if d == 0 {
-        return Err(Error::Shape("dimension d = 0".into()));
-    }
-    if x.len() % d != 0 || y.len() % d != 0 {
-        return Err(Error::Shape(format!(
-            "point arrays of length {} and {} are not rows of d = {d}",
-            x.len(),
-            y.len()
-        )));
-    }
-    let m = y.len() / d;
-    if v.len() != m * p {
-        return Err(Error::Shape(format!(
-            "{} source weights for {m} sources (p = {p})",
-            v.len()
-        )));
-    }
-    Ok((x.len() / d, m))
-}
+use super::engine::check_shapes as check;
 
 /// Streamed kernel sums together with the reusable settings (a handle for callers that
 /// want to pass one object around).
