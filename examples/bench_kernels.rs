@@ -20,7 +20,9 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use rand_distr::StandardNormal;
 use robustflow::energy::{Energy, MmdEnergy};
-use robustflow::flow::{MmdProx, StepContext};
+use robustflow::flow::{
+    FlowStep, Ift, MmdProx, ProxSolver, QpMethod, QpOptions, QpReport, StepContext, Wasserstein,
+};
 use robustflow::kernel::engine::sums_with;
 use robustflow::kernel::rff::RandomFourierFeatures;
 use robustflow::kernel::{
@@ -136,6 +138,95 @@ struct Case {
     g: Vec<f64>,
 }
 
+/// The MMD-prox weight step (exact simplex QP) against one W step's kernel sums
+/// (witness + gradient over `n + m` sources) at `d = 2`, Gaussian `h = 1`,
+/// `tau beta = 0.1`, `x ~ N(0, I)`, target sample `y ~ N(1, I)`, `m = n`:
+/// a cold step from uniform weights (default solver: active set; and FISTA to the same
+/// Frank-Wolfe gap budget of 500 iterations, the previous default), then the mean prox
+/// step along 30 IFT iterations (`alpha = 1`, `tau = 0.1`), where each step starts from
+/// the previous weights.
+fn prox_section(rng: &mut StdRng) -> Vec<serde_json::Value> {
+    let mut prox_rows = Vec::new();
+    for &n in &[500usize, 2000] {
+        let d = 2;
+        let xp = Array2::from_shape_vec((n, d), gauss(rng, n * d, 0.0)).unwrap();
+        let yp = Array2::from_shape_vec((n, d), gauss(rng, n * d, 1.0)).unwrap();
+        let energy = MmdEnergy::new(
+            Kernel::gaussian(1.0).unwrap(),
+            Particles::uniform(yp).unwrap(),
+        )
+        .unwrap();
+        let mu0 = Particles::uniform(xp).unwrap();
+        let w_step = time_it(9, || {
+            std::hint::black_box(energy.first_variation(&mu0, true).unwrap());
+        });
+        let cold = |opts: QpOptions| {
+            let mut rep = QpReport::default();
+            let t = time_it(5, || {
+                let mut mu = mu0.clone();
+                let mut r = StdRng::seed_from_u64(0);
+                let mut ctx = StepContext {
+                    step: 0,
+                    tau: 0.1,
+                    rng: &mut r,
+                };
+                let mut p = MmdProx::new(1.0)
+                    .unwrap()
+                    .with_solver(ProxSolver::Exact(opts))
+                    .unwrap();
+                p.apply(&mut mu, &energy, &mut ctx).unwrap();
+                rep = p.last;
+            });
+            (t, rep)
+        };
+        let (t_as, r_as) = cold(QpOptions::default());
+        let (t_fi, r_fi) = cold(QpOptions {
+            method: QpMethod::Fista,
+            ..QpOptions::default()
+        });
+        // Along an IFT flow: the prox step starts from the previous step's weights.
+        let mut mu = mu0.clone();
+        let mut ift = Ift {
+            w: Wasserstein::new(1.0).unwrap(),
+            prox: MmdProx::new(1.0).unwrap(),
+        };
+        let mut r = StdRng::seed_from_u64(1);
+        let (mut t_flow, mut t_wflow, mut supp) = (0.0, 0.0, 0usize);
+        let steps = 30;
+        for k in 0..steps {
+            let mut ctx = StepContext {
+                step: k,
+                tau: 0.1,
+                rng: &mut r,
+            };
+            let t = Instant::now();
+            ift.w.step(&mut mu, &energy, &mut ctx).unwrap();
+            let tw = t.elapsed().as_secs_f64();
+            let t = Instant::now();
+            ift.prox.apply(&mut mu, &energy, &mut ctx).unwrap();
+            let tp = t.elapsed().as_secs_f64();
+            if k >= 1 {
+                t_flow += tp;
+                t_wflow += tw;
+            }
+            supp = ift.prox.last.support;
+        }
+        t_flow /= (steps - 1) as f64;
+        t_wflow /= (steps - 1) as f64;
+        println!(
+            "  MMD-prox n={n}: W step's sums {:.2} ms | cold exact step (active set) {:.2} ms = {:.2}x, support {}, FW gap {:.1e}, {} steps | FISTA {:.2} ms = {:.1}x, FW gap {:.1e}, {} its | along IFT: prox {:.2} ms = {:.2}x the W sums, W step {:.2} ms, final support {supp}",
+            w_step * 1e3, t_as * 1e3, t_as / w_step, r_as.support, r_as.fw_gap, r_as.iterations,
+            t_fi * 1e3, t_fi / w_step, r_fi.fw_gap, r_fi.iterations,
+            t_flow * 1e3, t_flow / w_step, t_wflow * 1e3
+        );
+        prox_rows.push(json!({"n": n, "d": d, "w_sums_secs": w_step,
+            "prox_secs": t_as, "support": r_as.support, "fw_gap": r_as.fw_gap, "iterations": r_as.iterations,
+            "fista_secs": t_fi, "fista_fw_gap": r_fi.fw_gap, "fista_iterations": r_fi.iterations,
+            "flow_prox_secs": t_flow, "flow_w_step_secs": t_wflow, "flow_support": supp}));
+    }
+    prox_rows
+}
+
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().collect();
     let quick = args.iter().any(|a| a == "--quick");
@@ -150,6 +241,15 @@ fn main() -> anyhow::Result<()> {
     let simd = SimdLevel::detect();
     println!("robustflow kernel benchmark: {threads} threads, SIMD {simd}, quick = {quick}");
 
+    if args.iter().any(|a| a == "--prox-only") {
+        let mut rng = StdRng::seed_from_u64(42);
+        let rows = prox_section(&mut rng);
+        robustflow::io::write_json_atomic(
+            out_dir.join("mmd_prox.json"),
+            &json!({"mmd_prox": rows}),
+        )?;
+        return Ok(());
+    }
     let peak64 = gemm_peak::<f64>(if quick { 1000 } else { 2000 });
     let peak32 = gemm_peak::<f32>(if quick { 1000 } else { 2000 });
     println!("GEMM peak (gemm crate, {threads} threads): f64 {peak64:.0} GFLOP/s, f32 {peak32:.0} GFLOP/s");
@@ -387,39 +487,8 @@ fn main() -> anyhow::Result<()> {
     }
 
     // ---------------------------------------------------------------- MMD-prox vs W step
-    let mut prox_rows = Vec::new();
-    for &n in &[500usize, 2000] {
-        let d = 2;
-        let xp = Array2::from_shape_vec((n, d), gauss(&mut rng, n * d, 0.0)).unwrap();
-        let yp = Array2::from_shape_vec((n, d), gauss(&mut rng, n * d, 1.0)).unwrap();
-        let energy = MmdEnergy::new(Kernel::gaussian(1.0)?, Particles::uniform(yp)?)?;
-        let mu0 = Particles::uniform(xp)?;
-        let w_step = time_it(9, || {
-            std::hint::black_box(energy.first_variation(&mu0, true).unwrap());
-        });
-        let mut iters = 0;
-        let prox = time_it(5, || {
-            let mut mu = mu0.clone();
-            let mut r = StdRng::seed_from_u64(0);
-            let mut ctx = StepContext {
-                step: 0,
-                tau: 0.1,
-                rng: &mut r,
-            };
-            let mut p = MmdProx::new(1.0).unwrap();
-            p.apply(&mut mu, &energy, &mut ctx).unwrap();
-            iters = p.last.iterations;
-        });
-        println!(
-            "  MMD-prox exact step n={n}: {:.2} ms ({iters} FISTA iterations); W step's sums {:.2} ms; ratio {:.1}",
-            prox * 1e3,
-            w_step * 1e3,
-            prox / w_step
-        );
-        prox_rows.push(
-            json!({"n": n, "d": d, "prox_secs": prox, "w_sums_secs": w_step, "iterations": iters}),
-        );
-    }
+    let prox_rows = prox_section(&mut rng);
+    let _ = (quick, numpy);
 
     // ---------------------------------------------------------------- table
     let mut md = String::new();

@@ -36,6 +36,7 @@ fn main() -> robustflow::Result<()> {
                 tol: 1e-6,
                 max_iter: 100,
                 power_iters: 30,
+                ..QpOptions::default()
             }))?,
         }),
     ];

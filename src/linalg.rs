@@ -10,6 +10,24 @@ pub trait LinOp: Sync {
     fn dim(&self) -> usize;
     /// `out = A v`.
     fn apply(&self, v: &[f64], out: &mut [f64]);
+    /// Column `j` of `A` (= row `j`, `A` being symmetric). The default applies `A` to the
+    /// unit vector `e_j` (a full product); operators that can produce one column in `O(n)`
+    /// override it (the active-set QP solver asks for columns one at a time).
+    fn column(&self, j: usize, out: &mut [f64]) {
+        let mut e = vec![0.0; self.dim()];
+        e[j] = 1.0;
+        self.apply(&e, out);
+    }
+    /// The diagonal of `A`. The default takes it from the columns (`n` products);
+    /// operators with a cheap diagonal override it.
+    fn diagonal(&self, out: &mut [f64]) {
+        let n = self.dim();
+        let mut col = vec![0.0; n];
+        for (j, o) in out.iter_mut().enumerate().take(n) {
+            self.column(j, &mut col);
+            *o = col[j];
+        }
+    }
 }
 
 impl LinOp for Array2<f64> {
@@ -19,6 +37,16 @@ impl LinOp for Array2<f64> {
     fn apply(&self, v: &[f64], out: &mut [f64]) {
         for (o, row) in out.iter_mut().zip(self.outer_iter()) {
             *o = row.iter().zip(v).map(|(a, b)| a * b).sum();
+        }
+    }
+    fn column(&self, j: usize, out: &mut [f64]) {
+        for (o, a) in out.iter_mut().zip(self.row(j)) {
+            *o = *a;
+        }
+    }
+    fn diagonal(&self, out: &mut [f64]) {
+        for (i, o) in out.iter_mut().enumerate() {
+            *o = self[[i, i]];
         }
     }
 }

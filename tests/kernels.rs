@@ -15,8 +15,8 @@ use proptest::prelude::*;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use robustflow::kernel::{
-    gram, kernel_sums, kernel_sums_multi, kernel_sums_with_grad, median_heuristic, mmd2,
-    mmd2_unbiased, mmd_terms, Bandwidth, GramOp, Kernel, KernelKind,
+    gram, kernel_column, kernel_sums, kernel_sums_multi, kernel_sums_with_grad, median_heuristic,
+    mmd2, mmd2_unbiased, mmd_terms, Bandwidth, GramOp, Kernel, KernelKind,
 };
 use robustflow::linalg::LinOp;
 use robustflow::Error;
@@ -219,13 +219,101 @@ fn gram_and_gram_operator_equal_naive() {
         let expect: Vec<f64> = (0..n)
             .map(|i| (0..n).map(|j| kxx[[i, j]] * v[j]).sum())
             .collect();
-        for op in [GramOp::new(&k, &x, d).unwrap(), GramOp::streamed(&k, &x, d)] {
+        // A sparse vector (3 non-zeros of 11) takes the streamed operator's sparse path.
+        let mut vs = vec![0.0; n];
+        for j in [1usize, 5, 9] {
+            vs[j] = v[j];
+        }
+        let expect_s: Vec<f64> = (0..n)
+            .map(|i| (0..n).map(|j| kxx[[i, j]] * vs[j]).sum())
+            .collect();
+        for op in [
+            GramOp::new(&k, &x, d).unwrap(),
+            GramOp::streamed(&k, &x, d),
+            GramOp::dense(&k, &x, d).unwrap(),
+        ] {
             assert_eq!(op.dim(), n);
             let mut out = vec![0.0; n];
-            op.apply(&v, &mut out);
-            for i in 0..n {
-                close(out[i], expect[i], 1.0, 1e-12, "GramOp apply");
+            // The lazy operator streams the first two products and materialises on the third.
+            for rep in 0..4 {
+                op.apply(&v, &mut out);
+                for i in 0..n {
+                    close(
+                        out[i],
+                        expect[i],
+                        1.0,
+                        1e-12,
+                        &format!("GramOp apply #{rep}"),
+                    );
+                }
+                op.apply(&vs, &mut out);
+                for i in 0..n {
+                    close(out[i], expect_s[i], 1.0, 1e-12, "GramOp sparse apply");
+                }
             }
+            let mut col = vec![0.0; n];
+            for j in 0..n {
+                op.column(j, &mut col);
+                for i in 0..n {
+                    close(col[i], kxx[[i, j]], 1.0, 1e-14, "GramOp column");
+                }
+            }
+            op.diagonal(&mut col);
+            for i in 0..n {
+                close(col[i], kxx[[i, i]], 1.0, 1e-14, "GramOp diagonal");
+            }
+        }
+        // The trait's default column/diagonal (through `apply`) agree with the overrides.
+        struct Plain<'a>(&'a GramOp);
+        impl LinOp for Plain<'_> {
+            fn dim(&self) -> usize {
+                self.0.dim()
+            }
+            fn apply(&self, v: &[f64], out: &mut [f64]) {
+                self.0.apply(v, out)
+            }
+        }
+        let op = GramOp::streamed(&k, &x, d);
+        let (mut a, mut b) = (vec![0.0; n], vec![0.0; n]);
+        for j in [0, n / 2, n - 1] {
+            op.column(j, &mut a);
+            Plain(&op).column(j, &mut b);
+            for i in 0..n {
+                close(a[i], b[i], 1.0, 1e-12, "default column");
+            }
+        }
+        Plain(&op).diagonal(&mut b);
+        for i in 0..n {
+            close(b[i], k.diag(), 1.0, 1e-12, "default diagonal");
+        }
+    }
+}
+
+/// One Gram column by the vectorised path equals the definition, in every dimension the
+/// column code specialises (1, 2) and a general one, including a single atom.
+#[test]
+fn kernel_column_equals_naive() {
+    let mut rng = StdRng::seed_from_u64(11);
+    for kind in KINDS {
+        for &(n, d) in &[(1usize, 1usize), (37, 1), (1, 2), (129, 2), (64, 7)] {
+            let h = 0.9;
+            let k = Kernel::new(kind, h).unwrap();
+            let x = rand_points(&mut rng, n, d, 3.0, 0.0);
+            let y = rand_points(&mut rng, 1, d, 3.0, 0.0);
+            let mut out = vec![f64::NAN; n];
+            kernel_column(&k, &x, &y, d, &mut out).unwrap();
+            for i in 0..n {
+                close(
+                    out[i],
+                    naive_k(kind, h, &x[i * d..(i + 1) * d], &y),
+                    1.0,
+                    1e-14,
+                    "column",
+                );
+            }
+            assert!(kernel_column(&k, &x, &y[..d - 1], d, &mut out).is_err());
+            let mut short = vec![0.0; n + 1];
+            assert!(kernel_column(&k, &x, &y, d, &mut short).is_err());
         }
     }
 }

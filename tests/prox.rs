@@ -19,7 +19,7 @@ use rand::{Rng, SeedableRng};
 use robustflow::energy::{Energy, MmdEnergy, WeightQuadratic};
 use robustflow::flow::mmd_prox::{solve_prox_affine, solve_prox_qp};
 use robustflow::flow::{
-    Executor, FlowConfig, FlowStep, MmdProx, ProxSolver, QpOptions, StepContext,
+    Executor, FlowConfig, FlowStep, MmdProx, ProxSolver, QpMethod, QpOptions, StepContext,
 };
 use robustflow::kernel::{gram, kernel_sums, GramOp, Kernel, KernelKind};
 use robustflow::linalg::{
@@ -245,7 +245,7 @@ proptest! {
         let eta = 10f64.powf(log_eta);
         let w0 = p.mu.weights();
         let q = p.quadratic();
-        let opts = QpOptions { tol: 1e-11, max_iter: 100_000, power_iters: 100 };
+        let opts = QpOptions { tol: 1e-11, max_iter: 100_000, power_iters: 100, ..QpOptions::default() };
         let (w, rep) = solve_prox_qp(&q, &w0, eta, &opts);
         prop_assert!(rep.kkt_residual <= opts.tol, "not converged: residual {} after {} iterations", rep.kkt_residual, rep.iterations);
         prop_assert!((w.iter().sum::<f64>() - 1.0).abs() <= 1e-12);
@@ -306,12 +306,26 @@ fn default_qp_converges_and_matrix_free_matches_dense() {
                     "{kind}: dense {a} vs matrix-free {b}"
                 );
             }
-            // The Lipschitz constant bounds the Hessian (1 + 1/eta) K of the prox objective.
+            // FISTA's Lipschitz constant bounds the Hessian (1 + 1/eta) K of the prox
+            // objective, and FISTA and the active set agree.
+            let fo = QpOptions {
+                method: QpMethod::Fista,
+                tol: 1e-11,
+                max_iter: 100_000,
+                ..QpOptions::default()
+            };
+            let (wf, rf) = solve_prox_qp(&q, &w0, eta, &fo);
+            assert!(rf.used_fista && !rep.used_fista);
             let lmax = jacobi_max_eig(&p.k) * (1.0 + 1.0 / eta);
             assert!(
-                rep.lipschitz >= lmax * (1.0 - 1e-9),
+                rf.lipschitz >= lmax * (1.0 - 1e-9),
                 "L = {} < lambda_max = {lmax}",
-                rep.lipschitz
+                rf.lipschitz
+            );
+            let (oa, of) = (p.prox_obj(&w, &w0, eta), p.prox_obj(&wf, &w0, eta));
+            assert!(
+                (oa - of).abs() <= 1e-10 * (1.0 + oa.abs()),
+                "{kind} eta={eta}: active set {oa} vs FISTA {of}"
             );
         }
     }
@@ -385,6 +399,7 @@ fn weight_step_contraction_with_target_on_atoms() {
                 tol: 1e-13,
                 max_iter: 100_000,
                 power_iters: 100,
+                ..QpOptions::default()
             };
             for (opts, abs_tol) in [(tight, 1e-15), (QpOptions::default(), 1e-10)] {
                 let mut mu = p.mu.clone();
@@ -571,4 +586,108 @@ fn linear_algebra_errors_and_edge_cases() {
     assert_eq!(project_simplex(&[3.0, 3.0]), vec![0.5, 0.5]);
     assert_eq!(power_iteration(&Array2::<f64>::zeros((0, 0)), 10), 0.0);
     assert_eq!(power_iteration(&Array2::<f64>::zeros((3, 3)), 10), 0.0);
+}
+
+/// A larger, rank-deficient problem (Gaussian atoms drawn from one cloud, so the Gram
+/// matrix has a low numerical rank): the active set, the hand-over to FISTA and a tightly
+/// solved FISTA agree on the objective; the active-set result is certified by its
+/// Frank-Wolfe gap, is sparse, and never raises the prox objective or the energy.
+#[test]
+fn active_set_matches_fista_on_rank_deficient_problems() {
+    let mut rng = StdRng::seed_from_u64(7);
+    for &(n, eta) in &[(60usize, 0.1), (60, 1.0), (120, 0.3)] {
+        let x = Array2::from_shape_fn((n, 2), |_| rng.random::<f64>() * 3.0);
+        let y = Array2::from_shape_fn((40, 2), |_| rng.random::<f64>() * 3.0 + 1.0);
+        let w0 = vec![1.0 / n as f64; n];
+        let p = Dense::from_parts(Kernel::gaussian(1.0).unwrap(), x, &w0, y, &[1.0 / 40.0; 40]);
+        let q = p.quadratic();
+        let (wa, ra) = solve_prox_qp(&q, &w0, eta, &QpOptions::default());
+        assert!(
+            !ra.used_fista,
+            "n={n}: the default handed over (support {})",
+            ra.support
+        );
+        assert!(ra.fw_gap <= 1e-9, "n={n}: FW gap {}", ra.fw_gap);
+        assert!(
+            ra.support < n,
+            "n={n}: expected a sparse solution, support {}",
+            ra.support
+        );
+        assert_eq!(ra.support, wa.iter().filter(|a| **a > 0.0).count());
+        let fo = QpOptions {
+            method: QpMethod::Fista,
+            tol: 1e-12,
+            max_iter: 20_000,
+            ..QpOptions::default()
+        };
+        let (wf, _) = solve_prox_qp(&q, &w0, eta, &fo);
+        let ho = QpOptions {
+            max_support: 4,
+            ..fo
+        };
+        let ho = QpOptions {
+            method: QpMethod::Auto,
+            ..ho
+        };
+        let (wh, rh) = solve_prox_qp(&q, &w0, eta, &ho);
+        assert!(rh.used_fista, "max_support 4 must hand over to FISTA");
+        let (oa, of, oh, o0) = (
+            p.prox_obj(&wa, &w0, eta),
+            p.prox_obj(&wf, &w0, eta),
+            p.prox_obj(&wh, &w0, eta),
+            p.prox_obj(&w0, &w0, eta),
+        );
+        // The active set is exact: FISTA (first order, slow on this conditioning) cannot
+        // beat it, and gets within its own accuracy of it.
+        assert!(oa <= of + 1e-12, "n={n}: active set {oa} > FISTA {of}");
+        assert!(
+            of - oa <= 1e-3 * (o0 - oa),
+            "n={n}: FISTA {of} far from {oa}"
+        );
+        assert!(
+            oh <= o0 && oh - oa <= 1e-3 * (o0 - oa),
+            "n={n}: hand-over {oh}"
+        );
+        assert!((ra.objective - oa).abs() <= 1e-12 * (1.0 + oa.abs()));
+        for w in [&wa, &wh] {
+            assert!(w.iter().all(|a| *a >= 0.0));
+            assert!((w.iter().sum::<f64>() - 1.0).abs() <= 1e-12);
+            assert!(p.f(w) <= p.f(&w0) + 1e-14);
+        }
+        // Warm start: from the solution, a second step on the same atoms starts on its
+        // support and is optimal again (same objective as a cold solve of that problem).
+        let (w2, r2) = solve_prox_qp(&q, &wa, eta, &QpOptions::default());
+        let cold = QpOptions {
+            max_support: 2 * n + 2, // the support of wa (< n) is used as the start
+            ..QpOptions::default()
+        };
+        let (w2c, _) = solve_prox_qp(&q, &wa, eta, &cold);
+        assert!(r2.fw_gap <= 1e-9);
+        assert!((p.prox_obj(&w2, &wa, eta) - p.prox_obj(&w2c, &wa, eta)).abs() <= 1e-12);
+    }
+}
+
+/// Every atom at the same point (the Gram matrix is all ones, rank one): the solver must not
+/// break down, keeps the simplex, and leaves the energy unchanged (it cannot depend on the
+/// weights).
+#[test]
+fn active_set_survives_a_rank_one_gram_matrix() {
+    let n = 12;
+    let x = Array2::from_shape_fn((n, 2), |(_, j)| j as f64);
+    let y = Array2::from_shape_fn((5, 2), |(i, j)| i as f64 * 0.3 + j as f64);
+    let mut rng = StdRng::seed_from_u64(3);
+    let w0 = rand_simplex(&mut rng, n);
+    let p = Dense::from_parts(Kernel::gaussian(1.0).unwrap(), x, &w0, y, &[0.2; 5]);
+    let q = p.quadratic();
+    for method in [QpMethod::Auto, QpMethod::ActiveSet, QpMethod::Fista] {
+        let o = QpOptions {
+            method,
+            ..QpOptions::default()
+        };
+        let (w, rep) = solve_prox_qp(&q, &w0, 0.5, &o);
+        assert!(w.iter().all(|a| a.is_finite() && *a >= 0.0), "{method:?}");
+        assert!((w.iter().sum::<f64>() - 1.0).abs() <= 1e-12, "{method:?}");
+        assert!((p.f(&w) - p.f(&w0)).abs() <= 1e-12, "{method:?}");
+        assert!(rep.fw_gap <= 1e-9, "{method:?}: gap {}", rep.fw_gap);
+    }
 }

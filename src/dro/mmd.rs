@@ -266,6 +266,7 @@ impl MmdDro {
             tol: 1e-8,
             max_iter: 100,
             power_iters: 20,
+            ..QpOptions::default()
         });
         let mut step: Box<dyn FlowStep> = match self.cfg.inner_flow {
             InnerFlow::Ift => Box::new(Ift {
@@ -359,6 +360,7 @@ pub fn kdro_dual_bound(
         tol: 1e-9,
         max_iter: 300,
         power_iters: 50,
+        ..QpOptions::default()
     };
     let hint = if lambda_hint.is_finite() && lambda_hint > 0.0 {
         lambda_hint

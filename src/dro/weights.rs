@@ -200,6 +200,13 @@ impl LinOp for Identity {
     fn apply(&self, v: &[f64], out: &mut [f64]) {
         out.copy_from_slice(v);
     }
+    fn column(&self, j: usize, out: &mut [f64]) {
+        out.fill(0.0);
+        out[j] = 1.0;
+    }
+    fn diagonal(&self, out: &mut [f64]) {
+        out.fill(1.0);
+    }
 }
 
 /// The chi-square energy `F(w) = -w.l + lambda (n ||w||^2 - 1)` on fixed atoms.

@@ -460,6 +460,7 @@ pub fn build_flow(
         tol: p.qp_tol,
         max_iter: p.qp_max_iter,
         power_iters: 30,
+        ..QpOptions::default()
     });
     let need_density = |f: &str| {
         density.clone().ok_or_else(|| {

@@ -39,6 +39,15 @@ impl LinOp for Scaled<'_> {
         self.k.apply(&sv, out);
         out.iter_mut().zip(self.s).for_each(|(o, b)| *o *= b);
     }
+    fn column(&self, j: usize, out: &mut [f64]) {
+        self.k.column(j, out);
+        let sj = self.s[j];
+        out.iter_mut().zip(self.s).for_each(|(o, b)| *o *= b * sj);
+    }
+    fn diagonal(&self, out: &mut [f64]) {
+        self.k.diagonal(out);
+        out.iter_mut().zip(self.s).for_each(|(o, b)| *o *= b * b);
+    }
 }
 
 impl KernelFr {

@@ -33,7 +33,7 @@ pub use fisher_rao::FisherRao;
 pub use ift::Ift;
 pub use kernel_fr::KernelFr;
 pub use langevin::Langevin;
-pub use mmd_prox::{MmdProx, ProxSolver, QpOptions, QpReport};
+pub use mmd_prox::{MmdProx, ProxSolver, QpMethod, QpOptions, QpReport};
 pub use svgd::Svgd;
 pub use wasserstein::{NoiseSchedule, Velocity, Wasserstein};
 pub use wfr::Wfr;

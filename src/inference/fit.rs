@@ -339,6 +339,7 @@ impl Default for FitConfig {
                 tol: 1e-7,
                 max_iter: 100,
                 power_iters: 30,
+                ..QpOptions::default()
             },
             trace_every: 10,
             quiet: true,

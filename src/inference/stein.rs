@@ -328,6 +328,30 @@ impl LinOp for SteinGramOp {
             }
         }
     }
+    fn column(&self, j: usize, out: &mut [f64]) {
+        match self {
+            SteinGramOp::Dense(g) => {
+                out.copy_from_slice(g.row(j).as_slice().expect("standard layout"))
+            }
+            SteinGramOp::Streamed { sk, x, s, d } => {
+                let (xj, sj) = (&x[j * d..(j + 1) * d], &s[j * d..(j + 1) * d]);
+                for (i, o) in out.iter_mut().enumerate() {
+                    *o = sk.eval(&x[i * d..(i + 1) * d], &s[i * d..(i + 1) * d], xj, sj);
+                }
+            }
+        }
+    }
+    fn diagonal(&self, out: &mut [f64]) {
+        match self {
+            SteinGramOp::Dense(g) => out.iter_mut().enumerate().for_each(|(i, o)| *o = g[[i, i]]),
+            SteinGramOp::Streamed { sk, x, s, d } => {
+                for (i, o) in out.iter_mut().enumerate() {
+                    let (xi, si) = (&x[i * d..(i + 1) * d], &s[i * d..(i + 1) * d]);
+                    *o = sk.eval(xi, si, xi, si);
+                }
+            }
+        }
+    }
 }
 
 /// The energy `F(mu) = 1/2 KSD^2(mu | pi)` (V-statistic) for a density target.

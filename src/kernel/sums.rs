@@ -13,12 +13,14 @@
 //!
 //! The witness of `mu - pi` is one call: sources `[x; y]` with signed weights `[w; -v]`.
 
-use super::engine::{sums_multi_with, sums_with, EngineOptions};
-use super::{sq_dist, Kernel};
+use super::engine::{kernel_column, sums_multi_with, sums_with, EngineOptions};
+use super::Kernel;
 use crate::error::{Error, Result};
 use crate::linalg::LinOp;
 use ndarray::Array2;
 use rayon::prelude::*;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::OnceLock;
 
 use super::engine::check_shapes as check;
 
@@ -149,22 +151,22 @@ pub fn mmd2_unbiased(
 pub fn gram(k: &Kernel, x: &[f64], y: &[f64], d: usize) -> Result<Array2<f64>> {
     let (n, m) = check(x, y, &vec![0.0; y.len() / d.max(1)], d, 1)?;
     let mut g = Array2::<f64>::zeros((n, m));
+    // Row i of K_xy is the column `k(y_j, x_i)` over the sources: one vectorised pass each.
     g.as_slice_mut()
         .expect("standard layout")
         .par_chunks_mut(m.max(1))
         .enumerate()
-        .for_each(|(i, row)| {
-            let xi = &x[i * d..(i + 1) * d];
-            for (o, yj) in row.iter_mut().zip(y.chunks_exact(d)) {
-                *o = k.phi(sq_dist(xi, yj));
-            }
-        });
+        .try_for_each(|(i, row)| kernel_column(k, y, &x[i * d..(i + 1) * d], d, row))?;
     Ok(g)
 }
 
-/// The Gram operator `v -> K_xx v` on a fixed set of atoms: a dense matrix when it is
-/// small (at most [`GramOp::DENSE_MAX_ENTRIES`] entries), matrix-free streamed sums
-/// otherwise.
+/// The Gram operator `v -> K_xx v` on a fixed set of atoms.
+///
+/// [`GramOp::new`] returns the lazy form: products are streamed through the engine until
+/// the operator has been applied twice, then (when it is small, at most
+/// [`GramOp::DENSE_MAX_ENTRIES`] entries) the matrix is materialised once and reused. So a
+/// caller that needs one product (or a few columns, [`LinOp::column`]) never pays for the
+/// `n x n` matrix, and an iterative solver that needs hundreds gets the dense product.
 pub enum GramOp {
     /// The materialised matrix.
     Dense(Array2<f64>),
@@ -177,17 +179,38 @@ pub enum GramOp {
         /// Dimension.
         d: usize,
     },
+    /// Streamed first, materialised on the third product when small.
+    Lazy {
+        /// The kernel.
+        kernel: Kernel,
+        /// Atoms, row-major `n x d`.
+        x: Vec<f64>,
+        /// Dimension.
+        d: usize,
+        /// The matrix, once built.
+        dense: OnceLock<Array2<f64>>,
+        /// Products applied so far.
+        products: AtomicUsize,
+    },
 }
 
 impl GramOp {
     /// Largest `n^2` for which the matrix is materialised (8M entries, 64 MB in f64).
     pub const DENSE_MAX_ENTRIES: usize = 1 << 23;
 
-    /// The Gram operator of `kernel` on the atoms `x` (`n x d` row-major).
+    /// The Gram operator of `kernel` on the atoms `x` (`n x d` row-major): lazy when
+    /// `n^2 <= DENSE_MAX_ENTRIES`, streamed otherwise.
     pub fn new(kernel: &Kernel, x: &[f64], d: usize) -> Result<Self> {
-        let n = x.len() / d.max(1);
+        check(x, x, &vec![0.0; x.len() / d.max(1)], d, 1)?;
+        let n = x.len() / d;
         if n * n <= Self::DENSE_MAX_ENTRIES {
-            Ok(GramOp::Dense(gram(kernel, x, x, d)?))
+            Ok(GramOp::Lazy {
+                kernel: *kernel,
+                x: x.to_vec(),
+                d,
+                dense: OnceLock::new(),
+                products: AtomicUsize::new(0),
+            })
         } else {
             Ok(GramOp::Streamed {
                 kernel: *kernel,
@@ -195,6 +218,10 @@ impl GramOp {
                 d,
             })
         }
+    }
+    /// The materialised matrix, built now.
+    pub fn dense(kernel: &Kernel, x: &[f64], d: usize) -> Result<Self> {
+        Ok(GramOp::Dense(gram(kernel, x, x, d)?))
     }
     /// Force the matrix-free form.
     pub fn streamed(kernel: &Kernel, x: &[f64], d: usize) -> Self {
@@ -206,26 +233,87 @@ impl GramOp {
     }
 }
 
+fn dense_apply(g: &Array2<f64>, v: &[f64], out: &mut [f64]) {
+    let m = g.ncols();
+    let gs = g.as_slice().expect("standard layout");
+    out.par_iter_mut().enumerate().for_each(|(i, o)| {
+        let row = &gs[i * m..(i + 1) * m];
+        *o = row.iter().zip(v).map(|(a, b)| a * b).sum();
+    });
+}
+
+fn streamed_apply(kernel: &Kernel, x: &[f64], d: usize, v: &[f64], out: &mut [f64]) {
+    // Zero-weight sources contribute nothing: skip them when they are many (sparse
+    // weights after a few IFT steps make `K w` an `n x |supp w|` sum).
+    let nnz = v.iter().filter(|a| **a != 0.0).count();
+    let s = if nnz * 4 < v.len() {
+        let mut ys = Vec::with_capacity(nnz * d);
+        let mut vs = Vec::with_capacity(nnz);
+        for (j, &a) in v.iter().enumerate() {
+            if a != 0.0 {
+                ys.extend_from_slice(&x[j * d..(j + 1) * d]);
+                vs.push(a);
+            }
+        }
+        kernel_sums(kernel, x, &ys, &vs, d)
+    } else {
+        kernel_sums(kernel, x, x, v, d)
+    };
+    out.copy_from_slice(&s.expect("shapes checked at construction"));
+}
+
 impl LinOp for GramOp {
     fn dim(&self) -> usize {
         match self {
             GramOp::Dense(g) => g.nrows(),
-            GramOp::Streamed { x, d, .. } => x.len() / d,
+            GramOp::Streamed { x, d, .. } | GramOp::Lazy { x, d, .. } => x.len() / d,
         }
     }
     fn apply(&self, v: &[f64], out: &mut [f64]) {
         match self {
-            GramOp::Dense(g) => {
-                let m = g.ncols();
-                let gs = g.as_slice().expect("standard layout");
-                out.par_iter_mut().enumerate().for_each(|(i, o)| {
-                    let row = &gs[i * m..(i + 1) * m];
-                    *o = row.iter().zip(v).map(|(a, b)| a * b).sum();
-                });
+            GramOp::Dense(g) => dense_apply(g, v, out),
+            GramOp::Streamed { kernel, x, d } => streamed_apply(kernel, x, *d, v, out),
+            GramOp::Lazy {
+                kernel,
+                x,
+                d,
+                dense,
+                products,
+            } => {
+                if let Some(g) = dense.get() {
+                    return dense_apply(g, v, out);
+                }
+                if products.fetch_add(1, Ordering::Relaxed) >= 2 {
+                    let g = dense.get_or_init(|| {
+                        gram(kernel, x, x, *d).expect("shapes checked at construction")
+                    });
+                    dense_apply(g, v, out)
+                } else {
+                    streamed_apply(kernel, x, *d, v, out)
+                }
             }
-            GramOp::Streamed { kernel, x, d } => {
-                let s = kernel_sums(kernel, x, x, v, *d).expect("shapes checked at construction");
-                out.copy_from_slice(&s);
+        }
+    }
+    fn column(&self, j: usize, out: &mut [f64]) {
+        match self {
+            GramOp::Dense(g) => out.copy_from_slice(g.row(j).as_slice().expect("standard layout")),
+            GramOp::Streamed { kernel, x, d } | GramOp::Lazy { kernel, x, d, .. } => {
+                if let GramOp::Lazy { dense, .. } = self {
+                    if let Some(g) = dense.get() {
+                        out.copy_from_slice(g.row(j).as_slice().expect("standard layout"));
+                        return;
+                    }
+                }
+                kernel_column(kernel, x, &x[j * d..(j + 1) * d], *d, out)
+                    .expect("shapes checked at construction")
+            }
+        }
+    }
+    fn diagonal(&self, out: &mut [f64]) {
+        match self {
+            GramOp::Dense(g) => out.iter_mut().enumerate().for_each(|(i, o)| *o = g[[i, i]]),
+            GramOp::Streamed { kernel, .. } | GramOp::Lazy { kernel, .. } => {
+                out.fill(kernel.diag())
             }
         }
     }
