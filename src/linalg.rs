@@ -266,3 +266,38 @@ pub fn cg_solve(op: &dyn LinOp, lambda: f64, b: &[f64], tol: f64, max_iter: usiz
     }
     z
 }
+
+/// `y_i += sum_k a_k x_k[off + i]` for every `i < y.len()` (a block of a sum of scaled
+/// columns), compiled for AVX-512 / AVX2+FMA / baseline and chosen at run time. Each `y_i`
+/// accumulates the terms in the given order, so the result does not depend on how the
+/// caller splits `y` into blocks.
+pub fn axpy_columns(y: &mut [f64], terms: &[(f64, &[f64])], off: usize) {
+    #[inline(always)]
+    fn body(y: &mut [f64], terms: &[(f64, &[f64])], off: usize) {
+        let len = y.len();
+        for (a, x) in terms {
+            for (yi, xi) in y.iter_mut().zip(&x[off..off + len]) {
+                *yi += a * xi;
+            }
+        }
+    }
+    #[cfg(target_arch = "x86_64")]
+    {
+        #[target_feature(enable = "avx512f,avx2,fma")]
+        unsafe fn b512(y: &mut [f64], terms: &[(f64, &[f64])], off: usize) {
+            body(y, terms, off)
+        }
+        #[target_feature(enable = "avx2,fma")]
+        unsafe fn b256(y: &mut [f64], terms: &[(f64, &[f64])], off: usize) {
+            body(y, terms, off)
+        }
+        match crate::kernel::SimdLevel::detect() {
+            // SAFETY: the level was detected on this CPU.
+            crate::kernel::SimdLevel::Avx512 => return unsafe { b512(y, terms, off) },
+            // SAFETY: as above.
+            crate::kernel::SimdLevel::Avx2Fma => return unsafe { b256(y, terms, off) },
+            crate::kernel::SimdLevel::Baseline => {}
+        }
+    }
+    body(y, terms, off)
+}
