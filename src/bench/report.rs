@@ -110,7 +110,7 @@ pub fn merge(dirs: &[PathBuf], out_dir: &Path) -> Result<Vec<Row>> {
         }
         for r in read_results(&p)? {
             if let Some((old, from)) = by_key.get(&r.key()) {
-                if old.accuracy != r.accuracy || old.loss != r.loss {
+                if !same(old.accuracy, r.accuracy) || !same(old.loss, r.loss) {
                     return Err(Error::param(
                         "merge",
                         format!("{:?}", r.key()),
@@ -141,6 +141,11 @@ pub fn merge(dirs: &[PathBuf], out_dir: &Path) -> Result<Vec<Row>> {
     };
     write_outputs(out_dir, &rows, cfg.as_ref(), None, &s)?;
     Ok(rows)
+}
+
+/// Equal numbers, `NaN` equal to `NaN` (the accuracy of the regression rows).
+fn same(a: f64, b: f64) -> bool {
+    a == b || (a.is_nan() && b.is_nan())
 }
 
 /// `git rev-parse HEAD`, or "unknown".
@@ -211,6 +216,7 @@ fn cond_order(c: &str) -> usize {
         "covariate_shift",
         "subpopulation",
         "label_noise",
+        "xi_shift",
     ]
     .iter()
     .position(|x| *x == c)
@@ -219,7 +225,8 @@ fn cond_order(c: &str) -> usize {
 
 /// The `summary.md` text: per dataset, a table of test accuracy (mean ± std over seeds)
 /// with methods as rows and condition@budget as columns, the best mean of each column in
-/// bold; then the same for the loss (best = lowest).
+/// bold; then the same for the loss (best = lowest). A dataset without accuracies (the
+/// regression task `rls`) has only the loss table.
 pub fn summary_markdown(rows: &[Row]) -> String {
     let agg = aggregate(rows);
     let mut s = String::from("# Benchmark summary\n\nMean ± standard deviation over seeds; the best mean of each column is in **bold**.\n");
@@ -233,7 +240,15 @@ pub fn summary_markdown(rows: &[Row]) -> String {
             )
         });
         let methods: BTreeSet<&String> = conds.values().flat_map(|m| m.keys()).collect();
+        let has_accuracy = conds
+            .values()
+            .flat_map(|m| m.values())
+            .flatten()
+            .any(|p| !p.0.is_nan());
         for (what, idx, higher) in [("accuracy", 0usize, true), ("loss", 1usize, false)] {
+            if idx == 0 && !has_accuracy {
+                continue;
+            }
             s.push_str(&format!("\n## {ds}: test {what}\n\n| method |"));
             for c in &cols {
                 s.push_str(&format!(" {}@{} |", c.0, c.1));
@@ -287,12 +302,13 @@ pub fn summary_markdown(rows: &[Row]) -> String {
 }
 
 /// Plots: per dataset, accuracy against the PGD budget (L2 and Linf, budget 0 = clean)
-/// and loss against the covariate shift (0 = clean). Returns the files written.
+/// and loss against the covariate shift (0 = clean); for `rls`, loss against Delta
+/// (`{ds}_loss_delta.png`). Returns the files written.
 pub fn write_plots(out_dir: &Path, rows: &[Row]) -> Result<Vec<PathBuf>> {
     let agg = aggregate(rows);
     let mut files = Vec::new();
     for (ds, conds) in &agg {
-        let plots: [(&str, &str, usize, &str, &str); 3] = [
+        let plots: [(&str, &str, usize, &str, &str); 4] = [
             ("pgd_l2", "accuracy_l2", 0, "PGD-L2 budget", "test accuracy"),
             (
                 "pgd_linf",
@@ -308,6 +324,7 @@ pub fn write_plots(out_dir: &Path, rows: &[Row]) -> Result<Vec<PathBuf>> {
                 "covariate shift",
                 "test loss",
             ),
+            ("xi_shift", "loss_delta", 1, "Delta", "mean test loss"),
         ];
         for (cond, stem, idx, xl, yl) in plots {
             let mut by_m: BTreeMap<String, Vec<(f64, f64)>> = BTreeMap::new();
