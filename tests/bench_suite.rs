@@ -393,8 +393,8 @@ fn rls_dro_solutions_are_saddle_points_and_lower_the_worst_case() {
 #[test]
 fn rls_cell_keeps_the_grid_point_with_the_best_validation_score() {
     use robustflow::bench::rls::{fit, rls_grid, run_rls, RlsData, KDRO_LAMBDAS};
-    let data = RlsData::new(10, 200, 3).unwrap();
-    assert_eq!(data, RlsData::new(10, 200, 3).unwrap(), "seeded");
+    let data = RlsData::new(10, 10, 200, 3).unwrap();
+    assert_eq!(data, RlsData::new(10, 10, 200, 3).unwrap(), "seeded");
     let deltas = [0.0, 1.0, 2.0, 4.0];
     for m in ["kdro", "kl", "erm"] {
         let r = run_rls(m, &data, &deltas, 5, 3).unwrap();
@@ -421,7 +421,7 @@ fn rls_cell_keeps_the_grid_point_with_the_best_validation_score() {
     assert!(rls_grid("w1", 5, 0).is_err());
     assert!(run_rls("erm", &data, &[], 5, 0).is_err());
     assert!(run_rls("erm", &data, &[0.0, -1.0], 5, 0).is_err());
-    assert!(RlsData::new(1, 10, 0).is_err());
+    assert!(RlsData::new(1, 10, 10, 0).is_err());
 }
 
 #[test]

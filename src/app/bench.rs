@@ -139,7 +139,7 @@ impl BenchArgs {
 /// and `b`) and the draws of `xi` (`rls_{train,val,test}.csv`; the test set at Delta is the
 /// test draws times `1 + Delta`).
 fn write_rls_data(dir: &std::path::Path, cfg: &SuiteConfig) -> Result<()> {
-    let d = crate::bench::rls::RlsData::new(cfg.rls_n_train, cfg.rls_n_test, 0)?;
+    let d = crate::bench::rls::RlsData::new(cfg.rls_n_train, cfg.rls_n_val, cfg.rls_n_test, 0)?;
     let p = &d.problem;
     let k = p.a.ncols();
     let mut header: Vec<String> = (1..=k).map(|j| format!("a{j}")).collect();

@@ -33,8 +33,11 @@ pub struct QualitativeConfig {
     pub seeds: Vec<u64>,
     /// `rls`: the shifts `Delta` (middle entry: the validation shift).
     pub deltas: Vec<f64>,
-    /// `rls`: training (and validation) draws.
+    /// `rls`: training draws.
     pub rls_n_train: usize,
+    /// `rls`: validation draws, one kernel-DRO curve each (the first is the grid's
+    /// protocol, the others show how much the choice depends on the validation size).
+    pub rls_n_vals: Vec<usize>,
     /// `rls`: test draws.
     pub rls_n_test: usize,
     /// Circles: WRM penalties `gamma` (all shown).
@@ -55,6 +58,7 @@ impl Default for QualitativeConfig {
             seeds: vec![0, 1, 2, 3, 4],
             deltas: (0..=10).map(|k| 0.5 * k as f64).collect(),
             rls_n_train: 10,
+            rls_n_vals: vec![10, 100],
             rls_n_test: 1000,
             gammas: vec![2.0, 1.0, 0.5, 0.25],
             epochs: 60,
@@ -82,6 +86,13 @@ impl QualitativeConfig {
             return Err(Error::param("rls-n-train", self.rls_n_train, "need >= 2"));
         }
         crate::error::check_count("rls-n-test", self.rls_n_test)?;
+        if self.rls_n_vals.is_empty() || self.rls_n_vals.contains(&0) {
+            return Err(Error::param(
+                "rls-n-vals",
+                format!("{:?}", self.rls_n_vals),
+                "need at least one positive validation size",
+            ));
+        }
         if self.gammas.is_empty() {
             return Err(Error::param("gammas", "", "need at least one WRM penalty"));
         }
@@ -104,6 +115,18 @@ impl QualitativeConfig {
     }
 }
 
+/// Kernel DRO on the robust least-squares task with its penalty chosen on a validation
+/// split of a given size.
+#[derive(Debug, Clone, Serialize)]
+pub struct KdroCurve {
+    /// Validation draws.
+    pub n_val: usize,
+    /// Mean (over seeds) test loss per Delta.
+    pub loss: Vec<f64>,
+    /// The penalty chosen per seed.
+    pub chosen: Vec<String>,
+}
+
 /// Robust least squares over seeds: mean test loss per `Delta` of ERM, RO and the paper's
 /// kernel DRO (its penalty chosen on the validation split, per seed).
 #[derive(Debug, Clone, Serialize)]
@@ -114,42 +137,52 @@ pub struct RlsCheck {
     pub erm: Vec<f64>,
     /// Mean test loss of worst-case RO.
     pub ro: Vec<f64>,
-    /// Mean test loss of kernel DRO.
-    pub kdro: Vec<f64>,
-    /// The kernel-DRO penalty chosen per seed.
-    pub kdro_chosen: Vec<String>,
-    /// Kernel DRO below ERM at the largest Delta (mean over seeds).
+    /// Kernel DRO, one curve per validation size (the first: the grid's protocol).
+    pub kdro: Vec<KdroCurve>,
+    /// With the grid's protocol: kernel DRO below ERM at the largest Delta (mean over seeds).
     pub kdro_below_erm_at_large_delta: bool,
-    /// Kernel DRO below RO at the smallest Delta (mean over seeds).
+    /// With the grid's protocol: kernel DRO below RO at the smallest Delta.
     pub kdro_below_ro_at_small_delta: bool,
 }
 
 /// Run the robust least-squares check (the grid's `rls` cells for `erm`, `ro`, `kdro`).
 pub fn rls_check(cfg: &QualitativeConfig) -> Result<RlsCheck> {
     let k = cfg.deltas.len();
-    let mut acc = [vec![0.0; k], vec![0.0; k], vec![0.0; k]];
-    let mut chosen = Vec::new();
+    let ns = cfg.seeds.len() as f64;
+    let (mut erm, mut ro) = (vec![0.0; k], vec![0.0; k]);
+    let mut kdro: Vec<KdroCurve> = cfg
+        .rls_n_vals
+        .iter()
+        .map(|&n_val| KdroCurve {
+            n_val,
+            loss: vec![0.0; k],
+            chosen: vec![],
+        })
+        .collect();
+    let add = |acc: &mut [f64], r: &super::rls::RlsResult| {
+        for (a, (_, l)) in acc.iter_mut().zip(&r.losses) {
+            *a += l / ns;
+        }
+    };
     for &seed in &cfg.seeds {
-        let data = RlsData::new(cfg.rls_n_train, cfg.rls_n_test, seed)?;
-        for (j, m) in ["erm", "ro", "kdro"].iter().enumerate() {
-            let r = run_rls(m, &data, &cfg.deltas, 10, seed)?;
-            for (a, (_, l)) in acc[j].iter_mut().zip(&r.losses) {
-                *a += l / cfg.seeds.len() as f64;
+        for (j, c) in kdro.iter_mut().enumerate() {
+            let data = RlsData::new(cfg.rls_n_train, c.n_val, cfg.rls_n_test, seed)?;
+            if j == 0 {
+                add(&mut erm, &run_rls("erm", &data, &cfg.deltas, 10, seed)?);
+                add(&mut ro, &run_rls("ro", &data, &cfg.deltas, 10, seed)?);
             }
-            if *m == "kdro" {
-                chosen.push(r.chosen);
-            }
+            let r = run_rls("kdro", &data, &cfg.deltas, 10, seed)?;
+            add(&mut c.loss, &r);
+            c.chosen.push(r.chosen);
         }
     }
-    let [erm, ro, kdro] = acc;
     Ok(RlsCheck {
-        kdro_below_erm_at_large_delta: kdro[k - 1] < erm[k - 1],
-        kdro_below_ro_at_small_delta: kdro[0] < ro[0],
+        kdro_below_erm_at_large_delta: kdro[0].loss[k - 1] < erm[k - 1],
+        kdro_below_ro_at_small_delta: kdro[0].loss[0] < ro[0],
         deltas: cfg.deltas.clone(),
         erm,
         ro,
         kdro,
-        kdro_chosen: chosen,
     })
 }
 
@@ -386,43 +419,61 @@ pub fn run_qualitative(out_dir: &Path, cfg: &QualitativeConfig) -> Result<String
     let pick = |v: &[f64]| -> Vec<(f64, f64)> {
         rls.deltas.iter().cloned().zip(v.iter().cloned()).collect()
     };
+    let mut series = vec![
+        Series {
+            name: "ERM".into(),
+            points: pick(&rls.erm),
+        },
+        Series {
+            name: "worst-case RO".into(),
+            points: pick(&rls.ro),
+        },
+    ];
+    for c in &rls.kdro {
+        series.push(Series {
+            name: format!("kernel DRO (lambda chosen on {} validation draws)", c.n_val),
+            points: pick(&c.loss),
+        });
+    }
     line_chart(
         out_dir.join("rls_loss_vs_delta.png"),
         "robust least squares: mean test loss vs Delta",
         "Delta",
         "mean test loss",
-        &[
-            Series {
-                name: "ERM".into(),
-                points: pick(&rls.erm),
-            },
-            Series {
-                name: "worst-case RO".into(),
-                points: pick(&rls.ro),
-            },
-            Series {
-                name: "kernel DRO (lambda chosen on validation)".into(),
-                points: pick(&rls.kdro),
-            },
-        ],
+        &series,
         false,
     )?;
     let seeds: Vec<String> = cfg.seeds.iter().map(|s| s.to_string()).collect();
     let mut s = format!(
-        "## Robust least squares: mean test loss against Delta (mean over seeds {})\n\n\
-         Kernel DRO penalty chosen on the validation split per seed: {}.\n\n\
-         | Delta | ERM | RO | KDRO |\n|---|---|---|---|\n",
-        seeds.join(", "),
-        rls.kdro_chosen.join(", ")
+        "## Robust least squares: mean test loss against Delta (mean over seeds {})\n\n",
+        seeds.join(", ")
     );
-    for (i, d) in rls.deltas.iter().enumerate() {
+    for c in &rls.kdro {
         s.push_str(&format!(
-            "| {d} | {:.3} | {:.3} | {:.3} |\n",
-            rls.erm[i], rls.ro[i], rls.kdro[i]
+            "Kernel DRO penalty chosen on {} validation draws, per seed: {}.\n",
+            c.n_val,
+            c.chosen.join(", ")
         ));
     }
+    s.push_str("\n| Delta | ERM | RO |");
+    for c in &rls.kdro {
+        s.push_str(&format!(" KDRO (val {}) |", c.n_val));
+    }
+    s.push_str("\n|---|---|---|");
+    for _ in &rls.kdro {
+        s.push_str("---|");
+    }
+    s.push('\n');
+    for (i, d) in rls.deltas.iter().enumerate() {
+        s.push_str(&format!("| {d} | {:.3} | {:.3} |", rls.erm[i], rls.ro[i]));
+        for c in &rls.kdro {
+            s.push_str(&format!(" {:.3} |", c.loss[i]));
+        }
+        s.push('\n');
+    }
     s.push_str(&format!(
-        "\nKDRO below ERM at the largest Delta: {}; KDRO below RO at the smallest Delta: {}.\n",
+        "\nWith {} validation draws: KDRO below ERM at the largest Delta: {}; KDRO below RO at the smallest Delta: {}.\n",
+        cfg.rls_n_vals[0],
         rls.kdro_below_erm_at_large_delta, rls.kdro_below_ro_at_small_delta
     ));
     let b = circles_boundaries(out_dir, cfg)?;

@@ -46,6 +46,8 @@ pub fn run_suite(
         ));
     }
     std::fs::create_dir_all(out_dir).map_err(|e| Error::io(out_dir, e))?;
+    // the commit of the code that runs (read now: HEAD may move during a long run)
+    let commit = git_commit();
     let t0 = Instant::now();
     let path = out_dir.join("results.csv");
     let mut rows = read_results(&path)?;
@@ -90,7 +92,7 @@ pub fn run_suite(
         rows: rows.len(),
         wall_s: wall,
     };
-    write_outputs(out_dir, &rows, Some(cfg), Some(shard), &summary)?;
+    write_outputs(out_dir, &rows, Some(cfg), Some(shard), &summary, commit)?;
     Ok(summary)
 }
 
@@ -139,7 +141,7 @@ pub fn merge(dirs: &[PathBuf], out_dir: &Path) -> Result<Vec<Row>> {
         rows: rows.len(),
         wall_s: 0.0,
     };
-    write_outputs(out_dir, &rows, cfg.as_ref(), None, &s)?;
+    write_outputs(out_dir, &rows, cfg.as_ref(), None, &s, git_commit())?;
     Ok(rows)
 }
 
@@ -365,6 +367,7 @@ fn write_outputs(
     cfg: Option<&SuiteConfig>,
     shard: Option<(usize, usize)>,
     run: &RunSummary,
+    commit: String,
 ) -> Result<()> {
     crate::io::write_atomic(
         out_dir.join("summary.md"),
@@ -376,7 +379,7 @@ fn write_outputs(
         shard: shard.map(|(i, n)| format!("{i}/{n}")),
         run,
         crate_version: env!("CARGO_PKG_VERSION"),
-        git_commit: git_commit(),
+        git_commit: commit,
         machine: Machine {
             cores: std::thread::available_parallelism()
                 .map(|n| n.get())

@@ -373,15 +373,16 @@ pub struct RlsData {
     pub problem: RobustLeastSquares,
     /// Training draws `xi ~ U[-0.5, 0.5]`.
     pub train: Vec<f64>,
-    /// Validation draws from the training distribution (as many as the training draws).
+    /// Validation draws from the training distribution.
     pub val: Vec<f64>,
     /// The test draws at `Delta = 0`; the test set at `Delta` is these times `1 + Delta`.
     pub test: Vec<f64>,
 }
 
 impl RlsData {
-    /// The draws for `seed`: `n_train` training and validation draws, `n_test` test draws.
-    pub fn new(n_train: usize, n_test: usize, seed: u64) -> Result<Self> {
+    /// The draws for `seed`: `n_train` training, `n_val` validation and `n_test` test
+    /// draws (each from its own seeded stream, so changing one size leaves the others).
+    pub fn new(n_train: usize, n_val: usize, n_test: usize, seed: u64) -> Result<Self> {
         if n_train < 2 {
             return Err(Error::param(
                 "rls-n-train",
@@ -389,12 +390,13 @@ impl RlsData {
                 "need at least 2 draws",
             ));
         }
+        crate::error::check_count("rls-n-val", n_val)?;
         crate::error::check_count("rls-n-test", n_test)?;
         let s = seed.wrapping_mul(1000);
         Ok(RlsData {
             problem: RobustLeastSquares::new(0, 1.0),
             train: RobustLeastSquares::sample_xi(n_train, 0.0, s.wrapping_add(1)),
-            val: RobustLeastSquares::sample_xi(n_train, 0.0, s.wrapping_add(2)),
+            val: RobustLeastSquares::sample_xi(n_val, 0.0, s.wrapping_add(2)),
             test: RobustLeastSquares::sample_xi(n_test, 0.0, s.wrapping_add(3)),
         })
     }

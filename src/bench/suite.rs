@@ -117,9 +117,12 @@ pub struct SuiteConfig {
     /// middle entry is the validation shift.
     #[serde(default = "default_rls_deltas")]
     pub rls_deltas: Vec<f64>,
-    /// `rls`: training draws (and as many validation draws).
+    /// `rls`: training draws.
     #[serde(default = "default_rls_n_train")]
     pub rls_n_train: usize,
+    /// `rls`: validation draws (from the training distribution).
+    #[serde(default = "default_rls_n_train")]
+    pub rls_n_val: usize,
     /// `rls`: test draws (the same draws, stretched, for every Delta).
     #[serde(default = "default_rls_n_test")]
     pub rls_n_test: usize,
@@ -152,6 +155,7 @@ impl SuiteConfig {
                 hidden: vec![16, 16],
                 rls_deltas: vec![0.0, 2.5, 5.0],
                 rls_n_train: 10,
+                rls_n_val: 10,
                 rls_n_test: 500,
             }),
             "standard" => Ok(SuiteConfig {
@@ -180,6 +184,7 @@ impl SuiteConfig {
                 hidden: vec![32, 32],
                 rls_deltas: default_rls_deltas(),
                 rls_n_train: 10,
+                rls_n_val: 10,
                 rls_n_test: 1000,
             }),
             "full" => Ok(SuiteConfig {
@@ -201,6 +206,7 @@ impl SuiteConfig {
                 hidden: vec![64, 64],
                 rls_deltas: default_rls_deltas(),
                 rls_n_train: 10,
+                rls_n_val: 10,
                 rls_n_test: 2000,
             }),
             _ => Err(Error::param(
@@ -261,6 +267,7 @@ impl SuiteConfig {
                     "need at least 2 training draws",
                 ));
             }
+            crate::error::check_count("rls-n-val", self.rls_n_val)?;
             crate::error::check_count("rls-n-test", self.rls_n_test)?;
         }
         for &r in &self.label_noise {
@@ -749,7 +756,7 @@ fn pgd_accuracy(
 /// Run one `rls` cell ([`super::rls::run_rls`]): one row per Delta, accuracy `NaN`.
 fn run_rls_cell(cfg: &SuiteConfig, cell: &Cell) -> Result<Vec<Row>> {
     let t0 = Instant::now();
-    let data = super::rls::RlsData::new(cfg.rls_n_train, cfg.rls_n_test, cell.seed)?;
+    let data = super::rls::RlsData::new(cfg.rls_n_train, cfg.rls_n_val, cfg.rls_n_test, cell.seed)?;
     let r = super::rls::run_rls(
         &cell.method,
         &data,
