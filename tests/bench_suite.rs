@@ -482,3 +482,69 @@ fn robust_least_squares_solutions_are_optimal() {
         "kernel DRO at lambda=1 equals ERM"
     );
 }
+
+#[test]
+fn qualitative_checks_measure_what_they_report() {
+    use robustflow::bench::qualitative::{
+        circles_boundaries, rls_check, summarise_boundaries, QualitativeConfig, GAP_INNER,
+    };
+    let cfg = QualitativeConfig {
+        seeds: vec![0],
+        deltas: vec![0.0, 2.0, 5.0],
+        rls_n_test: 200,
+        rls_n_vals: vec![10, 50],
+        gammas: vec![1.0],
+        epochs: 3,
+        hidden: vec![8],
+        n_points: 120,
+        ..Default::default()
+    };
+    cfg.validate().unwrap();
+    let r = rls_check(&cfg).unwrap();
+    assert_eq!(r.kdro.len(), 2);
+    assert_eq!(r.erm.len(), 3);
+    assert_eq!(
+        r.kdro_below_erm_at_large_delta,
+        r.kdro[0].loss[2] < r.erm[2]
+    );
+    assert_eq!(r.kdro_below_ro_at_small_delta, r.kdro[0].loss[0] < r.ro[0]);
+    assert!(r.kdro.iter().all(|c| c.chosen.len() == 1));
+    let tmp = tempfile::tempdir().unwrap();
+    let b = circles_boundaries(tmp.path(), &cfg).unwrap();
+    assert_eq!(b.len(), 2);
+    assert_eq!((b[0].method.as_str(), b[0].gamma), ("erm", None));
+    assert_eq!(b[0].farther_than_erm, 0.0);
+    for x in &b {
+        assert!(x.min_radius <= x.mean_radius && x.mean_radius <= x.max_radius);
+        assert!((0.0..=3.0).contains(&x.min_radius) && x.max_radius <= 3.0);
+        assert!((x.disk_margin - (x.min_radius - GAP_INNER)).abs() < 1e-12);
+        assert!((0.0..=1.0).contains(&x.farther_than_erm));
+        assert!((0.0..=1.0).contains(&x.test_accuracy));
+    }
+    let s = summarise_boundaries(&b, &cfg.gammas);
+    assert_eq!(s.len(), 2);
+    assert!(s.iter().all(|x| x.n == 1));
+    let png = std::fs::read(tmp.path().join("circles_boundaries.png")).unwrap();
+    assert_eq!(&png[1..4], b"PNG");
+    // bad settings are clear errors
+    for bad in [
+        QualitativeConfig {
+            seeds: vec![],
+            ..cfg.clone()
+        },
+        QualitativeConfig {
+            gammas: vec![0.0],
+            ..cfg.clone()
+        },
+        QualitativeConfig {
+            rls_n_vals: vec![],
+            ..cfg.clone()
+        },
+        QualitativeConfig {
+            hidden: vec![0],
+            ..cfg.clone()
+        },
+    ] {
+        assert!(bad.validate().is_err());
+    }
+}

@@ -208,6 +208,13 @@ pub struct Boundary {
     /// The margin around the inner disk: `min_radius - GAP_INNER` (the distance from the
     /// inner training class's edge to the nearest point of the boundary, along rays).
     pub disk_margin: f64,
+    /// The fraction of directions in which this boundary lies farther from the origin
+    /// (by more than one radial grid step, 0.005) than the ERM boundary of the same seed
+    /// (0 for ERM itself).
+    pub farther_than_erm: f64,
+    /// The boundary radius per direction.
+    #[serde(skip)]
+    pub radii: Vec<f64>,
     /// The boundary as `(x, y)` points, one per direction (for the plot).
     #[serde(skip)]
     pub curve: Vec<(f64, f64)>,
@@ -253,6 +260,8 @@ fn boundary(
         min_radius,
         max_radius: radii.iter().cloned().fold(0.0, f64::max),
         disk_margin: min_radius - GAP_INNER,
+        farther_than_erm: 0.0,
+        radii,
         curve,
     })
 }
@@ -307,6 +316,19 @@ pub fn circles_boundaries(out_dir: &Path, cfg: &QualitativeConfig) -> Result<Vec
             let hits = gap_rows.iter().filter(|&&i| p[i] == test.y[i]).count();
             let gap_acc = hits as f64 / gap_rows.len().max(1) as f64;
             out.push(boundary(&m, name, gamma, seed, acc, gap_acc)?);
+        }
+        let first_wrm = out.len() - cfg.gammas.len();
+        let (erm, rest) = out.split_at_mut(first_wrm);
+        let erm = &erm[erm.len() - 1];
+        for b in rest {
+            let n = b.radii.len().max(1) as f64;
+            let k = b
+                .radii
+                .iter()
+                .zip(&erm.radii)
+                .filter(|(w, e)| **w > **e + 0.005)
+                .count();
+            b.farther_than_erm = k as f64 / n;
         }
     }
     // the plot: first seed, every model's boundary over the training points
@@ -383,6 +405,8 @@ pub struct BoundarySummary {
     pub disk_margin: (f64, f64),
     /// `(mean, std)` of the largest boundary radius.
     pub max_radius: (f64, f64),
+    /// `(mean, std)` of the fraction of directions farther out than ERM's boundary.
+    pub farther_than_erm: (f64, f64),
 }
 
 /// Summarise [`circles_boundaries`] per model (ERM first, then WRM by penalty as given).
@@ -406,6 +430,7 @@ pub fn summarise_boundaries(b: &[Boundary], gammas: &[f64]) -> Vec<BoundarySumma
                 mean_radius: f(&|x| x.mean_radius),
                 disk_margin: f(&|x| x.disk_margin),
                 max_radius: f(&|x| x.max_radius),
+                farther_than_erm: f(&|x| x.farther_than_erm),
             }
         })
         .collect()
@@ -482,8 +507,8 @@ pub fn run_qualitative(out_dir: &Path, cfg: &QualitativeConfig) -> Result<String
         "\n## Circles: decision boundaries (MLP {:?}, {} epochs, seeds {}; mean ± std)\n\n\
          True boundary sqrt 2 = 1.414; training gap {GAP_INNER:.3}..{GAP_OUTER:.3}. Disk margin = \
          smallest boundary radius - {GAP_INNER:.3}.\n\n\
-         | model | test accuracy | accuracy in the gap | mean radius | disk margin | max radius |\n\
-         |---|---|---|---|---|---|\n",
+         | model | test accuracy | accuracy in the gap | mean radius | disk margin | max radius | directions farther out than ERM |\n\
+         |---|---|---|---|---|---|---|\n",
         cfg.hidden,
         cfg.epochs,
         seeds.join(", ")
@@ -491,13 +516,14 @@ pub fn run_qualitative(out_dir: &Path, cfg: &QualitativeConfig) -> Result<String
     let pm = |v: (f64, f64)| format!("{:.3} ± {:.3}", v.0, v.1);
     for r in &sum {
         s.push_str(&format!(
-            "| {} | {} | {} | {} | {} | {} |\n",
+            "| {} | {} | {} | {} | {} | {} | {} |\n",
             r.model,
             pm(r.test_accuracy),
             pm(r.gap_accuracy),
             pm(r.mean_radius),
             pm(r.disk_margin),
-            pm(r.max_radius)
+            pm(r.max_radius),
+            pm(r.farther_than_erm)
         ));
     }
     crate::io::write_atomic(out_dir.join("qualitative.md"), s.as_bytes())?;

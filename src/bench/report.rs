@@ -305,7 +305,8 @@ pub fn summary_markdown(rows: &[Row]) -> String {
 
 /// Plots: per dataset, accuracy against the PGD budget (L2 and Linf, budget 0 = clean)
 /// and loss against the covariate shift (0 = clean); for `rls`, loss against Delta
-/// (`{ds}_loss_delta.png`). Returns the files written.
+/// (`{ds}_loss_delta.png`) and the loss relative to ERM's against Delta
+/// (`{ds}_loss_ratio_delta.png`). Returns the files written.
 pub fn write_plots(out_dir: &Path, rows: &[Row]) -> Result<Vec<PathBuf>> {
     let agg = aggregate(rows);
     let mut files = Vec::new();
@@ -356,6 +357,35 @@ pub fn write_plots(out_dir: &Path, rows: &[Row]) -> Result<Vec<PathBuf>> {
             let f = out_dir.join(format!("{ds}_{stem}.png"));
             line_chart(&f, &format!("{ds}: {yl} vs {xl}"), xl, yl, &series, false)?;
             files.push(f);
+            // the regression curves differ by a few percent on a steep common trend:
+            // also plot each method's loss relative to ERM's at the same Delta
+            if cond == "xi_shift" {
+                if let Some(erm) = series.iter().find(|s| s.name == "erm") {
+                    let base: BTreeMap<u64, f64> =
+                        erm.points.iter().map(|p| (p.0.to_bits(), p.1)).collect();
+                    let rel: Vec<Series> = series
+                        .iter()
+                        .map(|s| Series {
+                            name: s.name.clone(),
+                            points: s
+                                .points
+                                .iter()
+                                .filter_map(|p| base.get(&p.0.to_bits()).map(|b| (p.0, p.1 / b)))
+                                .collect(),
+                        })
+                        .collect();
+                    let f = out_dir.join(format!("{ds}_loss_ratio_delta.png"));
+                    line_chart(
+                        &f,
+                        &format!("{ds}: test loss / ERM's test loss vs {xl}"),
+                        xl,
+                        "test loss relative to ERM",
+                        &rel,
+                        false,
+                    )?;
+                    files.push(f);
+                }
+            }
         }
     }
     Ok(files)
