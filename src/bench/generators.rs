@@ -143,7 +143,7 @@ pub fn subpopulation(n: usize, minority: f64, seed: u64) -> LabelledData {
         let s = 2.0 * c - 1.0;
         let minor = rng.random::<f64>() < minority;
         let (cx, cy, sy) = if minor {
-            (-1.0 * s, 2.5 * s, 0.5)
+            (-s, 2.5 * s, 0.5)
         } else {
             (2.0 * s, 0.0, 1.0)
         };

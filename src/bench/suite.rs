@@ -426,7 +426,7 @@ pub const HEADER: [&str; 9] = [
 /// Write rows as `results.csv` (atomically), sorted by key.
 pub fn write_results(path: &Path, rows: &[Row]) -> Result<()> {
     let mut rows = rows.to_vec();
-    rows.sort_by(|a, b| a.key().cmp(&b.key()));
+    rows.sort_by_key(Row::key);
     let header: Vec<String> = HEADER.iter().map(|s| s.to_string()).collect();
     crate::io::write_csv_atomic(
         path,
@@ -592,13 +592,12 @@ fn to_table(d: &LabelledData, name: &str) -> Result<RawTable> {
     RawTable::parse(&PathBuf::from(name), &s)
 }
 
+/// A generator task's training set, test set and extra test sets `(condition, budget, data)`.
+pub type SyntheticTask = (LabelledData, LabelledData, Vec<(String, f64, LabelledData)>);
+
 /// The synthetic training and test sets of a generator task (also what `--write-data`
 /// writes): `(train, test, [(condition, budget, shifted test)])`.
-pub fn synthetic(
-    name: &str,
-    cfg: &SuiteConfig,
-    seed: u64,
-) -> Result<(LabelledData, LabelledData, Vec<(String, f64, LabelledData)>)> {
+pub fn synthetic(name: &str, cfg: &SuiteConfig, seed: u64) -> Result<SyntheticTask> {
     let n = cfg.n_synthetic;
     let s = seed.wrapping_mul(1000);
     Ok(match name {
