@@ -22,8 +22,9 @@ fn perr<E: std::fmt::Display>(path: &Path) -> impl Fn(E) -> Error + '_ {
     move |e| Error::Other(format!("{}: plotting failed: {e}", path.display()))
 }
 
-/// Colours cycled through for series.
-pub const PALETTE: [RGBColor; 8] = [
+/// Colours cycled through for series (twelve, so that a benchmark plot of up to twelve
+/// methods gives each its own colour).
+pub const PALETTE: [RGBColor; 12] = [
     RGBColor(31, 119, 180),
     RGBColor(255, 127, 14),
     RGBColor(44, 160, 44),
@@ -32,6 +33,10 @@ pub const PALETTE: [RGBColor; 8] = [
     RGBColor(140, 86, 75),
     RGBColor(227, 119, 194),
     RGBColor(127, 127, 127),
+    RGBColor(188, 189, 34),
+    RGBColor(23, 190, 207),
+    RGBColor(0, 0, 0),
+    RGBColor(128, 0, 0),
 ];
 
 /// One named curve.

@@ -84,3 +84,30 @@ fn csv_round_trip() {
         assert_eq!(t.values[[i, 2]], d.y[i]);
     }
 }
+
+#[test]
+fn subpopulation_minority_has_a_different_boundary() {
+    // accuracy of the rule "class 1 iff x_k > 0"
+    let rule = |d: &LabelledData, k: usize| -> f64 {
+        let hits =
+            d.x.outer_iter()
+                .zip(&d.y)
+                .filter(|(r, y)| (r[k] > 0.0) == (**y == 1.0))
+                .count();
+        hits as f64 / d.len() as f64
+    };
+    let majority = subpopulation(4000, 0.0, 5);
+    let minority = subpopulation(4000, 1.0, 5);
+    // the majority's label is read off x1 ...
+    assert!(rule(&majority, 0) > 0.95, "{}", rule(&majority, 0));
+    // ... which points the wrong way on the minority, whose label is read off x2
+    assert!(rule(&minority, 0) < 0.25, "{}", rule(&minority, 0));
+    assert!(rule(&minority, 1) > 0.95, "{}", rule(&minority, 1));
+    // classes stay balanced, and the minority proportion is what was asked for
+    let mixed = subpopulation(4000, 0.3, 6);
+    let ones = mixed.y.iter().filter(|y| **y == 1.0).count();
+    assert_eq!(ones, 2000);
+    // P(|x2| > 1.25) is 0.994 for a minority point and 0.211 for a majority point
+    let far = mixed.x.outer_iter().filter(|r| r[1].abs() > 1.25).count() as f64 / 4000.0;
+    assert!((far - (0.3 * 0.9938 + 0.7 * 0.2113)).abs() < 0.03, "{far}");
+}

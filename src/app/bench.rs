@@ -58,14 +58,24 @@ pub enum BenchCmd {
         out_dir: PathBuf,
     },
     /// The qualitative checks: robust least squares (ERM vs worst-case RO vs kernel DRO
-    /// against Delta) and the circles decision boundaries of ERM and WRM.
+    /// against Delta, the kernel-DRO penalty chosen on a validation split) and the circles
+    /// decision boundaries of ERM and WRM (a sweep of the WRM penalty), over several seeds.
     Qualitative {
         /// Output directory.
         #[arg(long, default_value = "out/bench-qualitative")]
         out_dir: PathBuf,
-        /// Seed.
-        #[arg(long, default_value_t = 0)]
-        seed: u64,
+        /// Seeds, comma separated.
+        #[arg(long, default_value = "0,1,2,3,4")]
+        seeds: String,
+        /// Circles: WRM penalties gamma, comma separated (every one is shown).
+        #[arg(long, default_value = "2,1,0.5,0.25")]
+        gammas: String,
+        /// Circles: training epochs.
+        #[arg(long, default_value_t = 60)]
+        epochs: usize,
+        /// Circles: MLP hidden widths, comma separated.
+        #[arg(long, default_value = "32,32")]
+        hidden: String,
     },
 }
 
@@ -79,6 +89,16 @@ pub fn parse_shard(s: &str) -> Result<(usize, usize)> {
         return Err(bad());
     }
     Ok((i, n))
+}
+
+fn parse_list<T: std::str::FromStr>(flag: &str, s: &str) -> Result<Vec<T>> {
+    list(s)
+        .iter()
+        .map(|t| {
+            t.parse::<T>()
+                .map_err(|_| Error::param(flag, t, "not a valid number"))
+        })
+        .collect()
 }
 
 fn list(s: &str) -> Vec<String> {
@@ -115,6 +135,36 @@ impl BenchArgs {
     }
 }
 
+/// Write the `rls` task of seed 0: the instance (`rls_instance.csv`: the rows of `A`, `B`
+/// and `b`) and the draws of `xi` (`rls_{train,val,test}.csv`; the test set at Delta is the
+/// test draws times `1 + Delta`).
+fn write_rls_data(dir: &std::path::Path, cfg: &SuiteConfig) -> Result<()> {
+    let d = crate::bench::rls::RlsData::new(cfg.rls_n_train, cfg.rls_n_val, cfg.rls_n_test, 0)?;
+    let p = &d.problem;
+    let k = p.a.ncols();
+    let mut header: Vec<String> = (1..=k).map(|j| format!("a{j}")).collect();
+    header.extend((1..=k).map(|j| format!("bmat{j}")));
+    header.push("b".into());
+    crate::io::write_csv_atomic(
+        dir.join("rls_instance.csv"),
+        &header,
+        (0..p.b.len()).map(|i| {
+            let mut r: Vec<String> = (0..k).map(|j| format!("{}", p.a[[i, j]])).collect();
+            r.extend((0..k).map(|j| format!("{}", p.b_mat[[i, j]])));
+            r.push(format!("{}", p.b[i]));
+            r
+        }),
+    )?;
+    for (name, v) in [("train", &d.train), ("val", &d.val), ("test", &d.test)] {
+        crate::io::write_csv_atomic(
+            dir.join(format!("rls_{name}.csv")),
+            &["xi".to_string()],
+            v.iter().map(|x| vec![format!("{x}")]),
+        )?;
+    }
+    Ok(())
+}
+
 /// Run `robustflow bench` (or `bench merge`).
 pub fn run(args: &BenchArgs, g: &GlobalOpts) -> Result<Option<RunSummary>> {
     if let Some(BenchCmd::Merge { dirs, out_dir }) = &args.cmd {
@@ -122,8 +172,22 @@ pub fn run(args: &BenchArgs, g: &GlobalOpts) -> Result<Option<RunSummary>> {
         println!("merged {} rows into {}", rows.len(), out_dir.display());
         return Ok(None);
     }
-    if let Some(BenchCmd::Qualitative { out_dir, seed }) = &args.cmd {
-        let s = crate::bench::qualitative::run_qualitative(out_dir, *seed)?;
+    if let Some(BenchCmd::Qualitative {
+        out_dir,
+        seeds,
+        gammas,
+        epochs,
+        hidden,
+    }) = &args.cmd
+    {
+        let q = crate::bench::qualitative::QualitativeConfig {
+            seeds: parse_list("seeds", seeds)?,
+            gammas: parse_list("gammas", gammas)?,
+            epochs: *epochs,
+            hidden: parse_list("hidden", hidden)?,
+            ..Default::default()
+        };
+        let s = crate::bench::qualitative::run_qualitative(out_dir, &q)?;
         println!("{s}\nwrote {}", out_dir.display());
         return Ok(None);
     }
@@ -139,6 +203,7 @@ pub fn run(args: &BenchArgs, g: &GlobalOpts) -> Result<Option<RunSummary>> {
                 d.write_csv(dir.join(format!("{name}_test_{c}_{b}.csv")))?;
             }
         }
+        write_rls_data(&dir, &cfg)?;
     }
     let s = run_suite(&cfg, shard, &args.out_dir, &args.data_dir, g.quiet)?;
     println!(

@@ -5,8 +5,9 @@
 //!   for training, points with `||x||` in `(sqrt2 / 1.3, 1.3 sqrt2)` are removed (a gap).
 //! - [`gaussian_shift`]: two Gaussian classes `N(-m, I)` and `N(m, I)` in `d` dimensions;
 //!   the test set's features are shifted by `delta` (covariate shift) and scaled.
-//! - [`subpopulation`]: each class is a mixture of a majority and a minority subgroup; the
-//!   subgroup proportions differ between training and test (subpopulation shift).
+//! - [`subpopulation`]: each class is a mixture of a majority and a minority subgroup with
+//!   a different decision boundary; the minority is rare in training and common in the
+//!   shifted test sets (subpopulation shift).
 //! - [`RobustLeastSquares`]: the kernel-DRO robust least-squares task (Zhu et al. 2021,
 //!   after Boyd and Vandenberghe, section 6.4): loss `||(A + xi B) theta - b||^2`, training
 //!   `xi ~ U[-0.5, 0.5]`, test `xi ~ (1 + Delta) U[-0.5, 0.5]`. `A`, `B`, `b` are drawn from
@@ -119,10 +120,20 @@ pub fn gaussian_shift(
     }
 }
 
-/// Subpopulation shift in 2-D: class `c` in {0, 1} is a mixture of a majority subgroup
-/// centred at `(2c - 1) * (2, 0)` and a minority subgroup centred at `(2c - 1) * (2, 0) +
-/// (0, 4 (2c - 1))` whose proportion is `minority`; label noise none. Training data uses a
-/// small `minority` (e.g. 0.1), test data a large one (e.g. 0.5).
+/// Subpopulation shift in 2-D, with a minority subgroup that is genuinely harder.
+///
+/// Class `c` in {0, 1} (sign `s = 2c - 1`, classes alternate so they are balanced) is a
+/// mixture of two subgroups:
+/// - the majority, centred at `s (2, 0)` with unit variance: its label is read off `x1`
+///   (decision boundary `x1 = 0`);
+/// - the minority (proportion `minority`), centred at `s (-1, 2.5)` with standard deviations
+///   `(1, 0.5)`: its label is read off `x2`, and `x1` points the wrong way, so the majority's
+///   boundary classifies most minority points wrongly.
+///
+/// One linear classifier serves both subgroups reasonably (a boundary tilted towards `x2`),
+/// but with few minority points in training (e.g. `minority = 0.1`) the loss is dominated by
+/// the majority, whose best boundary ignores `x2`. Test sets with a large `minority` (e.g.
+/// 0.5, 0.9) then reward methods that weight the hard, rare points up.
 pub fn subpopulation(n: usize, minority: f64, seed: u64) -> LabelledData {
     let mut rng = StdRng::seed_from_u64(seed);
     let mut x = Array2::zeros((n, 2));
@@ -131,13 +142,13 @@ pub fn subpopulation(n: usize, minority: f64, seed: u64) -> LabelledData {
         let c = (i % 2) as f64;
         let s = 2.0 * c - 1.0;
         let minor = rng.random::<f64>() < minority;
-        let (cx, cy) = if minor {
-            (0.5 * s, -3.0 * s)
+        let (cx, cy, sy) = if minor {
+            (-s, 2.5 * s, 0.5)
         } else {
-            (2.0 * s, 0.0)
+            (2.0 * s, 0.0, 1.0)
         };
         x[[i, 0]] = cx + rng.sample::<f64, _>(StandardNormal);
-        x[[i, 1]] = cy + 0.7 * rng.sample::<f64, _>(StandardNormal);
+        x[[i, 1]] = cy + sy * rng.sample::<f64, _>(StandardNormal);
         y.push(c);
     }
     LabelledData {

@@ -46,6 +46,8 @@ pub fn run_suite(
         ));
     }
     std::fs::create_dir_all(out_dir).map_err(|e| Error::io(out_dir, e))?;
+    // the commit of the code that runs (read now: HEAD may move during a long run)
+    let commit = git_commit();
     let t0 = Instant::now();
     let path = out_dir.join("results.csv");
     let mut rows = read_results(&path)?;
@@ -90,7 +92,7 @@ pub fn run_suite(
         rows: rows.len(),
         wall_s: wall,
     };
-    write_outputs(out_dir, &rows, Some(cfg), Some(shard), &summary)?;
+    write_outputs(out_dir, &rows, Some(cfg), Some(shard), &summary, commit)?;
     Ok(summary)
 }
 
@@ -110,7 +112,7 @@ pub fn merge(dirs: &[PathBuf], out_dir: &Path) -> Result<Vec<Row>> {
         }
         for r in read_results(&p)? {
             if let Some((old, from)) = by_key.get(&r.key()) {
-                if old.accuracy != r.accuracy || old.loss != r.loss {
+                if !same(old.accuracy, r.accuracy) || !same(old.loss, r.loss) {
                     return Err(Error::param(
                         "merge",
                         format!("{:?}", r.key()),
@@ -139,8 +141,13 @@ pub fn merge(dirs: &[PathBuf], out_dir: &Path) -> Result<Vec<Row>> {
         rows: rows.len(),
         wall_s: 0.0,
     };
-    write_outputs(out_dir, &rows, cfg.as_ref(), None, &s)?;
+    write_outputs(out_dir, &rows, cfg.as_ref(), None, &s, git_commit())?;
     Ok(rows)
+}
+
+/// Equal numbers, `NaN` equal to `NaN` (the accuracy of the regression rows).
+fn same(a: f64, b: f64) -> bool {
+    a == b || (a.is_nan() && b.is_nan())
 }
 
 /// `git rev-parse HEAD`, or "unknown".
@@ -211,6 +218,7 @@ fn cond_order(c: &str) -> usize {
         "covariate_shift",
         "subpopulation",
         "label_noise",
+        "xi_shift",
     ]
     .iter()
     .position(|x| *x == c)
@@ -219,7 +227,8 @@ fn cond_order(c: &str) -> usize {
 
 /// The `summary.md` text: per dataset, a table of test accuracy (mean ± std over seeds)
 /// with methods as rows and condition@budget as columns, the best mean of each column in
-/// bold; then the same for the loss (best = lowest).
+/// bold; then the same for the loss (best = lowest). A dataset without accuracies (the
+/// regression task `rls`) has only the loss table.
 pub fn summary_markdown(rows: &[Row]) -> String {
     let agg = aggregate(rows);
     let mut s = String::from("# Benchmark summary\n\nMean ± standard deviation over seeds; the best mean of each column is in **bold**.\n");
@@ -233,7 +242,15 @@ pub fn summary_markdown(rows: &[Row]) -> String {
             )
         });
         let methods: BTreeSet<&String> = conds.values().flat_map(|m| m.keys()).collect();
+        let has_accuracy = conds
+            .values()
+            .flat_map(|m| m.values())
+            .flatten()
+            .any(|p| !p.0.is_nan());
         for (what, idx, higher) in [("accuracy", 0usize, true), ("loss", 1usize, false)] {
+            if idx == 0 && !has_accuracy {
+                continue;
+            }
             s.push_str(&format!("\n## {ds}: test {what}\n\n| method |"));
             for c in &cols {
                 s.push_str(&format!(" {}@{} |", c.0, c.1));
@@ -287,12 +304,14 @@ pub fn summary_markdown(rows: &[Row]) -> String {
 }
 
 /// Plots: per dataset, accuracy against the PGD budget (L2 and Linf, budget 0 = clean)
-/// and loss against the covariate shift (0 = clean). Returns the files written.
+/// and loss against the covariate shift (0 = clean); for `rls`, loss against Delta
+/// (`{ds}_loss_delta.png`) and the loss relative to ERM's against Delta
+/// (`{ds}_loss_ratio_delta.png`). Returns the files written.
 pub fn write_plots(out_dir: &Path, rows: &[Row]) -> Result<Vec<PathBuf>> {
     let agg = aggregate(rows);
     let mut files = Vec::new();
     for (ds, conds) in &agg {
-        let plots: [(&str, &str, usize, &str, &str); 3] = [
+        let plots: [(&str, &str, usize, &str, &str); 4] = [
             ("pgd_l2", "accuracy_l2", 0, "PGD-L2 budget", "test accuracy"),
             (
                 "pgd_linf",
@@ -308,6 +327,7 @@ pub fn write_plots(out_dir: &Path, rows: &[Row]) -> Result<Vec<PathBuf>> {
                 "covariate shift",
                 "test loss",
             ),
+            ("xi_shift", "loss_delta", 1, "Delta", "mean test loss"),
         ];
         for (cond, stem, idx, xl, yl) in plots {
             let mut by_m: BTreeMap<String, Vec<(f64, f64)>> = BTreeMap::new();
@@ -337,6 +357,35 @@ pub fn write_plots(out_dir: &Path, rows: &[Row]) -> Result<Vec<PathBuf>> {
             let f = out_dir.join(format!("{ds}_{stem}.png"));
             line_chart(&f, &format!("{ds}: {yl} vs {xl}"), xl, yl, &series, false)?;
             files.push(f);
+            // the regression curves differ by a few percent on a steep common trend:
+            // also plot each method's loss relative to ERM's at the same Delta
+            if cond == "xi_shift" {
+                if let Some(erm) = series.iter().find(|s| s.name == "erm") {
+                    let base: BTreeMap<u64, f64> =
+                        erm.points.iter().map(|p| (p.0.to_bits(), p.1)).collect();
+                    let rel: Vec<Series> = series
+                        .iter()
+                        .map(|s| Series {
+                            name: s.name.clone(),
+                            points: s
+                                .points
+                                .iter()
+                                .filter_map(|p| base.get(&p.0.to_bits()).map(|b| (p.0, p.1 / b)))
+                                .collect(),
+                        })
+                        .collect();
+                    let f = out_dir.join(format!("{ds}_loss_ratio_delta.png"));
+                    line_chart(
+                        &f,
+                        &format!("{ds}: test loss / ERM's test loss vs {xl}"),
+                        xl,
+                        "test loss relative to ERM",
+                        &rel,
+                        false,
+                    )?;
+                    files.push(f);
+                }
+            }
         }
     }
     Ok(files)
@@ -348,6 +397,7 @@ fn write_outputs(
     cfg: Option<&SuiteConfig>,
     shard: Option<(usize, usize)>,
     run: &RunSummary,
+    commit: String,
 ) -> Result<()> {
     crate::io::write_atomic(
         out_dir.join("summary.md"),
@@ -359,7 +409,7 @@ fn write_outputs(
         shard: shard.map(|(i, n)| format!("{i}/{n}")),
         run,
         crate_version: env!("CARGO_PKG_VERSION"),
-        git_commit: git_commit(),
+        git_commit: commit,
         machine: Machine {
             cores: std::thread::available_parallelism()
                 .map(|n| n.get())

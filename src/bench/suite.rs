@@ -12,6 +12,12 @@
 //! flips a fraction of the training (and validation) labels and reports clean test
 //! accuracy.
 //!
+//! The regression task `rls` (robust least squares, [`super::rls`]) has one condition,
+//! `xi_shift`: the mean test loss when the test draws of `xi` are stretched by `1 + Delta`
+//! (budget `Delta`); its accuracy column is `NaN`. Its methods are the ambiguity sets of the
+//! grid (tuned the same way, on a validation split) and two of its own, worst-case robust
+//! optimisation (`ro`) and the paper's kernel DRO (`kdro`); see [`applies`].
+//!
 //! Cells are numbered in a fixed order; shard `i/n` runs the cells whose index is `i` mod
 //! `n`. Every cell's randomness is derived from its seed alone, so shards merged equal one
 //! unsharded run.
@@ -32,7 +38,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 /// The datasets the suite knows (`--datasets`).
-pub const ALL_DATASETS: [&str; 8] = [
+pub const ALL_DATASETS: [&str; 9] = [
     "breast_cancer",
     "iris",
     "wine",
@@ -41,12 +47,36 @@ pub const ALL_DATASETS: [&str; 8] = [
     "gaussian",
     "subpop",
     "diabetes_cls",
+    "rls",
 ];
 
-/// The methods the suite knows (`--methods`).
-pub const ALL_METHODS: [&str; 9] = [
-    "erm", "wrm", "w1", "kl", "chi2", "cvar", "mmd_ift", "mmd_wfr", "wfr",
+/// The methods the suite knows (`--methods`). `ro` and `kdro` exist only for the `rls`
+/// task; see [`applies`].
+pub const ALL_METHODS: [&str; 11] = [
+    "erm", "wrm", "w1", "kl", "chi2", "cvar", "mmd_ift", "mmd_wfr", "wfr", "ro", "kdro",
 ];
+
+/// Whether a method runs on a dataset: the exact 1-Wasserstein set (`w1`) needs a linear
+/// model with a Lipschitz loss (not `circles`, whose model is an MLP, nor `rls`, whose loss
+/// is quadratic); worst-case robust optimisation (`ro`) and the paper's kernel DRO
+/// (`kdro`) are defined for the `rls` task only. Everything else runs everywhere.
+pub fn applies(dataset: &str, method: &str) -> bool {
+    match method {
+        "w1" => !matches!(dataset, "circles" | "rls"),
+        "ro" | "kdro" => dataset == "rls",
+        _ => true,
+    }
+}
+
+fn default_rls_deltas() -> Vec<f64> {
+    (0..=10).map(|k| 0.5 * k as f64).collect()
+}
+fn default_rls_n_train() -> usize {
+    10
+}
+fn default_rls_n_test() -> usize {
+    1000
+}
 
 /// The configuration of one benchmark run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -83,20 +113,33 @@ pub struct SuiteConfig {
     pub n_synthetic: usize,
     /// MLP hidden widths (circles).
     pub hidden: Vec<usize>,
+    /// `rls`: the test shifts `Delta` (test draws `xi ~ (1 + Delta) U[-0.5, 0.5]`); the
+    /// middle entry is the validation shift.
+    #[serde(default = "default_rls_deltas")]
+    pub rls_deltas: Vec<f64>,
+    /// `rls`: training draws.
+    #[serde(default = "default_rls_n_train")]
+    pub rls_n_train: usize,
+    /// `rls`: validation draws (from the training distribution).
+    #[serde(default = "default_rls_n_train")]
+    pub rls_n_val: usize,
+    /// `rls`: test draws (the same draws, stretched, for every Delta).
+    #[serde(default = "default_rls_n_test")]
+    pub rls_n_test: usize,
 }
 
 impl SuiteConfig {
-    /// The preset of a suite: `quick` (CI: breast cancer and circles, ERM, WRM and CVaR, one
-    /// seed, few epochs, 20% label noise), `standard` (breast cancer, wine, circles, gaussian, subpop; every method; three
-    /// seeds; 20% label noise) or
-    /// `full` (everything, five seeds, more epochs).
+    /// The preset of a suite: `quick` (CI: breast cancer, circles and rls; ERM, WRM and
+    /// CVaR, plus RO and kernel DRO on rls; one seed, few epochs, 20% label noise),
+    /// `standard` (breast cancer, wine, circles, gaussian, subpop, rls; every method; three
+    /// seeds; 20% label noise) or `full` (everything, five seeds, more epochs).
     pub fn preset(name: &str) -> Result<Self> {
         let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
         match name {
             "quick" => Ok(SuiteConfig {
                 suite: "quick".into(),
-                datasets: s(&["breast_cancer", "circles"]),
-                methods: s(&["erm", "wrm", "cvar"]),
+                datasets: s(&["breast_cancer", "circles", "rls"]),
+                methods: s(&["erm", "wrm", "cvar", "ro", "kdro"]),
                 seeds: vec![0],
                 epochs: 8,
                 batch_size: 64,
@@ -110,10 +153,21 @@ impl SuiteConfig {
                 subpop_minority: vec![0.5],
                 n_synthetic: 300,
                 hidden: vec![16, 16],
+                rls_deltas: vec![0.0, 2.5, 5.0],
+                rls_n_train: 10,
+                rls_n_val: 10,
+                rls_n_test: 500,
             }),
             "standard" => Ok(SuiteConfig {
                 suite: "standard".into(),
-                datasets: s(&["breast_cancer", "wine", "circles", "gaussian", "subpop"]),
+                datasets: s(&[
+                    "breast_cancer",
+                    "wine",
+                    "circles",
+                    "gaussian",
+                    "subpop",
+                    "rls",
+                ]),
                 methods: s(&ALL_METHODS),
                 seeds: vec![0, 1, 2],
                 epochs: 30,
@@ -128,6 +182,10 @@ impl SuiteConfig {
                 subpop_minority: vec![0.3, 0.5, 0.9],
                 n_synthetic: 600,
                 hidden: vec![32, 32],
+                rls_deltas: default_rls_deltas(),
+                rls_n_train: 10,
+                rls_n_val: 10,
+                rls_n_test: 1000,
             }),
             "full" => Ok(SuiteConfig {
                 suite: "full".into(),
@@ -146,6 +204,10 @@ impl SuiteConfig {
                 subpop_minority: vec![0.3, 0.5, 0.7, 0.9],
                 n_synthetic: 1000,
                 hidden: vec![64, 64],
+                rls_deltas: default_rls_deltas(),
+                rls_n_train: 10,
+                rls_n_val: 10,
+                rls_n_test: 2000,
             }),
             _ => Err(Error::param(
                 "suite",
@@ -183,6 +245,31 @@ impl SuiteConfig {
         }
         crate::error::check_count("epochs", self.epochs)?;
         crate::error::check_count("attack-steps", self.attack_steps)?;
+        if self.datasets.iter().any(|d| d == "rls") {
+            if self.rls_deltas.is_empty() {
+                return Err(Error::param("rls-deltas", "", "need at least one Delta"));
+            }
+            if let Some(d) = self
+                .rls_deltas
+                .iter()
+                .find(|d| !(d.is_finite() && **d >= 0.0))
+            {
+                return Err(Error::param(
+                    "rls-deltas",
+                    d,
+                    "Delta must be finite and non-negative",
+                ));
+            }
+            if self.rls_n_train < 2 {
+                return Err(Error::param(
+                    "rls-n-train",
+                    self.rls_n_train,
+                    "need at least 2 training draws",
+                ));
+            }
+            crate::error::check_count("rls-n-val", self.rls_n_val)?;
+            crate::error::check_count("rls-n-test", self.rls_n_test)?;
+        }
         for &r in &self.label_noise {
             if !(0.0..0.5).contains(&r) {
                 return Err(Error::param(
@@ -197,7 +284,8 @@ impl SuiteConfig {
 
     /// The cells of the grid in their fixed order: every clean-label cell (dataset, method,
     /// seed), then every label-noise cell, so that shards by index mod n mix datasets,
-    /// methods and both kinds of cell.
+    /// methods and both kinds of cell. Pairs for which [`applies`] is false are left out, and
+    /// `rls` (a regression) has no label-noise cells.
     pub fn cells(&self) -> Vec<Cell> {
         let mut out = Vec::new();
         let noise: Vec<Option<f64>> = std::iter::once(None)
@@ -205,10 +293,12 @@ impl SuiteConfig {
             .collect();
         for nz in noise {
             for d in &self.datasets {
-                let linear = !matches!(d.as_str(), "circles");
+                if nz.is_some() && d == "rls" {
+                    continue;
+                }
                 for m in &self.methods {
-                    if m == "w1" && !linear {
-                        continue; // the exact 1-Wasserstein set is for linear models
+                    if !applies(d, m) {
+                        continue;
                     }
                     for &seed in &self.seeds {
                         out.push(Cell {
@@ -228,6 +318,13 @@ impl SuiteConfig {
     pub fn row_keys(&self, cell: &Cell) -> Vec<(String, String)> {
         if let Some(r) = cell.noise {
             return vec![("label_noise".into(), fmt_budget(r))];
+        }
+        if cell.dataset == "rls" {
+            return self
+                .rls_deltas
+                .iter()
+                .map(|&d| ("xi_shift".to_string(), fmt_budget(d)))
+                .collect();
         }
         let mut k = vec![("clean".to_string(), fmt_budget(0.0))];
         for &e in &self.l2_budgets {
@@ -283,13 +380,14 @@ pub struct Row {
     pub dataset: String,
     /// Method.
     pub method: String,
-    /// Condition: clean, pgd_l2, pgd_linf, covariate_shift, subpopulation, label_noise.
+    /// Condition: clean, pgd_l2, pgd_linf, covariate_shift, subpopulation, label_noise,
+    /// xi_shift (the `rls` task).
     pub condition: String,
-    /// Budget (attack radius, shift magnitude, minority proportion or flip rate).
+    /// Budget (attack radius, shift magnitude, minority proportion, flip rate or Delta).
     pub budget: String,
     /// Seed.
     pub seed: u64,
-    /// Test accuracy.
+    /// Test accuracy (`NaN` for the regression task `rls`).
     pub accuracy: f64,
     /// Mean test loss.
     pub loss: f64,
@@ -328,7 +426,7 @@ pub const HEADER: [&str; 9] = [
 /// Write rows as `results.csv` (atomically), sorted by key.
 pub fn write_results(path: &Path, rows: &[Row]) -> Result<()> {
     let mut rows = rows.to_vec();
-    rows.sort_by(|a, b| a.key().cmp(&b.key()));
+    rows.sort_by_key(Row::key);
     let header: Vec<String> = HEADER.iter().map(|s| s.to_string()).collect();
     crate::io::write_csv_atomic(
         path,
@@ -392,7 +490,13 @@ pub fn read_results(path: &Path) -> Result<Vec<Row>> {
     Ok(out)
 }
 
-/// A method's ambiguity configurations (its tuning grid) and their labels.
+/// A method's ambiguity configurations (its tuning grid) and their labels. Every DRO
+/// method has three points: WRM and WFR penalty `gamma` in {0.5, 1, 2}; W1 radius in
+/// {0.05, 0.1, 0.2}; KL radius in {0.05, 0.2, 0.5}; chi2 radius in {0.1, 0.5, 1}; CVaR
+/// `alpha` in {0.5, 0.2, 0.1}; MMD (IFT or WFR inner flow) penalty `lambda` in {1, 3, 10}
+/// of `-E_mu l + lambda/2 MMD^2(mu, P_N)` (the penalty form, as WRM and WFR: the constraint
+/// form's bisection on `lambda` costs 10-30 penalised solves per minibatch). `ro` and
+/// `kdro` are `rls`-only ([`super::rls::rls_grid`]) and an error here.
 pub fn method_grid(
     method: &str,
     inner_steps: usize,
@@ -417,7 +521,7 @@ pub fn method_grid(
             })
             .collect::<Vec<_>>()
     };
-    let penalty = |set: SetKind, ps: &[f64]| {
+    let penalty = |set: SetKind, ps: &[f64], inner_flow: InnerFlow| {
         ps.iter()
             .map(|&p| {
                 (
@@ -425,6 +529,7 @@ pub fn method_grid(
                     AmbiguityConfig {
                         set,
                         penalty: Some(p),
+                        inner_flow,
                         ..base.clone()
                     },
                 )
@@ -434,7 +539,7 @@ pub fn method_grid(
     let none = |_: &mut AmbiguityConfig| {};
     Ok(match method {
         "erm" => vec![("-".into(), base.clone())],
-        "wrm" => penalty(SetKind::Wasserstein, &[0.5, 1.0, 2.0]),
+        "wrm" => penalty(SetKind::Wasserstein, &[0.5, 1.0, 2.0], InnerFlow::Ift),
         "w1" => radius(SetKind::Wasserstein, &[0.05, 0.1, 0.2], &|c| {
             c.norm = Some(crate::dro::Norm::L2)
         }),
@@ -446,16 +551,23 @@ pub fn method_grid(
             &[0.5f64.recip().ln(), 5f64.ln(), 10f64.ln()],
             &none,
         ),
-        "mmd_ift" => radius(SetKind::Mmd, &[0.05, 0.1, 0.2], &|c| {
-            c.inner_flow = InnerFlow::Ift
-        }),
-        "mmd_wfr" => radius(SetKind::Mmd, &[0.05, 0.1, 0.2], &|c| {
-            c.inner_flow = InnerFlow::Wfr
-        }),
-        "wfr" => penalty(SetKind::Wfr, &[0.5, 1.0, 2.0]),
+        "mmd_ift" => penalty(SetKind::Mmd, &MMD_PENALTIES, InnerFlow::Ift),
+        "mmd_wfr" => penalty(SetKind::Mmd, &MMD_PENALTIES, InnerFlow::Wfr),
+        "wfr" => penalty(SetKind::Wfr, &[0.5, 1.0, 2.0], InnerFlow::Ift),
+        "ro" | "kdro" => {
+            return Err(Error::param(
+                "methods",
+                method,
+                "defined for the rls task only",
+            ))
+        }
         _ => return Err(Error::param("methods", method, "unknown method")),
     })
 }
+
+/// The MMD methods' penalties (`lambda` of `-E_mu l + lambda/2 MMD^2`); the `demo`'s
+/// kernel-DRO penalty 10 was chosen from the same three values.
+pub const MMD_PENALTIES: [f64; 3] = [1.0, 3.0, 10.0];
 
 /// The data of one dataset and seed: the split with a validation part, the model family,
 /// and extra test sets `(condition, budget, data)` from the generators.
@@ -480,13 +592,12 @@ fn to_table(d: &LabelledData, name: &str) -> Result<RawTable> {
     RawTable::parse(&PathBuf::from(name), &s)
 }
 
+/// A generator task's training set, test set and extra test sets `(condition, budget, data)`.
+pub type SyntheticTask = (LabelledData, LabelledData, Vec<(String, f64, LabelledData)>);
+
 /// The synthetic training and test sets of a generator task (also what `--write-data`
 /// writes): `(train, test, [(condition, budget, shifted test)])`.
-pub fn synthetic(
-    name: &str,
-    cfg: &SuiteConfig,
-    seed: u64,
-) -> Result<(LabelledData, LabelledData, Vec<(String, f64, LabelledData)>)> {
+pub fn synthetic(name: &str, cfg: &SuiteConfig, seed: u64) -> Result<SyntheticTask> {
     let n = cfg.n_synthetic;
     let s = seed.wrapping_mul(1000);
     Ok(match name {
@@ -509,6 +620,13 @@ pub fn synthetic(
                 gaussian_shift(n, 5, 2.0, 0.0, 1.0, s + 2),
                 extra,
             )
+        }
+        "rls" => {
+            return Err(Error::param(
+                "datasets",
+                name,
+                "the rls task is not a labelled table; see bench::rls::RlsData",
+            ))
         }
         "subpop" => {
             let extra = cfg
@@ -634,8 +752,54 @@ fn pgd_accuracy(
     Ok((r.accuracy.unwrap_or(f64::NAN), r.loss))
 }
 
+/// Run one `rls` cell ([`super::rls::run_rls`]): one row per Delta, accuracy `NaN`.
+fn run_rls_cell(cfg: &SuiteConfig, cell: &Cell) -> Result<Vec<Row>> {
+    let t0 = Instant::now();
+    let data = super::rls::RlsData::new(cfg.rls_n_train, cfg.rls_n_val, cfg.rls_n_test, cell.seed)?;
+    let r = super::rls::run_rls(
+        &cell.method,
+        &data,
+        &cfg.rls_deltas,
+        cfg.inner_steps,
+        cell.seed,
+    )?;
+    let dt = t0.elapsed().as_secs_f64();
+    r.losses
+        .iter()
+        .map(|&(d, l)| {
+            if !l.is_finite() {
+                return Err(Error::Diverged {
+                    step: 0,
+                    detail: format!("{cell}: non-finite test loss {l} at Delta = {d}"),
+                });
+            }
+            Ok(Row {
+                dataset: cell.dataset.clone(),
+                method: cell.method.clone(),
+                condition: "xi_shift".into(),
+                budget: fmt_budget(d),
+                seed: cell.seed,
+                accuracy: f64::NAN,
+                loss: l,
+                time_s: dt,
+                chosen: r.chosen.clone(),
+            })
+        })
+        .collect()
+}
+
 /// Run one cell: tune on the validation split, train, evaluate every condition.
 pub fn run_cell(cfg: &SuiteConfig, cell: &Cell, data_dir: &Path) -> Result<Vec<Row>> {
+    if !applies(&cell.dataset, &cell.method) {
+        return Err(Error::param(
+            "methods",
+            &cell.method,
+            &format!("not defined for the {} task", cell.dataset),
+        ));
+    }
+    if cell.dataset == "rls" {
+        return run_rls_cell(cfg, cell);
+    }
     let t0 = Instant::now();
     let mut bd = bench_data(&cell.dataset, cfg, cell.seed, data_dir)?;
     let k = bd.data.schema.n_classes().unwrap_or(2);
