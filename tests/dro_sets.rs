@@ -914,3 +914,52 @@ fn bad_configurations_and_losses_give_clear_errors() {
         .is_err());
     let _ = dotp(&[1.0], &[1.0]);
 }
+
+/// The constraint form carries the multiplier from one minibatch to the next as a starting
+/// hint. A minibatch whose largest divergence stays below the radius (here three nearly
+/// coincident points) used to leave a multiplier divided by `4^60` behind, and a few such
+/// batches made the next binding batch fail ("no multiplier up to 1e-253"). The hint is now
+/// kept only when the constraint was active.
+#[test]
+fn constraint_form_recovers_after_batches_that_never_reach_the_radius() {
+    let (m, data) = setup(30, 7);
+    for flow in [InnerFlow::Prox, InnerFlow::Wfr] {
+        let mut cfg = AmbiguityConfig::constrained(SetKind::Mmd, 0.3);
+        cfg.inner_flow = flow;
+        cfg.bandwidth = robustflow::kernel::Bandwidth::Fixed(1.0);
+        cfg.inner_steps = 8;
+        cfg.inner_step_size = 0.5;
+        cfg.tune_iters = 8;
+        cfg.tune_tol = 0.05;
+        cfg.warm_start = false;
+        let mut solver = build_inner(&cfg).unwrap();
+        let tiny = Data {
+            x: vec![0.0, 0.0, 0.0, 0.001, 0.0, 0.0, 0.0, 0.001, 0.0],
+            y: vec![1.0, 0.0, 1.0],
+            idx: vec![],
+            d: 3,
+        };
+        for _ in 0..4 {
+            let wc = solver.solve(&m, &tiny.batch()).unwrap();
+            assert!(wc.radius <= 0.3, "{flow:?}: {}", wc.radius);
+        }
+        let wc = solver.solve(&m, &data.batch()).unwrap();
+        let emp = mean(&m.losses(&data.x, &data.y).unwrap());
+        assert!(wc.radius <= 0.3 + 1e-12, "{flow:?}: radius {}", wc.radius);
+        assert!(
+            wc.radius >= 0.1,
+            "{flow:?}: the constraint should bind, radius {}",
+            wc.radius
+        );
+        assert!(
+            wc.value > emp,
+            "{flow:?}: worst case {} <= empirical {emp}",
+            wc.value
+        );
+        assert!(
+            wc.multiplier.is_finite() && wc.multiplier > 1e-6,
+            "{flow:?}: {}",
+            wc.multiplier
+        );
+    }
+}

@@ -414,11 +414,13 @@ impl InnerMax for MmdDro {
                         Ok(s.map(|s| (s.mmd, s)))
                     },
                 )?;
+                if p.active {
+                    self.last_lambda = Some(p.lambda);
+                }
                 (p.lambda, p.state)
             }
             (None, None) => unreachable!("validated"),
         };
-        self.last_lambda = Some(lambda);
         if self.cfg.warm_start && !batch.idx.is_empty() {
             let d = batch.d;
             for i in 0..n {

@@ -16,6 +16,10 @@ pub(crate) struct Probe<S> {
     pub radius: f64,
     /// The solution.
     pub state: S,
+    /// Whether the constraint is active: a smaller multiplier exceeded the radius. `false`
+    /// when the radius was never exceeded (the multiplier then went to its floor and is no
+    /// hint for the next call: callers must not carry it over).
+    pub active: bool,
 }
 
 /// Find the smallest multiplier (up to the bisection's resolution) whose solution has
@@ -37,6 +41,7 @@ pub(crate) fn tune<S>(
             lambda: lam,
             radius,
             state,
+            active: true,
         }))
     };
     let feasible = |p: &Option<Probe<S>>| p.as_ref().is_some_and(|p| p.radius <= target);
@@ -59,7 +64,10 @@ pub(crate) fn tune<S>(
         match found {
             Some(l) => lo = l,
             // The radius is never exceeded: the set's largest divergence is below it.
-            None => return Ok(hi),
+            None => {
+                hi.active = false;
+                return Ok(hi);
+            }
         }
     } else {
         lo = lambda0;

@@ -317,11 +317,13 @@ impl InnerMax for WassersteinDro {
                         }))
                     },
                 )?;
+                if p.active {
+                    self.last_gamma = Some(p.lambda);
+                }
                 (p.lambda, p.state, p.radius, best_ub)
             }
             (None, None) => unreachable!("validated"),
         };
-        self.last_gamma = Some(gamma);
         if warm_on {
             let per = sol.all_x.len() / n;
             for i in 0..n {

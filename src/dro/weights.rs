@@ -381,14 +381,14 @@ impl InnerMax for WeightDro {
                             Ok(Some((self.divergence(&w), w)))
                         },
                     )?;
+                    if p.active {
+                        self.last_lambda = Some(p.lambda);
+                    }
                     (p.state, p.lambda, best_ub, Some(closed))
                 }
             }
             (None, None) => unreachable!("validated"),
         };
-        if lambda > 0.0 {
-            self.last_lambda = Some(lambda);
-        }
         Ok(WorstCase {
             x: batch.x.to_vec(),
             y: batch.y.to_vec(),
