@@ -31,7 +31,7 @@ def witness_grad(x, y, v, h):
     return s, g
 
 
-def gemm_gflops(dtype, size=2000, repeats=5):
+def gemm_gflops(dtype, size=4096, repeats=3):
     rng = np.random.default_rng(0)
     a = rng.standard_normal((size, size)).astype(dtype)
     b = rng.standard_normal((size, size)).astype(dtype)
