@@ -52,10 +52,21 @@ impl MmdEnergy {
     }
 
     /// Sources `[x; y]` with signed weights `[w; -v]`: the witness is one kernel sum.
+    /// Particles of weight exactly zero contribute nothing and are left out (after a few
+    /// IFT steps most particles have zero mass, so this halves the W step's sums).
     fn signed_sources(&self, mu: &Particles) -> (Vec<f64>, Vec<f64>) {
-        let mut src = mu.x_slice().to_vec();
+        let d = mu.dim();
+        let w = mu.weights();
+        let nnz = w.iter().filter(|a| **a != 0.0).count();
+        let mut src = Vec::with_capacity((nnz + self.target_w.len()) * d);
+        let mut sw = Vec::with_capacity(nnz + self.target_w.len());
+        for (xi, &wi) in mu.x_slice().chunks_exact(d).zip(&w) {
+            if wi != 0.0 {
+                src.extend_from_slice(xi);
+                sw.push(wi);
+            }
+        }
         src.extend_from_slice(self.target.x_slice());
-        let mut sw = mu.weights();
         sw.extend(self.target_w.iter().map(|v| -v));
         (src, sw)
     }
