@@ -2,9 +2,12 @@
 //!
 //! - `witness_grad/{f64,f32}/n{N}_d{D}`: Gaussian witness + gradient sums at `n = m` in
 //!   {1000, 10000}, `d` in {2, 100} (the issue-2 acceptance sizes);
-//! - `mmd_prox/n{N}`: one exact MMD-prox weight step (simplex QP, default options) at
-//!   `n` in {500, 2000}, `d = 2`, next to `w_step_sums/n{N}`, the W step's kernel sums
-//!   (witness and gradient at the particles) on the same problem;
+//! - `mmd_prox/exact_step/n{N}`: one exact MMD-prox weight step (simplex QP, default
+//!   options: active set) from uniform weights at `n` in {500, 2000}, `d = 2`;
+//!   `mmd_prox/warm_step_in_ift/n{N}`: the same step along an IFT flow (after 10
+//!   iterations, starting from the previous, sparse weights); next to
+//!   `mmd_prox/w_step_sums/n{N}`, the W step's kernel sums (witness and gradient at the
+//!   particles, uniform weights) on the same problem;
 //! - `rff_step/n10000_d10_D1024`: one MMD-flow step with random Fourier features.
 //!
 //! Run `cargo bench --bench kernels` (add `-- --quick` for a fast pass). Each group uses
@@ -16,7 +19,7 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use rand_distr::StandardNormal;
 use robustflow::energy::{Energy, MmdEnergy};
-use robustflow::flow::{MmdProx, StepContext};
+use robustflow::flow::{FlowStep, Ift, MmdProx, StepContext, Wasserstein};
 use robustflow::kernel::rff::RandomFourierFeatures;
 use robustflow::kernel::{kernel_sums_with_grad, kernel_sums_with_grad_f32, Kernel};
 use robustflow::measure::Particles;
@@ -77,6 +80,44 @@ fn mmd_prox(c: &mut Criterion) {
                 let mut r = StdRng::seed_from_u64(0);
                 let mut ctx = StepContext {
                     step: 0,
+                    tau: 0.1,
+                    rng: &mut r,
+                };
+                MmdProx::new(1.0)
+                    .unwrap()
+                    .apply(&mut mu, &energy, &mut ctx)
+                    .unwrap();
+                black_box(mu)
+            })
+        });
+        // Along an IFT flow: the state after 10 IFT iterations and one more W step; the
+        // prox step starts from the previous (sparse) weights.
+        let mut mu_w = mu0.clone();
+        let mut ift = Ift {
+            w: Wasserstein::new(1.0).unwrap(),
+            prox: MmdProx::new(1.0).unwrap(),
+        };
+        let mut r = StdRng::seed_from_u64(1);
+        for k in 0..10 {
+            let mut ctx = StepContext {
+                step: k,
+                tau: 0.1,
+                rng: &mut r,
+            };
+            ift.step(&mut mu_w, &energy, &mut ctx).unwrap();
+        }
+        let mut ctx = StepContext {
+            step: 10,
+            tau: 0.1,
+            rng: &mut r,
+        };
+        ift.w.step(&mut mu_w, &energy, &mut ctx).unwrap();
+        g.bench_function(BenchmarkId::new("warm_step_in_ift", format!("n{n}")), |b| {
+            b.iter(|| {
+                let mut mu = mu_w.clone();
+                let mut r = StdRng::seed_from_u64(0);
+                let mut ctx = StepContext {
+                    step: 11,
                     tau: 0.1,
                     rng: &mut r,
                 };
