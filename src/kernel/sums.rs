@@ -236,6 +236,20 @@ impl GramOp {
 fn dense_apply(g: &Array2<f64>, v: &[f64], out: &mut [f64]) {
     let m = g.ncols();
     let gs = g.as_slice().expect("standard layout");
+    // A sparse vector (a few IFT steps make the weights sparse): the sum of its columns
+    // (rows: the matrix is symmetric), `n x nnz` instead of `n x n`.
+    let nnz = v.iter().filter(|a| **a != 0.0).count();
+    if nnz * 4 < m && g.nrows() == m {
+        let terms: Vec<(f64, &[f64])> = v
+            .iter()
+            .enumerate()
+            .filter(|(_, a)| **a != 0.0)
+            .map(|(j, a)| (*a, &gs[j * m..(j + 1) * m]))
+            .collect();
+        out.fill(0.0);
+        crate::linalg::axpy_columns(out, &terms, 0);
+        return;
+    }
     out.par_iter_mut().enumerate().for_each(|(i, o)| {
         let row = &gs[i * m..(i + 1) * m];
         *o = row.iter().zip(v).map(|(a, b)| a * b).sum();
