@@ -524,8 +524,11 @@ fn active_set_prox(q: &WeightQuadratic, w0: &[f64], eta: f64, tol: f64, cap: usi
     // `mu = pi` must stay exactly where it is, as FISTA's initial KKT test ensures).
     sync(&mut g, &mut wg, &w, &mut dirty, &mut is_dirty, &cols);
     let gmin0 = g.iter().cloned().fold(f64::INFINITY, f64::min);
-    let skip_loop = dot(&w, &g) - gmin0 <= tol;
-    while !skip_loop {
+    let start_optimal = dot(&w, &g) - gmin0 <= tol;
+    loop {
+        if start_optimal {
+            break;
+        }
         steps += 1;
         let cf: Vec<f64> = free.iter().map(|&i| c[i]).collect();
         let z1 = chol.solve(&cf);
@@ -660,7 +663,7 @@ fn active_set_prox(q: &WeightQuadratic, w0: &[f64], eta: f64, tol: f64, cap: usi
     rep.kkt_residual = free.iter().map(|&j| gt[j] - gmin).fold(0.0f64, f64::max);
     let qw: Vec<f64> = (0..n).map(|i| gt[i] + c[i]).collect();
     let phi_w = phi_of(&w, &qw);
-    let konst = q.c + 0.5 * inv_eta * dot(&w0, &m_w0);
+    let konst = q.c + 0.5 * inv_eta * dot(w0, &m_w0);
     rep.objective = phi_w + konst;
     rep.support = free.len();
     if phi_w > phi_w0 + 4.0 * f64::EPSILON * (1.0 + phi_w0.abs()) {

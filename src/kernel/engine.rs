@@ -1344,7 +1344,7 @@ fn column_level<P: Profile<f64>>(
 /// Used by the active-set MMD-prox solver, which needs single columns on demand, and by
 /// [`super::gram`].
 pub fn kernel_column(k: &Kernel, x: &[f64], y: &[f64], d: usize, out: &mut [f64]) -> Result<()> {
-    if d == 0 || x.len() % d != 0 || y.len() != d || out.len() != x.len() / d {
+    if d == 0 || !x.len().is_multiple_of(d) || y.len() != d || out.len() != x.len() / d {
         return Err(Error::Shape(format!(
             "kernel_column: x has {} entries, y {}, out {}, d = {d}",
             x.len(),
