@@ -113,9 +113,31 @@ fn flow_writes_every_output_for_every_flow() {
     assert_eq!(on_disk["flows"]["ift"]["steps"], 10);
     assert_eq!(on_disk["flows"]["mmd"]["steps"], 20);
     assert!(is_png(&dir.path().join("mmd2.png")));
+    assert!(is_png(&dir.path().join("mmd2_train.png")));
     let (sh, srows) = read_csv(&dir.path().join("summary.csv"));
     assert_eq!(sh[0], "flow");
     assert_eq!(srows.len(), names.len());
+    // the training column is 2 * final energy of the (single) seed, the held-out one final_mmd2
+    let col = |c: &str| sh.iter().position(|h| h == c).unwrap();
+    for row in &srows {
+        let f = &on_disk["flows"][row[0].as_str()];
+        let e = f["final_energy"].as_f64().unwrap();
+        let t: f64 = row[col("median_train_mmd2")].parse().unwrap();
+        assert!(
+            (t - 2.0 * e).abs() <= 1e-12 * t.abs().max(1e-300),
+            "{}",
+            row[0]
+        );
+        let m: f64 = row[col("median_mmd2")].parse().unwrap();
+        assert!((m - f["final_mmd2"].as_f64().unwrap()).abs() <= 1e-12 * m.abs());
+    }
+    let mmd_row = srows.iter().find(|r| r[0] == "mmd").unwrap();
+    assert_eq!(
+        mmd_row[col("median_train_ratio_to_mmd")]
+            .parse::<f64>()
+            .unwrap(),
+        1.0
+    );
 }
 
 #[test]

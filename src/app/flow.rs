@@ -14,8 +14,10 @@
 //!   (`final_mmd2`, `final_energy`, `steps`, `updates`, `time_s`, `stop_reason`, `mass`,
 //!   `ess`, `nonzero`; first seed) and `summary.<name>` (quantiles over seeds);
 //! - `summary.csv`: per flow the median, quartiles, min and max over seeds of the final
-//!   `MMD^2`, and the median ratio to the plain MMD flow;
-//! - `mmd2.png`: `MMD^2` against updates (log scale; median over seeds);
+//!   held-out `MMD^2`, the median ratio to the plain MMD flow, and the same (median,
+//!   quartiles, ratio) for the training `MMD^2 = 2 F(mu)`;
+//! - `mmd2.png` / `mmd2_train.png`: held-out / training `MMD^2` against updates (log
+//!   scale; median over seeds);
 //! - `particles_<flow>.png` (2-D only): final particles, marker area ~ weight, empty
 //!   particles hollow, target samples in the background.
 
@@ -287,44 +289,58 @@ pub fn run(args: &FlowArgs, global: &GlobalOpts) -> Result<Value> {
         )?;
     }
 
-    // per-flow summaries over seeds
-    let mmd_median = |name: &str| -> Option<Vec<f64>> {
+    // per-flow summaries over seeds, on two metrics: the held-out `MMD^2` (`final_mmd2`) and
+    // the training `MMD^2 = 2 F(mu)` the flows minimise (`final_train_mmd2`)
+    let finals_of = |name: &str, train: bool| -> Option<Vec<f64>> {
         runs.iter()
             .map(|r| {
-                r.flows
-                    .iter()
-                    .find(|(n, _)| n == name)
-                    .and_then(|(_, o)| o.result.final_mmd2)
+                r.flows.iter().find(|(n, _)| n == name).and_then(|(_, o)| {
+                    if train {
+                        Some(2.0 * o.result.final_energy)
+                    } else {
+                        o.result.final_mmd2
+                    }
+                })
             })
             .collect()
     };
+    // ratio to the plain MMD flow, seed by seed, then its median
+    let median_ratio = |a: &[f64], b: &Option<Vec<f64>>| -> Option<f64> {
+        b.as_ref().map(|b| {
+            let r: Vec<f64> = a.iter().zip(b).map(|(a, c)| a / c).collect();
+            Quantiles::of(&r).map(|q| q.median).unwrap_or(f64::NAN)
+        })
+    };
     let mut summary = Map::new();
     let mut summary_rows = Vec::new();
-    let base: Option<Vec<f64>> = mmd_median("mmd");
+    let base = finals_of("mmd", false);
+    let base_train = finals_of("mmd", true);
     for name in &cfg.flows {
-        let finals = mmd_median(name).unwrap_or_default();
+        let finals = finals_of(name, false).unwrap_or_default();
+        let train = finals_of(name, true).unwrap_or_default();
         let times: Vec<f64> = runs
             .iter()
             .filter_map(|r| r.flows.iter().find(|(n, _)| n == name))
             .map(|(_, o)| o.result.time_s)
             .collect();
-        if finals.is_empty() {
+        if finals.is_empty() || train.is_empty() {
             continue;
         }
         let q = Quantiles::of(&finals)?;
+        let qtr = Quantiles::of(&train)?;
         let qt = Quantiles::of(&times)?;
-        // ratio to the plain MMD flow, seed by seed, then its median
-        let ratio = base.as_ref().map(|b| {
-            let r: Vec<f64> = finals.iter().zip(b).map(|(a, c)| a / c).collect();
-            Quantiles::of(&r).map(|q| q.median).unwrap_or(f64::NAN)
-        });
+        let ratio = median_ratio(&finals, &base);
+        let ratio_train = median_ratio(&train, &base_train);
         summary.insert(
             name.clone(),
             json!({
                 "final_mmd2": q,
+                "final_train_mmd2": qtr,
                 "time_s": qt,
                 "median_ratio_to_mmd": ratio.map(finite_or_null),
+                "median_train_ratio_to_mmd": ratio_train.map(finite_or_null),
                 "per_seed_final_mmd2": finals,
+                "per_seed_final_train_mmd2": train,
             }),
         );
         summary_rows.push(vec![
@@ -337,6 +353,10 @@ pub fn run(args: &FlowArgs, global: &GlobalOpts) -> Result<Value> {
             format!("{:e}", q.max),
             ratio.map(|r| format!("{r:e}")).unwrap_or_default(),
             format!("{:.3}", qt.median),
+            format!("{:e}", qtr.median),
+            format!("{:e}", qtr.q25),
+            format!("{:e}", qtr.q75),
+            ratio_train.map(|r| format!("{r:e}")).unwrap_or_default(),
         ]);
     }
     let sheader: Vec<String> = [
@@ -349,6 +369,10 @@ pub fn run(args: &FlowArgs, global: &GlobalOpts) -> Result<Value> {
         "max_mmd2",
         "median_ratio_to_mmd",
         "median_time_s",
+        "median_train_mmd2",
+        "q25_train_mmd2",
+        "q75_train_mmd2",
+        "median_train_ratio_to_mmd",
     ]
     .iter()
     .map(|s| s.to_string())
@@ -402,45 +426,52 @@ pub fn run(args: &FlowArgs, global: &GlobalOpts) -> Result<Value> {
     });
     crate::io::write_json_atomic(out.join("report.json"), &report)?;
 
-    // mmd2.png: median over seeds of MMD^2 at each recorded update count
-    let mut series = Vec::new();
-    for name in &cfg.flows {
-        let mut by_up: BTreeMap<usize, Vec<f64>> = BTreeMap::new();
-        for r in &runs {
-            if let Some((_, o)) = r.flows.iter().find(|(n, _)| n == name) {
-                for rec in &o.result.trace {
-                    if let Some(v) = rec.mmd2 {
-                        by_up.entry(rec.updates).or_default().push(v);
+    // mmd2.png (held-out) and mmd2_train.png (training, 2 F): median over seeds at each
+    // recorded update count
+    let seeds_note = if runs.len() > 1 {
+        format!(", median of {} seeds", runs.len())
+    } else {
+        String::new()
+    };
+    for (file, what, train) in [
+        ("mmd2.png", "MMD^2 to held-out target", false),
+        ("mmd2_train.png", "MMD^2 to training target (2 F)", true),
+    ] {
+        let mut series = Vec::new();
+        for name in &cfg.flows {
+            let mut by_up: BTreeMap<usize, Vec<f64>> = BTreeMap::new();
+            for r in &runs {
+                if let Some((_, o)) = r.flows.iter().find(|(n, _)| n == name) {
+                    for rec in &o.result.trace {
+                        let v = if train {
+                            Some(2.0 * rec.energy)
+                        } else {
+                            rec.mmd2
+                        };
+                        if let Some(v) = v {
+                            by_up.entry(rec.updates).or_default().push(v);
+                        }
                     }
                 }
             }
+            let points: Vec<(f64, f64)> = by_up
+                .into_iter()
+                .filter_map(|(u, v)| Quantiles::of(&v).ok().map(|q| (u as f64, q.median)))
+                .collect();
+            series.push(Series {
+                name: name.clone(),
+                points,
+            });
         }
-        let points: Vec<(f64, f64)> = by_up
-            .into_iter()
-            .filter_map(|(u, v)| Quantiles::of(&v).ok().map(|q| (u as f64, q.median)))
-            .collect();
-        series.push(Series {
-            name: name.clone(),
-            points,
-        });
+        line_chart(
+            out.join(file),
+            &format!("{what} ({}{seeds_note})", args.target),
+            "updates (one IFT/WFR iteration = 2)",
+            "MMD^2",
+            &series,
+            true,
+        )?;
     }
-    let title = if runs.len() > 1 {
-        format!(
-            "MMD^2 to held-out target ({}, median of {} seeds)",
-            args.target,
-            runs.len()
-        )
-    } else {
-        format!("MMD^2 to held-out target ({})", args.target)
-    };
-    line_chart(
-        out.join("mmd2.png"),
-        &title,
-        "updates (one IFT/WFR iteration = 2)",
-        "MMD^2",
-        &series,
-        true,
-    )?;
 
     // particles_<flow>.png for 2-D runs
     if cfg.target.dim() == 2 {
@@ -531,13 +562,15 @@ pub fn run(args: &FlowArgs, global: &GlobalOpts) -> Result<Value> {
         runs.len()
     );
     println!(
-        "{:<10} {:>12} {:>12} {:>12} {:>10} {:>9}",
-        "flow", "median MMD2", "q25", "q75", "vs mmd", "time s"
+        "{:<10} {:>12} {:>10} {:>12} {:>12} {:>12} {:>10} {:>9}",
+        "flow", "train MMD2", "vs mmd", "held-out", "q25", "q75", "vs mmd", "time s"
     );
     for row in &summary_rows {
         println!(
-            "{:<10} {:>12} {:>12} {:>12} {:>10} {:>9}",
+            "{:<10} {:>12} {:>10} {:>12} {:>12} {:>12} {:>10} {:>9}",
             row[0],
+            fmt_e(&row[9]),
+            fmt_e(&row[12]),
             fmt_e(&row[2]),
             fmt_e(&row[3]),
             fmt_e(&row[4]),
@@ -545,6 +578,7 @@ pub fn run(args: &FlowArgs, global: &GlobalOpts) -> Result<Value> {
             row[8]
         );
     }
+    println!("(medians over seeds; `vs mmd` = median over seeds of flow / plain MMD flow)");
     println!(
         "held-out noise floor MMD2 (training vs held-out sample): {:.3e}; outputs in {}",
         Quantiles::of(&floors)?.median,
