@@ -22,6 +22,80 @@ fn perr<E: std::fmt::Display>(path: &Path) -> impl Fn(E) -> Error + '_ {
     move |e| Error::Other(format!("{}: plotting failed: {e}", path.display()))
 }
 
+/// The corner of the plot area for a line chart's legend: the one whose box the curves
+/// cross least, so that the legend hides as little data as possible.
+///
+/// `series` are the curves in plot coordinates normalised to `[0, 1]^2` (x right, y up);
+/// each segment is sampled at 64 points, so a line crossing a corner counts even without a
+/// vertex there. The legend box is `bw x bh` (fractions of the plot area). Ties keep the
+/// order upper right, upper left, lower right, lower left. Returns an index into
+/// [`LEGEND_CORNERS`].
+pub fn legend_corner(series: &[Vec<(f64, f64)>], bw: f64, bh: f64) -> usize {
+    let boxes = [
+        (1.0 - bw, 1.0, 1.0 - bh, 1.0),
+        (0.0, bw, 1.0 - bh, 1.0),
+        (1.0 - bw, 1.0, 0.0, bh),
+        (0.0, bw, 0.0, bh),
+    ];
+    let mut hits = [0usize; 4];
+    for pts in series {
+        let mut add = |x: f64, y: f64| {
+            for (k, b) in boxes.iter().enumerate() {
+                if x >= b.0 && x <= b.1 && y >= b.2 && y <= b.3 {
+                    hits[k] += 1;
+                }
+            }
+        };
+        if pts.len() == 1 {
+            add(pts[0].0, pts[0].1);
+        }
+        for w in pts.windows(2) {
+            for t in 0..64 {
+                let f = t as f64 / 64.0;
+                add(
+                    w[0].0 + f * (w[1].0 - w[0].0),
+                    w[0].1 + f * (w[1].1 - w[0].1),
+                );
+            }
+        }
+        if let Some(&(x, y)) = pts.last() {
+            add(x, y);
+        }
+    }
+    (0..4).min_by_key(|&k| hits[k]).unwrap_or(0)
+}
+
+/// The legend positions [`legend_corner`] chooses from, in its order.
+pub const LEGEND_CORNERS: [SeriesLabelPosition; 4] = [
+    SeriesLabelPosition::UpperRight,
+    SeriesLabelPosition::UpperLeft,
+    SeriesLabelPosition::LowerRight,
+    SeriesLabelPosition::LowerLeft,
+];
+
+/// Legend corner of a line chart drawn with `line_chart`'s 900 x 600 layout.
+fn auto_legend(series: &[Series], x0: f64, x1: f64, y0: f64, y1: f64, log_y: bool) -> usize {
+    let ty = |y: f64| if log_y { y.log10() } else { y };
+    let (ly0, ly1) = (ty(y0), ty(y1));
+    let sx = (x1 - x0).abs().max(1e-300);
+    let sy = (ly1 - ly0).abs().max(1e-300);
+    let norm: Vec<Vec<(f64, f64)>> = series
+        .iter()
+        .map(|s| {
+            s.points
+                .iter()
+                .filter(|(x, y)| x.is_finite() && y.is_finite() && (!log_y || *y > 0.0))
+                .map(|&(x, y)| ((x - x0) / sx, (ty(y) - ly0) / sy))
+                .collect()
+        })
+        .collect();
+    // plot area about 790 x 500 px; a legend row about 17 px, the box about 120 px wide
+    let longest = series.iter().map(|s| s.name.len()).max().unwrap_or(4) as f64;
+    let bw = ((50.0 + 8.0 * longest) / 790.0).min(0.5);
+    let bh = ((17.0 * series.len() as f64 + 20.0) / 500.0).min(0.9);
+    legend_corner(&norm, bw, bh)
+}
+
 /// Colours cycled through for series (twelve, so that a benchmark plot of up to twelve
 /// methods gives each its own colour).
 pub const PALETTE: [RGBColor; 12] = [
@@ -106,6 +180,7 @@ pub fn line_chart(
             }
             chart
                 .configure_series_labels()
+                .position(LEGEND_CORNERS[auto_legend(series, x0, x1, y0, y1, true)].clone())
                 .background_style(WHITE.mix(0.8))
                 .border_style(BLACK)
                 .draw()
@@ -141,8 +216,10 @@ pub fn line_chart(
                         PathElement::new(vec![(x, y), (x + 20, y)], c.stroke_width(2))
                     });
             }
+            let corner = auto_legend(series, x0, x1, y0 - pad, y1 + pad, false);
             chart
                 .configure_series_labels()
+                .position(LEGEND_CORNERS[corner].clone())
                 .background_style(WHITE.mix(0.8))
                 .border_style(BLACK)
                 .draw()
@@ -307,4 +384,27 @@ fn bounds(it: impl Iterator<Item = f64>) -> (f64, f64) {
         return (a - 0.5, b + 0.5);
     }
     (a, b)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn legend_goes_to_the_emptiest_corner() {
+        // Falling lines (top left to bottom right): the upper right is free.
+        let falling = vec![vec![(0.0, 1.0), (1.0, 0.0)], vec![(0.0, 0.9), (1.0, 0.1)]];
+        assert_eq!(legend_corner(&falling, 0.2, 0.3), 0);
+        // Rising lines: upper right and lower left are crossed; upper left is free.
+        let rising = vec![vec![(0.0, 0.0), (1.0, 1.0)], vec![(0.0, 0.1), (1.0, 0.9)]];
+        assert_eq!(legend_corner(&rising, 0.2, 0.3), 1);
+        // Everything high: a lower corner (the first of them in the tie order).
+        let high = vec![vec![(0.0, 0.95), (1.0, 0.9)]];
+        assert_eq!(legend_corner(&high, 0.2, 0.3), 2);
+        // A line ending in the upper right with no vertex inside the lower boxes.
+        let hook = vec![vec![(0.0, 0.5), (1.0, 1.0)], vec![(0.0, 0.6), (0.5, 0.55), (1.0, 0.95)]];
+        assert_ne!(legend_corner(&hook, 0.2, 0.3), 0);
+        // No data: the default corner.
+        assert_eq!(legend_corner(&[], 0.2, 0.3), 0);
+    }
 }
