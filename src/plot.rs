@@ -402,7 +402,10 @@ mod tests {
         let high = vec![vec![(0.0, 0.95), (1.0, 0.9)]];
         assert_eq!(legend_corner(&high, 0.2, 0.3), 2);
         // A line ending in the upper right with no vertex inside the lower boxes.
-        let hook = vec![vec![(0.0, 0.5), (1.0, 1.0)], vec![(0.0, 0.6), (0.5, 0.55), (1.0, 0.95)]];
+        let hook = vec![
+            vec![(0.0, 0.5), (1.0, 1.0)],
+            vec![(0.0, 0.6), (0.5, 0.55), (1.0, 0.95)],
+        ];
         assert_ne!(legend_corner(&hook, 0.2, 0.3), 0);
         // No data: the default corner.
         assert_eq!(legend_corner(&[], 0.2, 0.3), 0);

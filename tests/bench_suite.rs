@@ -249,6 +249,15 @@ fn bad_configuration_is_a_clear_error() {
     let mut c = SuiteConfig::preset("quick").unwrap();
     c.rls_deltas = vec![0.0, -1.0];
     assert!(c.validate().unwrap_err().to_string().contains("rls-deltas"));
+    for bad in [1.5, -0.1, f64::NAN] {
+        let mut c = SuiteConfig::preset("standard").unwrap();
+        c.subpop_minority = vec![0.5, bad];
+        assert!(c
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("subpop-minority"));
+    }
     let mut c = SuiteConfig::preset("quick").unwrap();
     c.rls_n_train = 1;
     assert!(c

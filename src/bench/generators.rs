@@ -134,6 +134,9 @@ pub fn gaussian_shift(
 /// but with few minority points in training (e.g. `minority = 0.1`) the loss is dominated by
 /// the majority, whose best boundary ignores `x2`. Test sets with a large `minority` (e.g.
 /// 0.5, 0.9) then reward methods that weight the hard, rare points up.
+///
+/// `minority` is a probability: values outside `[0, 1]` act as 0 or 1 (a NaN as 0); the
+/// benchmark configuration rejects them (`SuiteConfig::validate`, `subpop-minority`).
 pub fn subpopulation(n: usize, minority: f64, seed: u64) -> LabelledData {
     let mut rng = StdRng::seed_from_u64(seed);
     let mut x = Array2::zeros((n, 2));

@@ -270,6 +270,17 @@ impl SuiteConfig {
             crate::error::check_count("rls-n-val", self.rls_n_val)?;
             crate::error::check_count("rls-n-test", self.rls_n_test)?;
         }
+        if let Some(m) = self
+            .subpop_minority
+            .iter()
+            .find(|m| !(0.0..=1.0).contains(*m))
+        {
+            return Err(Error::param(
+                "subpop-minority",
+                m,
+                "the minority proportion must be in [0, 1]",
+            ));
+        }
         for &r in &self.label_noise {
             if !(0.0..0.5).contains(&r) {
                 return Err(Error::param(
