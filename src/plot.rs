@@ -22,6 +22,11 @@ fn perr<E: std::fmt::Display>(path: &Path) -> impl Fn(E) -> Error + '_ {
     move |e| Error::Other(format!("{}: plotting failed: {e}", path.display()))
 }
 
+/// Whether a line-chart point can be drawn: finite, and positive on a log axis.
+fn plottable(log_y: bool) -> impl Fn(&&(f64, f64)) -> bool {
+    move |(x, y)| x.is_finite() && y.is_finite() && (!log_y || *y > 0.0)
+}
+
 /// The corner of the plot area for a line chart's legend: the one whose box the curves
 /// cross least, so that the legend hides as little data as possible.
 ///
@@ -46,9 +51,6 @@ pub fn legend_corner(series: &[Vec<(f64, f64)>], bw: f64, bh: f64) -> usize {
                 }
             }
         };
-        if pts.len() == 1 {
-            add(pts[0].0, pts[0].1);
-        }
         for w in pts.windows(2) {
             for t in 0..64 {
                 let f = t as f64 / 64.0;
@@ -84,7 +86,7 @@ fn auto_legend(series: &[Series], x0: f64, x1: f64, y0: f64, y1: f64, log_y: boo
         .map(|s| {
             s.points
                 .iter()
-                .filter(|(x, y)| x.is_finite() && y.is_finite() && (!log_y || *y > 0.0))
+                .filter(plottable(log_y))
                 .map(|&(x, y)| ((x - x0) / sx, (ty(y) - ly0) / sy))
                 .collect()
         })
@@ -140,8 +142,9 @@ pub fn line_chart(
         root.fill(&WHITE).map_err(perr(path))?;
         let pts: Vec<(f64, f64)> = series
             .iter()
-            .flat_map(|s| s.points.iter().cloned())
-            .filter(|(x, y)| x.is_finite() && y.is_finite() && (!log_y || *y > 0.0))
+            .flat_map(|s| s.points.iter())
+            .filter(plottable(log_y))
+            .cloned()
             .collect();
         let (x0, x1) = bounds(pts.iter().map(|p| p.0));
         let (mut y0, mut y1) = bounds(pts.iter().map(|p| p.1));
@@ -164,12 +167,8 @@ pub fn line_chart(
                 .map_err(perr(path))?;
             for (k, s) in series.iter().enumerate() {
                 let c = PALETTE[k % PALETTE.len()];
-                let data: Vec<(f64, f64)> = s
-                    .points
-                    .iter()
-                    .cloned()
-                    .filter(|(x, y)| x.is_finite() && *y > 0.0)
-                    .collect();
+                let data: Vec<(f64, f64)> =
+                    s.points.iter().filter(plottable(true)).cloned().collect();
                 chart
                     .draw_series(LineSeries::new(data, c.stroke_width(2)))
                     .map_err(perr(path))?
@@ -202,12 +201,8 @@ pub fn line_chart(
                 .map_err(perr(path))?;
             for (k, s) in series.iter().enumerate() {
                 let c = PALETTE[k % PALETTE.len()];
-                let data: Vec<(f64, f64)> = s
-                    .points
-                    .iter()
-                    .cloned()
-                    .filter(|(x, y)| x.is_finite() && y.is_finite())
-                    .collect();
+                let data: Vec<(f64, f64)> =
+                    s.points.iter().filter(plottable(false)).cloned().collect();
                 chart
                     .draw_series(LineSeries::new(data, c.stroke_width(2)))
                     .map_err(perr(path))?
