@@ -5,15 +5,18 @@
 //! - `mmd_prox/exact_step/n{N}`: one exact MMD-prox weight step (simplex QP, default
 //!   options: active set) from uniform weights at `n` in {500, 2000}, `d = 2`;
 //!   `mmd_prox/warm_step_in_ift/n{N}`: the same step along an IFT flow (after 10
-//!   iterations, starting from the previous, sparse weights); next to
+//!   iterations, starting from the previous, sparse weights); both alone, with the
+//!   target-potential cache off (the step pays for `b = K_xy v`); next to
 //!   `mmd_prox/w_step_sums/n{N}`, the W step's kernel sums (witness and gradient at the
-//!   particles, uniform weights) on the same problem;
+//!   particles, uniform weights) on the same problem; and
+//!   `mmd_prox/ift_iteration/n{N}`: one whole IFT iteration (W step, then prox step) of
+//!   the flow itself from that state (cache on and primed, as in a running flow);
 //! - `rff_step/n10000_d10_D1024`: one MMD-flow step with random Fourier features.
 //!
 //! Run `cargo bench --bench kernels` (add `-- --quick` for a fast pass). Each group uses
 //! 10 samples and a short measurement time so the whole run stays in minutes.
 
-use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
+use criterion::{criterion_group, criterion_main, BatchSize, BenchmarkId, Criterion};
 use ndarray::Array2;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -73,6 +76,8 @@ fn mmd_prox(c: &mut Criterion) {
             Particles::uniform(yp).unwrap(),
         )
         .unwrap();
+        // Steps alone: the energy without the target-potential cache.
+        let plain = energy.clone().with_potential_cache(false);
         let mu0 = Particles::uniform(xp).unwrap();
         g.bench_function(BenchmarkId::new("exact_step", format!("n{n}")), |b| {
             b.iter(|| {
@@ -85,7 +90,7 @@ fn mmd_prox(c: &mut Criterion) {
                 };
                 MmdProx::new(1.0)
                     .unwrap()
-                    .apply(&mut mu, &energy, &mut ctx)
+                    .apply(&mut mu, &plain, &mut ctx)
                     .unwrap();
                 black_box(mu)
             })
@@ -106,6 +111,7 @@ fn mmd_prox(c: &mut Criterion) {
             };
             ift.step(&mut mu_w, &energy, &mut ctx).unwrap();
         }
+        let mu_ift = mu_w.clone();
         let mut ctx = StepContext {
             step: 10,
             tau: 0.1,
@@ -123,13 +129,34 @@ fn mmd_prox(c: &mut Criterion) {
                 };
                 MmdProx::new(1.0)
                     .unwrap()
-                    .apply(&mut mu, &energy, &mut ctx)
+                    .apply(&mut mu, &plain, &mut ctx)
                     .unwrap();
                 black_box(mu)
             })
         });
         g.bench_function(BenchmarkId::new("w_step_sums", format!("n{n}")), |b| {
-            b.iter(|| black_box(energy.first_variation(&mu0, true).unwrap()))
+            b.iter(|| black_box(plain.first_variation(&mu0, true).unwrap()))
+        });
+        // A whole IFT iteration from the state after 10 iterations, the cache holding the
+        // target potential at these positions (as the previous prox step leaves it).
+        g.bench_function(BenchmarkId::new("ift_iteration", format!("n{n}")), |b| {
+            b.iter_batched(
+                || {
+                    energy.target_potential(mu_ift.x_slice(), true).unwrap();
+                    (mu_ift.clone(), ift.clone())
+                },
+                |(mut mu, mut st)| {
+                    let mut r = StdRng::seed_from_u64(0);
+                    let mut ctx = StepContext {
+                        step: 10,
+                        tau: 0.1,
+                        rng: &mut r,
+                    };
+                    st.step(&mut mu, &energy, &mut ctx).unwrap();
+                    black_box(mu)
+                },
+                BatchSize::SmallInput,
+            )
         });
     }
     g.finish();

@@ -140,12 +140,16 @@ struct Case {
 }
 
 /// The MMD-prox weight step (exact simplex QP) against one W step's kernel sums
-/// (witness + gradient over `n + m` sources) at `d = 2`, Gaussian `h = 1`,
+/// (witness + gradient over `n + m` sources, uniform weights) at `d = 2`, Gaussian `h = 1`,
 /// `tau beta = 0.1`, `x ~ N(0, I)`, target sample `y ~ N(1, I)`, `m = n`:
-/// a cold step from uniform weights (default solver: active set; and FISTA to the same
-/// Frank-Wolfe gap budget of 500 iterations, the previous default), then the mean prox
-/// step along 30 IFT iterations (`alpha = 1`, `tau = 0.1`), where each step starts from
-/// the previous weights.
+/// a cold step from uniform weights (default solver: active set; and FISTA with the budget
+/// of 500 iterations, the previous default), then 30 IFT iterations (`alpha = 1`,
+/// `tau = 0.1`; 10 at `n = 1e4`), where each prox step starts from the previous weights.
+/// At every iteration, on the same state: the W step and the prox step of an energy
+/// without the target-potential cache (each step alone, the prox paying for `b = K_xy v`),
+/// then the same two steps of the flow itself (cache on: the prox step computes the
+/// target potential with its gradient, the W step after it reuses them). Means over
+/// iterations 2..30.
 fn prox_section(rng: &mut StdRng) -> Vec<serde_json::Value> {
     let mut prox_rows = Vec::new();
     for &n in &[500usize, 2000, 10000] {
@@ -157,9 +161,10 @@ fn prox_section(rng: &mut StdRng) -> Vec<serde_json::Value> {
             Particles::uniform(yp).unwrap(),
         )
         .unwrap();
+        let plain = energy.clone().with_potential_cache(false);
         let mu0 = Particles::uniform(xp).unwrap();
         let w_step = time_it(9, || {
-            std::hint::black_box(energy.first_variation(&mu0, true).unwrap());
+            std::hint::black_box(plain.first_variation(&mu0, true).unwrap());
         });
         let cold = |opts: QpOptions| {
             let mut rep = QpReport::default();
@@ -175,7 +180,7 @@ fn prox_section(rng: &mut StdRng) -> Vec<serde_json::Value> {
                     .unwrap()
                     .with_solver(ProxSolver::Exact(opts))
                     .unwrap();
-                p.apply(&mut mu, &energy, &mut ctx).unwrap();
+                p.apply(&mut mu, &plain, &mut ctx).unwrap();
                 rep = p.last;
             });
             (t, rep)
@@ -198,38 +203,59 @@ fn prox_section(rng: &mut StdRng) -> Vec<serde_json::Value> {
             prox: MmdProx::new(1.0).unwrap(),
         };
         let mut r = StdRng::seed_from_u64(1);
-        let (mut t_flow, mut t_wflow, mut supp) = (0.0, 0.0, 0usize);
+        // Sums over iterations: uncached W step, uncached prox step, cached W step, cached
+        // prox step; active-set iterations and pricing rounds of the prox steps.
+        let mut acc = [0.0f64; 4];
+        let (mut its, mut rounds, mut supp) = (0usize, 0usize, 0usize);
         let steps = if n <= 2000 { 30 } else { 10 };
+        let timed = |f: &mut dyn FnMut()| {
+            let t = Instant::now();
+            f();
+            t.elapsed().as_secs_f64()
+        };
         for k in 0..steps {
             let mut ctx = StepContext {
                 step: k,
                 tau: 0.1,
                 rng: &mut r,
             };
-            let t = Instant::now();
-            ift.w.step(&mut mu, &energy, &mut ctx).unwrap();
-            let tw = t.elapsed().as_secs_f64();
-            let t = Instant::now();
-            ift.prox.apply(&mut mu, &energy, &mut ctx).unwrap();
-            let tp = t.elapsed().as_secs_f64();
+            let mut alone = mu.clone();
+            let tw_plain = timed(&mut || ift.w.clone().step(&mut alone, &plain, &mut ctx).unwrap());
+            let tw = timed(&mut || ift.w.step(&mut mu, &energy, &mut ctx).unwrap());
+            assert_eq!(alone.x_slice(), mu.x_slice(), "the cache changed the step");
+            let mut alone = mu.clone();
+            let mut p = ift.prox.clone();
+            let tp_plain = timed(&mut || p.apply(&mut alone, &plain, &mut ctx).unwrap());
+            let tp = timed(&mut || ift.prox.apply(&mut mu, &energy, &mut ctx).unwrap());
+            assert_eq!(alone.weights(), mu.weights(), "the cache changed the step");
             if k >= 1 {
-                t_flow += tp;
-                t_wflow += tw;
+                for (a, t) in acc.iter_mut().zip([tw_plain, tp_plain, tw, tp]) {
+                    *a += t / (steps - 1) as f64;
+                }
+                its += ift.prox.last.iterations;
+                rounds += ift.prox.last.rounds;
             }
             supp = ift.prox.last.support;
         }
-        t_flow /= (steps - 1) as f64;
-        t_wflow /= (steps - 1) as f64;
+        let [tw_plain, tp_plain, tw, tp] = acc;
+        let per = (steps - 1) as f64;
         println!(
-            "  MMD-prox n={n}: W step's sums {:.2} ms | cold exact step (active set) {:.2} ms = {:.2}x, support {}, FW gap {:.1e}, {} steps | FISTA {:.2} ms = {:.1}x, FW gap {:.1e}, {} its | along IFT: prox {:.2} ms = {:.2}x the W sums, W step {:.2} ms, final support {supp}",
+            "  MMD-prox n={n}: W step's sums {:.2} ms | cold exact step (active set) {:.2} ms = {:.2}x, support {}, FW gap {:.1e}, {} steps | FISTA {:.2} ms = {:.1}x, FW gap {:.1e}, {} its",
             w_step * 1e3, t_as * 1e3, t_as / w_step, r_as.support, r_as.fw_gap, r_as.iterations,
             t_fi * 1e3, t_fi / w_step, r_fi.fw_gap, r_fi.iterations,
-            t_flow * 1e3, t_flow / w_step, t_wflow * 1e3
+        );
+        println!(
+            "    along IFT: prox step alone {:.2} ms = {:.2}x the W sums ({:.0} active-set steps, {:.1} pricing rounds), W step alone {:.2} ms | in the flow (cache): prox {:.2} ms + W {:.2} ms = IFT iteration {:.2}x the W sums; final support {supp}",
+            tp_plain * 1e3, tp_plain / w_step, its as f64 / per, rounds as f64 / per, tw_plain * 1e3,
+            tp * 1e3, tw * 1e3, (tp + tw) / w_step
         );
         prox_rows.push(json!({"n": n, "d": d, "w_sums_secs": w_step,
             "prox_secs": t_as, "support": r_as.support, "fw_gap": r_as.fw_gap, "iterations": r_as.iterations,
             "fista_secs": t_fi, "fista_fw_gap": r_fi.fw_gap, "fista_iterations": r_fi.iterations,
-            "flow_prox_secs": t_flow, "flow_w_step_secs": t_wflow, "flow_support": supp}));
+            "flow_prox_alone_secs": tp_plain, "flow_w_step_alone_secs": tw_plain,
+            "flow_prox_secs": tp, "flow_w_step_secs": tw, "flow_iteration_secs": tp + tw,
+            "flow_prox_iterations": its as f64 / per, "flow_prox_rounds": rounds as f64 / per,
+            "flow_support": supp}));
     }
     prox_rows
 }

@@ -119,6 +119,11 @@ pub struct QpReport {
     pub support: usize,
     /// Whether FISTA produced the result (`Auto` hands over when the support outgrows the cap).
     pub used_fista: bool,
+    /// Active set: pricing rounds on all atoms (each after the steps on a candidate set).
+    pub rounds: usize,
+    /// Active set: the largest candidate set priced between rounds (`n` when every atom
+    /// was a candidate).
+    pub candidates: usize,
 }
 
 /// The MMD-proximal weight step.
@@ -318,12 +323,25 @@ fn dot4(a: &[f64], b: &[f64]) -> f64 {
 }
 
 /// Lower-triangular Cholesky factor `R R' = A_FF + eps I` of the active block, kept up to
-/// date under appends (one forward solve) and deletions (Givens rotations), `O(s^2)` each.
+/// date under appends (one forward solve) and deletions (Givens rotations), `O(s^2)` each,
+/// together with the forward solutions `y_c = R^{-1} c_F` and `y_1 = R^{-1} 1`, updated in
+/// `O(s)` by the same operations. With them the equality-constrained sub-problem
+/// `A_FF z + nu 1 = c_F, 1'z = 1` costs one triangular back-solve:
+/// `nu = (y_1'y_c - 1) / y_1'y_1` and `z = R'^{-1} (y_c - nu y_1)`.
 struct Chol {
     rows: Vec<Vec<f64>>,
+    yc: Vec<f64>,
+    y1: Vec<f64>,
 }
 
 impl Chol {
+    fn new() -> Self {
+        Chol {
+            rows: Vec::new(),
+            yc: Vec::new(),
+            y1: Vec::new(),
+        }
+    }
     fn len(&self) -> usize {
         self.rows.len()
     }
@@ -336,11 +354,22 @@ impl Chol {
         }
         y
     }
-    /// `(R R')^{-1} b`.
-    fn solve(&self, b: &[f64]) -> Vec<f64> {
-        let mut x = self.forward(b);
-        let s = self.len();
-        for i in (0..s).rev() {
+    /// Recompute `y_c` and `y_1` from scratch (against drift of the updates).
+    fn refresh(&mut self, cf: &[f64]) {
+        self.yc = self.forward(cf);
+        self.y1 = self.forward(&vec![1.0; cf.len()]);
+    }
+    /// The solution `z` of `A_FF z + nu 1 = c_F`, `1'z = 1`.
+    fn eqp(&self) -> Vec<f64> {
+        let nu = (dot4(&self.y1, &self.yc) - 1.0) / dot4(&self.y1, &self.y1);
+        let mut x: Vec<f64> = self
+            .yc
+            .iter()
+            .zip(&self.y1)
+            .map(|(a, b)| a - nu * b)
+            .collect();
+        // Back-solve R' x = rhs, row-wise (R is stored by rows).
+        for i in (0..self.len()).rev() {
             x[i] /= self.rows[i][i];
             let xi = x[i];
             for (xk, rik) in x[..i].iter_mut().zip(&self.rows[i][..i]) {
@@ -349,16 +378,21 @@ impl Chol {
         }
         x
     }
-    /// Append the row/column `a` (entries against the current block) with diagonal `diag`.
-    fn append(&mut self, a: &[f64], diag: f64) {
+    /// Append the row/column `a` (entries against the current block) with diagonal `diag`
+    /// and right-hand side entry `c_new`.
+    fn append(&mut self, a: &[f64], diag: f64, c_new: f64) {
         let mut y = self.forward(a);
-        let d2 = diag - y.iter().map(|v| v * v).sum::<f64>();
+        let d2 = diag - dot4(&y, &y);
         // `diag` includes the ridge, so `d2 >= ridge` in exact arithmetic; round-off can
         // push it below, so floor it at a tiny fraction of the diagonal.
-        y.push(d2.max(diag * 1e-14).sqrt());
+        let r = d2.max(diag * 1e-14).sqrt();
+        self.yc.push((c_new - dot4(&y, &self.yc)) / r);
+        self.y1.push((1.0 - dot4(&y, &self.y1)) / r);
+        y.push(r);
         self.rows.push(y);
     }
-    /// Delete position `p` (row and column) by Givens rotations on the trailing rows.
+    /// Delete position `p` (row and column) by Givens rotations on the trailing rows
+    /// (`R <- R G`, so the forward solutions turn by `G'`).
     fn delete(&mut self, p: usize) {
         let s = self.len();
         for a in p..s - 1 {
@@ -371,10 +405,75 @@ impl Chol {
                 row[a] = c * u + sn * v;
                 row[a + 1] = -sn * u + c * v;
             }
+            for y in [&mut self.yc, &mut self.y1] {
+                let (u, v) = (y[a], y[a + 1]);
+                y[a] = c * u + sn * v;
+                y[a + 1] = -sn * u + c * v;
+            }
         }
         self.rows.remove(p);
         for row in self.rows[p..].iter_mut() {
             row.pop();
+        }
+        self.yc.pop();
+        self.y1.pop();
+    }
+}
+
+/// The gradient `G = (Q + eps I) w - c` at a set of rows, brought up to date lazily: `wg`
+/// holds the weights it was computed at and `dirty` the indices whose weight changed since.
+struct Tracker {
+    /// `G` at the tracked rows (all `n`, or the candidate rows).
+    g: Vec<f64>,
+    /// The weights `G` was computed at (indexed by atom).
+    wg: Vec<f64>,
+    dirty: Vec<usize>,
+    is_dirty: Vec<bool>,
+}
+
+impl Tracker {
+    fn new(g: Vec<f64>, n: usize) -> Self {
+        Tracker {
+            g,
+            wg: vec![0.0; n],
+            dirty: Vec::new(),
+            is_dirty: vec![false; n],
+        }
+    }
+    fn mark(&mut self, j: usize) {
+        if !self.is_dirty[j] {
+            self.is_dirty[j] = true;
+            self.dirty.push(j);
+        }
+    }
+    /// `G += sum_j (w_j - wg_j) col_j` over the dirty atoms, in row blocks (in parallel when
+    /// the update is large; each entry accumulates in the same order whatever the number
+    /// of threads, so results do not depend on it). `pos(j)` is atom `j`'s tracked row (for
+    /// the ridge term) and `col(j)` its column restricted to the tracked rows.
+    fn sync<'a>(
+        &mut self,
+        w: &[f64],
+        ridge: f64,
+        pos: impl Fn(usize) -> usize,
+        col: impl Fn(usize) -> &'a [f64],
+    ) {
+        let mut upd: Vec<(f64, &[f64])> = Vec::with_capacity(self.dirty.len());
+        for &j in &self.dirty {
+            self.is_dirty[j] = false;
+            let dj = w[j] - self.wg[j];
+            if dj != 0.0 {
+                upd.push((dj, col(j)));
+                self.g[pos(j)] += ridge * dj;
+                self.wg[j] = w[j];
+            }
+        }
+        self.dirty.clear();
+        const BLOCK: usize = 512;
+        let body = |(b, chunk): (usize, &mut [f64])| axpy_columns(chunk, &upd, b * BLOCK);
+        if upd.len() * self.g.len() >= 1 << 20 {
+            self.g.par_chunks_mut(BLOCK).enumerate().for_each(body);
+        } else {
+            self.g.chunks_mut(BLOCK).enumerate().for_each(body);
         }
     }
 }
@@ -382,22 +481,31 @@ impl Chol {
 /// Primal active-set method for `min_{w in simplex} 1/2 w'Qw - c'w` (the prox QP of
 /// [`solve_prox_qp`]), after the classical method for convex QPs (Nocedal, Wright,
 /// Numerical Optimization, 2006, Algorithm 16.3) specialised to the simplex, with the
-/// Gram matrix accessed by columns only.
+/// Gram matrix accessed by columns only and the pricing done by column generation.
 ///
 /// Iterates stay feasible. On the free set `F` the equality-constrained sub-problem
 /// `Q_FF z + nu 1 = c_F, 1'z = 1` is solved with an updated Cholesky factor of
-/// `Q_FF + eps I` (`eps = 1e-13 max_i Q_ii`, which only guards the factorisation). If `z`
-/// is positive it is taken, the full gradient `G = Qw - c` is brought up to date (one
-/// `O(n)` update per changed weight, from cached columns) and the index with the most
-/// negative reduced cost `G_i + nu` joins `F`; otherwise the step to `z` is cut at the
-/// first weight that reaches zero and that index leaves `F`. The objective never
-/// increases. It stops when the Frank-Wolfe gap `w'G - min_i G_i` (an upper bound on
-/// `phi(w) - phi*`) is at most `tol`, or when no index can enter (round-off floor).
+/// `Q_FF + eps I` (`eps = 1e-13 max_i Q_ii`, which only guards the factorisation) and
+/// updated forward solutions, one `O(s^2)` back-solve per step. If `z` is positive it is
+/// taken, and the index with the most negative reduced cost `G_i + nu` (`G = Qw - c`) joins
+/// `F`; otherwise the step to `z` is cut at the first weight that reaches zero and that
+/// index leaves `F`. The objective never increases.
+///
+/// Pricing (column generation, as in the partial pricing of the simplex method): the
+/// steps above price only a candidate set `C`, the free set plus the `max(32, 2|F|)`
+/// indices with the most negative reduced costs, keeping `G` on `C` up to date (`O(|C|)`
+/// per changed weight). When no candidate can enter, `G` is brought up to date on all `n`
+/// atoms (`O(n)` per weight changed since the last round) and the Frank-Wolfe gap
+/// `w'G - min_i G_i` (an upper bound on `phi(w) - phi*`) is checked: it stops when the gap
+/// is at most `tol` or no index can enter (round-off floor), else `C` is rebuilt from the
+/// new reduced costs and the steps resume. The result is the optimum over all `n`
+/// atoms, certified on all `n`; only the bookkeeping is restricted.
 ///
 /// Start: the support of `w0` when it has at most `cap / 2` atoms (warm start along a
 /// flow, where the support is small and stable), else the best vertex
-/// `argmin_i 1/2 Q_ii - c_i`. Cost per step `O(s^2)` plus `O(n)` per changed weight and
-/// one kernel column per new index (`s` the support size): no `n x n` matrix is formed.
+/// `argmin_i 1/2 Q_ii - c_i`. Cost per step `O(s^2 + |C| s)` plus `O(n s)` per pricing
+/// round and one kernel column per new index (`s` the support size): no `n x n` matrix is
+/// formed.
 fn active_set_prox(q: &WeightQuadratic, w0: &[f64], eta: f64, tol: f64, cap: usize) -> AsOutcome {
     let n = w0.len();
     let inv_eta = 1.0 / eta;
@@ -422,22 +530,25 @@ fn active_set_prox(q: &WeightQuadratic, w0: &[f64], eta: f64, tol: f64, cap: usi
         }
     }
     let ridge = 1e-13 * diag.iter().cloned().fold(0.0f64, f64::max).max(1e-300);
-    // Columns of Q, computed once per index and cached.
-    let mut cols: Vec<Option<Vec<f64>>> = vec![None; n];
-    let mut tmp = vec![0.0; n];
-    let mut column = |j: usize, cols: &mut Vec<Option<Vec<f64>>>| {
-        if cols[j].is_none() {
-            let mut col = vec![0.0; n];
-            q.h.column(j, &mut col);
-            if same {
-                col.iter_mut().for_each(|v| *v *= q.h_scale + inv_eta);
-            } else {
-                q.metric.column(j, &mut tmp);
-                for (v, m) in col.iter_mut().zip(&tmp) {
-                    *v = q.h_scale * *v + inv_eta * m;
-                }
+    // Columns of Q (all n rows), computed once per index and cached.
+    let make_column = |j: usize| -> Vec<f64> {
+        let mut col = vec![0.0; n];
+        q.h.column(j, &mut col);
+        if same {
+            col.iter_mut().for_each(|v| *v *= q.h_scale + inv_eta);
+        } else {
+            let mut tmp = vec![0.0; n];
+            q.metric.column(j, &mut tmp);
+            for (v, m) in col.iter_mut().zip(&tmp) {
+                *v = q.h_scale * *v + inv_eta * m;
             }
-            cols[j] = Some(col);
+        }
+        col
+    };
+    let mut cols: Vec<Option<Vec<f64>>> = vec![None; n];
+    let column = |j: usize, cols: &mut Vec<Option<Vec<f64>>>| {
+        if cols[j].is_none() {
+            cols[j] = Some(make_column(j));
         }
     };
     // Objective of the feasible start (for the hand-over and the safety net). When H and
@@ -459,6 +570,7 @@ fn active_set_prox(q: &WeightQuadratic, w0: &[f64], eta: f64, tol: f64, cap: usi
     };
     // Start.
     let supp0: Vec<usize> = (0..n).filter(|&i| w0p[i] > 0.0).collect();
+    let supp0_len = supp0.len();
     let (mut free, mut w): (Vec<usize>, Vec<f64>) = if !supp0.is_empty() && supp0.len() <= cap / 2 {
         (supp0, w0p.clone())
     } else {
@@ -470,193 +582,242 @@ fn active_set_prox(q: &WeightQuadratic, w0: &[f64], eta: f64, tol: f64, cap: usi
         (vec![j], w)
     };
     let mut in_free = vec![false; n];
-    let mut chol = Chol { rows: Vec::new() };
+    let mut chol = Chol::new();
+    // The columns of a warm start, in parallel when there are many (each column is
+    // computed alone, so the result does not depend on the number of threads).
+    if free.len() * n >= 1 << 16 {
+        let new: Vec<(usize, Vec<f64>)> = free.par_iter().map(|&j| (j, make_column(j))).collect();
+        for (j, col) in new {
+            cols[j] = Some(col);
+        }
+    }
     for (k, &j) in free.iter().enumerate() {
         in_free[j] = true;
         column(j, &mut cols);
         let colj = cols[j].as_ref().expect("cached");
         let a: Vec<f64> = free[..k].iter().map(|&i| colj[i]).collect();
-        chol.append(&a, diag[j] + ridge);
+        chol.append(&a, diag[j] + ridge, c[j]);
     }
-    // G = (Q + eps I) w - c, kept in sync lazily: `wg` is the w it was computed at.
-    let mut g: Vec<f64> = c.iter().map(|v| -v).collect();
-    let mut wg = vec![0.0; n];
-    let mut dirty: Vec<usize> = free.clone();
-    let mut is_dirty = vec![false; n];
-    for &j in &dirty {
-        is_dirty[j] = true;
+    // G on all n atoms (synced once per pricing round) and on the candidate set.
+    let mut glob = Tracker::new(c.iter().map(|v| -v).collect(), n);
+    for &j in &free {
+        glob.mark(j);
     }
-    // `G += sum_j (w_j - wg_j) Q_{:,j}` over the dirty indices, in row blocks (in parallel
-    // when the update is large; each entry accumulates in the same order whatever the
-    // number of threads, so results do not depend on it).
-    let sync = |g: &mut Vec<f64>,
-                wg: &mut Vec<f64>,
-                w: &[f64],
-                dirty: &mut Vec<usize>,
-                is_dirty: &mut Vec<bool>,
-                cols: &Vec<Option<Vec<f64>>>| {
-        let mut upd: Vec<(f64, &[f64])> = Vec::with_capacity(dirty.len());
-        for &j in dirty.iter() {
-            is_dirty[j] = false;
-            let dj = w[j] - wg[j];
-            if dj != 0.0 {
-                let col = cols[j]
-                    .as_ref()
-                    .expect("columns of touched indices are cached");
-                upd.push((dj, col.as_slice()));
-                g[j] += ridge * dj;
-                wg[j] = w[j];
-            }
-        }
-        dirty.clear();
-        const BLOCK: usize = 512;
-        let body = |(b, chunk): (usize, &mut [f64])| axpy_columns(chunk, &upd, b * BLOCK);
-        if upd.len() * n >= 1 << 20 {
-            g.par_chunks_mut(BLOCK).enumerate().for_each(body);
-        } else {
-            g.chunks_mut(BLOCK).enumerate().for_each(body);
-        }
-    };
+    // Candidate set of the current round: `cand` (atom ids), `loc` (atom -> position in
+    // `cand`, or NONE) and, per atom free during the round, its column on the candidate
+    // rows. With `all` set the candidate set is every atom and the full columns serve.
+    const NONE: usize = usize::MAX;
+    let mut cand: Vec<usize> = Vec::new();
+    let mut loc = vec![NONE; n];
+    let mut lcols: Vec<Option<Vec<f64>>> = vec![None; n];
+    let mut all = false;
+    let mut local = Tracker::new(Vec::new(), n);
+    let per_round = |free: usize| (2 * free).max(32);
     let max_steps = 50 + 20 * n.min(cap.saturating_mul(2));
     let mut steps = 0usize;
     let mut rep = QpReport::default();
+    let sync_glob = |glob: &mut Tracker, w: &[f64], cols: &[Option<Vec<f64>>]| {
+        glob.sync(w, ridge, |j| j, |j| {
+            cols[j]
+                .as_deref()
+                .expect("columns of touched indices are cached")
+        })
+    };
+    sync_glob(&mut glob, &w, &cols);
     // A start that is already optimal to `tol` is returned unchanged (a fixed point such as
     // `mu = pi` must stay exactly where it is, as FISTA's initial KKT test ensures).
-    sync(&mut g, &mut wg, &w, &mut dirty, &mut is_dirty, &cols);
-    let gmin0 = g.iter().cloned().fold(f64::INFINITY, f64::min);
-    let start_optimal = dot(&w, &g) - gmin0 <= tol;
-    loop {
-        if start_optimal {
+    let gmin0 = glob.g.iter().cloned().fold(f64::INFINITY, f64::min);
+    let start_optimal = dot(&w, &glob.g) - gmin0 <= tol;
+    let (mut n_add, mut n_drop, mut n_round) = (0usize, 0usize, 0usize);
+    'rounds: while !start_optimal {
+        n_round += 1;
+        // Global pricing on the synced G.
+        let g = &glob.g;
+        let wg_dot: f64 = free.iter().map(|&j| w[j] * g[j]).sum();
+        let gmin = g.iter().cloned().fold(f64::INFINITY, f64::min);
+        // An entering index must lower the objective beyond round-off.
+        let floor = 1e-14 * (1.0 + g.iter().fold(0.0f64, |a, b| a.max(b.abs())));
+        if wg_dot - gmin <= tol || steps >= max_steps {
             break;
         }
-        steps += 1;
-        let cf: Vec<f64> = free.iter().map(|&i| c[i]).collect();
-        let z1 = chol.solve(&cf);
-        let u = chol.solve(&vec![1.0; free.len()]);
-        let nu = (z1.iter().sum::<f64>() - 1.0) / u.iter().sum::<f64>();
-        let z: Vec<f64> = z1.iter().zip(&u).map(|(a, b)| a - nu * b).collect();
-        if z.iter().all(|v| *v > 0.0) {
-            for (k, &j) in free.iter().enumerate() {
-                if w[j] != z[k] {
-                    w[j] = z[k];
-                    if !is_dirty[j] {
-                        is_dirty[j] = true;
-                        dirty.push(j);
-                    }
-                }
-            }
-            sync(&mut g, &mut wg, &w, &mut dirty, &mut is_dirty, &cols);
-            // Pricing: the most negative reduced cost outside F.
-            let wg_dot: f64 = free.iter().map(|&j| w[j] * g[j]).sum();
-            let (mut imin, mut gmin_out) = (usize::MAX, f64::INFINITY);
-            for i in 0..n {
-                if !in_free[i] && g[i] < gmin_out {
-                    gmin_out = g[i];
-                    imin = i;
-                }
-            }
-            let gmin_all = free.iter().map(|&j| g[j]).fold(gmin_out, f64::min);
-            let gap = wg_dot - gmin_all;
-            // An entering index must lower the objective beyond round-off.
-            let floor = 1e-14 * (1.0 + g.iter().fold(0.0f64, |a, b| a.max(b.abs())));
-            if gap <= tol || imin == usize::MAX || gmin_out >= wg_dot - floor || steps >= max_steps
-            {
-                break;
-            }
-            if free.len() >= cap {
-                let qw: Vec<f64> = (0..n).map(|i| g[i] + c[i] - ridge * w[i]).collect();
-                let phi_w = phi_of(&w, &qw);
-                return AsOutcome::HandOver {
-                    w,
-                    phi_w,
-                    phi_w0,
-                    iterations: steps,
-                };
-            }
-            // Enter the most negative reduced cost. (One index per round: entering
-            // several at once lets degenerate, rank-deficient problems grow supports whose
-            // Gram blocks are numerically singular.)
-            column(imin, &mut cols);
-            let colj = cols[imin].as_ref().expect("cached");
-            let a: Vec<f64> = free.iter().map(|&i| colj[i]).collect();
-            chol.append(&a, diag[imin] + ridge);
-            free.push(imin);
-            in_free[imin] = true;
+        let mut viol: Vec<usize> = (0..n)
+            .filter(|&i| !in_free[i] && g[i] < wg_dot - floor)
+            .collect();
+        // No index can enter: optimal once w is optimal on its free set (after a pass of
+        // the steps; the start need not be).
+        if viol.is_empty() && rep.rounds > 0 {
+            break;
+        }
+        // The candidate set of this round: the free set and the most negative violators.
+        let k = per_round(free.len()).min(viol.len());
+        if k < viol.len() {
+            viol.select_nth_unstable_by(k - 1, |&a, &b| g[a].total_cmp(&g[b]).then(a.cmp(&b)));
+            viol.truncate(k);
+        }
+        for &i in &cand {
+            loc[i] = NONE;
+        }
+        cand.clear();
+        all = 2 * (free.len() + viol.len()) > n;
+        if all {
+            cand.extend(0..n);
+            loc.iter_mut().enumerate().for_each(|(i, l)| *l = i);
         } else {
-            // Ratio test: the largest step towards z that keeps w >= 0.
-            let mut alpha = 1.0f64;
-            for (k, &j) in free.iter().enumerate() {
-                if z[k] <= 0.0 {
-                    let den = w[j] - z[k];
-                    let r = if den > 0.0 { w[j] / den } else { 0.0 };
-                    alpha = alpha.min(r);
-                }
+            for &i in free.iter().chain(viol.iter()) {
+                loc[i] = cand.len();
+                cand.push(i);
             }
-            let mut leave = Vec::new();
-            for (k, &j) in free.iter().enumerate() {
-                let v = w[j] + alpha * (z[k] - w[j]);
-                let v = if z[k] <= 0.0 && w[j] * (1.0 - 1e-12) <= alpha * (w[j] - z[k]) {
-                    0.0
-                } else {
-                    v.max(0.0)
-                };
-                if v != w[j] {
-                    w[j] = v;
-                    if !is_dirty[j] {
-                        is_dirty[j] = true;
-                        dirty.push(j);
+            for &j in &free {
+                let colj = cols[j].as_ref().expect("cached");
+                lcols[j] = Some(cand.iter().map(|&i| colj[i]).collect());
+            }
+        }
+        rep.rounds += 1;
+        rep.candidates = rep.candidates.max(cand.len());
+        // The candidate rows of G, taken from the synced global G.
+        local.g = cand.iter().map(|&i| glob.g[i]).collect();
+        local.wg.copy_from_slice(&glob.wg);
+        for j in local.dirty.drain(..) {
+            local.is_dirty[j] = false;
+        }
+        let cf: Vec<f64> = free.iter().map(|&j| c[j]).collect();
+        chol.refresh(&cf);
+        // Active-set steps, priced on the candidate set.
+        loop {
+            steps += 1;
+            let z = chol.eqp();
+            if z.iter().all(|v| *v > 0.0) {
+                for (k, &j) in free.iter().enumerate() {
+                    if w[j] != z[k] {
+                        w[j] = z[k];
+                        local.mark(j);
+                        glob.mark(j);
                     }
                 }
-                if v == 0.0 {
+                {
+                    let (lc, fc, lo) = (&lcols, &cols, &loc);
+                    local.sync(&w, ridge, |j| lo[j], |j| {
+                        if all { fc[j].as_deref() } else { lc[j].as_deref() }
+                            .expect("columns of touched indices are cached")
+                    });
+                }
+                // Pricing: the most negative reduced cost on the candidate set.
+                let gl = &local.g;
+                let wg_dot: f64 = free.iter().map(|&j| w[j] * gl[loc[j]]).sum();
+                let (mut pmin, mut gmin_out) = (NONE, f64::INFINITY);
+                for (p, &i) in cand.iter().enumerate() {
+                    if !in_free[i] && gl[p] < gmin_out {
+                        gmin_out = gl[p];
+                        pmin = p;
+                    }
+                }
+                let gmin_all = free.iter().map(|&j| gl[loc[j]]).fold(gmin_out, f64::min);
+                if wg_dot - gmin_all <= tol
+                    || pmin == NONE
+                    || gmin_out >= wg_dot - floor
+                    || steps >= max_steps
+                {
+                    // Re-price on all atoms.
+                    sync_glob(&mut glob, &w, &cols);
+                    continue 'rounds;
+                }
+                if free.len() >= cap {
+                    sync_glob(&mut glob, &w, &cols);
+                    let qw: Vec<f64> = (0..n).map(|i| glob.g[i] + c[i] - ridge * w[i]).collect();
+                    let phi_w = phi_of(&w, &qw);
+                    return AsOutcome::HandOver {
+                        w,
+                        phi_w,
+                        phi_w0,
+                        iterations: steps,
+                    };
+                }
+                // Enter the most negative reduced cost. (One index per step: entering
+                // several at once lets degenerate, rank-deficient problems grow supports
+                // whose Gram blocks are numerically singular.)
+                let imin = cand[pmin];
+                column(imin, &mut cols);
+                let colj = cols[imin].as_ref().expect("cached");
+                let a: Vec<f64> = free.iter().map(|&i| colj[i]).collect();
+                chol.append(&a, diag[imin] + ridge, c[imin]);
+                if !all {
+                    lcols[imin] = Some(cand.iter().map(|&i| colj[i]).collect());
+                }
+                free.push(imin);
+                in_free[imin] = true;
+                n_add += 1;
+            } else {
+                n_drop += 1;
+                // Ratio test: the largest step towards z that keeps w >= 0.
+                let mut alpha = 1.0f64;
+                for (k, &j) in free.iter().enumerate() {
+                    if z[k] <= 0.0 {
+                        let den = w[j] - z[k];
+                        let r = if den > 0.0 { w[j] / den } else { 0.0 };
+                        alpha = alpha.min(r);
+                    }
+                }
+                let mut leave = Vec::new();
+                for (k, &j) in free.iter().enumerate() {
+                    let v = w[j] + alpha * (z[k] - w[j]);
+                    let v = if z[k] <= 0.0 && w[j] * (1.0 - 1e-12) <= alpha * (w[j] - z[k]) {
+                        0.0
+                    } else {
+                        v.max(0.0)
+                    };
+                    if v != w[j] {
+                        w[j] = v;
+                        local.mark(j);
+                        glob.mark(j);
+                    }
+                    if v == 0.0 {
+                        leave.push(k);
+                    }
+                }
+                if leave.is_empty() {
+                    // Round-off: force out the most negative component.
+                    let (k, _) = z
+                        .iter()
+                        .enumerate()
+                        .min_by(|a, b| a.1.total_cmp(b.1))
+                        .expect("non-empty");
+                    let j = free[k];
+                    w[j] = 0.0;
+                    local.mark(j);
+                    glob.mark(j);
                     leave.push(k);
                 }
-            }
-            if leave.is_empty() {
-                // Round-off: force out the most negative component.
-                let (k, _) = z
-                    .iter()
-                    .enumerate()
-                    .min_by(|a, b| a.1.total_cmp(b.1))
-                    .expect("non-empty");
-                let j = free[k];
-                w[j] = 0.0;
-                if !is_dirty[j] {
-                    is_dirty[j] = true;
-                    dirty.push(j);
+                for &k in leave.iter().rev() {
+                    let j = free.remove(k);
+                    in_free[j] = false;
+                    chol.delete(k);
                 }
-                leave.push(k);
-            }
-            for &k in leave.iter().rev() {
-                let j = free.remove(k);
-                in_free[j] = false;
-                chol.delete(k);
-            }
-            // Keep the sum exactly one against drift.
-            let s: f64 = free.iter().map(|&j| w[j]).sum();
-            if s > 0.0 && (s - 1.0).abs() > 0.0 {
-                for &j in &free {
-                    w[j] /= s;
-                    if !is_dirty[j] {
-                        is_dirty[j] = true;
-                        dirty.push(j);
+                // Keep the sum exactly one against drift.
+                let s: f64 = free.iter().map(|&j| w[j]).sum();
+                if s > 0.0 && (s - 1.0).abs() > 0.0 {
+                    for &j in &free {
+                        w[j] /= s;
+                        local.mark(j);
+                        glob.mark(j);
                     }
                 }
-            }
-            if free.is_empty() || steps >= max_steps {
-                // Cannot happen for a convex QP in exact arithmetic; fall back to FISTA.
-                let w = if free.is_empty() { w0p.clone() } else { w };
-                return AsOutcome::HandOver {
-                    w,
-                    phi_w: f64::INFINITY,
-                    phi_w0,
-                    iterations: steps,
-                };
+                if free.is_empty() || steps >= max_steps {
+                    // Cannot happen for a convex QP in exact arithmetic; fall back to FISTA.
+                    let w = if free.is_empty() { w0p.clone() } else { w };
+                    return AsOutcome::HandOver {
+                        w,
+                        phi_w: f64::INFINITY,
+                        phi_w0,
+                        iterations: steps,
+                    };
+                }
             }
         }
     }
-    sync(&mut g, &mut wg, &w, &mut dirty, &mut is_dirty, &cols);
+    if std::env::var("RF_PROX_DEBUG").is_ok() { eprintln!("DBG n={n} start {} adds {n_add} drops {n_drop} rounds {n_round} cand {} all {all} final {}", supp0_len, cand.len(), free.len()); }
+    sync_glob(&mut glob, &w, &cols);
     // Report on the unregularised problem: G_true = G - eps w.
-    let gt: Vec<f64> = (0..n).map(|i| g[i] - ridge * w[i]).collect();
+    let gt: Vec<f64> = (0..n).map(|i| glob.g[i] - ridge * w[i]).collect();
     let gmin = gt.iter().cloned().fold(f64::INFINITY, f64::min);
     rep.iterations = steps;
     rep.fw_gap = (dot(&w, &gt) - gmin).max(0.0);

@@ -1187,6 +1187,24 @@ pub(crate) fn check_shapes<T>(
     Ok((x.len() / d, m))
 }
 
+/// Whether f64 value-only sums of kernel `k` in dimension `d` (default options) cost as
+/// much as values and gradients together: the streamed path runs the gradient loop for
+/// the Gaussian with `d <= 4` and for the Laplace kernel (see `streamed`), so there the
+/// gradients come for free with the values and a caller that may need them later should
+/// ask for them now.
+pub fn gradients_come_free(k: &Kernel, d: usize) -> bool {
+    let streamed = matches!(
+        EngineOptions::default().resolve_path(k, d),
+        Ok(PathChoice::Streamed)
+    );
+    streamed
+        && match k.kind {
+            KernelKind::Gaussian => d <= 4,
+            KernelKind::Laplace => true,
+            KernelKind::Imq => false,
+        }
+}
+
 /// Values `s_i = sum_j v_j k(x_i, y_j)` and, when `grad`, gradients
 /// `G_i = sum_j v_j grad_x k(x_i, y_j)` (`n x d` row-major; empty otherwise), in `f64` or
 /// `f32`, with explicit engine options.

@@ -21,7 +21,7 @@ pub mod engine;
 pub mod rff;
 pub mod sums;
 
-pub use engine::{kernel_column, EngineOptions, PathChoice, Real, SimdLevel};
+pub use engine::{gradients_come_free, kernel_column, EngineOptions, PathChoice, Real, SimdLevel};
 pub use sums::{
     gram, kernel_sums, kernel_sums_f32, kernel_sums_multi, kernel_sums_with_grad,
     kernel_sums_with_grad_f32, mmd2, mmd2_unbiased, mmd_terms, GramOp, KernelSums,
