@@ -570,7 +570,6 @@ fn active_set_prox(q: &WeightQuadratic, w0: &[f64], eta: f64, tol: f64, cap: usi
     };
     // Start.
     let supp0: Vec<usize> = (0..n).filter(|&i| w0p[i] > 0.0).collect();
-    let supp0_len = supp0.len();
     let (mut free, mut w): (Vec<usize>, Vec<f64>) = if !supp0.is_empty() && supp0.len() <= cap / 2 {
         (supp0, w0p.clone())
     } else {
@@ -610,7 +609,6 @@ fn active_set_prox(q: &WeightQuadratic, w0: &[f64], eta: f64, tol: f64, cap: usi
     let mut cand: Vec<usize> = Vec::new();
     let mut loc = vec![NONE; n];
     let mut lcols: Vec<Option<Vec<f64>>> = vec![None; n];
-    let mut all = false;
     let mut local = Tracker::new(Vec::new(), n);
     let per_round = |free: usize| (2 * free).max(32);
     let max_steps = 50 + 20 * n.min(cap.saturating_mul(2));
@@ -628,9 +626,10 @@ fn active_set_prox(q: &WeightQuadratic, w0: &[f64], eta: f64, tol: f64, cap: usi
     // `mu = pi` must stay exactly where it is, as FISTA's initial KKT test ensures).
     let gmin0 = glob.g.iter().cloned().fold(f64::INFINITY, f64::min);
     let start_optimal = dot(&w, &glob.g) - gmin0 <= tol;
-    let (mut n_add, mut n_drop, mut n_round) = (0usize, 0usize, 0usize);
-    'rounds: while !start_optimal {
-        n_round += 1;
+    'rounds: loop {
+        if start_optimal {
+            break;
+        }
         // Global pricing on the synced G.
         let g = &glob.g;
         let wg_dot: f64 = free.iter().map(|&j| w[j] * g[j]).sum();
@@ -658,7 +657,7 @@ fn active_set_prox(q: &WeightQuadratic, w0: &[f64], eta: f64, tol: f64, cap: usi
             loc[i] = NONE;
         }
         cand.clear();
-        all = 2 * (free.len() + viol.len()) > n;
+        let all = 2 * (free.len() + viol.len()) > n;
         if all {
             cand.extend(0..n);
             loc.iter_mut().enumerate().for_each(|(i, l)| *l = i);
@@ -745,9 +744,7 @@ fn active_set_prox(q: &WeightQuadratic, w0: &[f64], eta: f64, tol: f64, cap: usi
                 }
                 free.push(imin);
                 in_free[imin] = true;
-                n_add += 1;
             } else {
-                n_drop += 1;
                 // Ratio test: the largest step towards z that keeps w >= 0.
                 let mut alpha = 1.0f64;
                 for (k, &j) in free.iter().enumerate() {
@@ -814,7 +811,6 @@ fn active_set_prox(q: &WeightQuadratic, w0: &[f64], eta: f64, tol: f64, cap: usi
             }
         }
     }
-    if std::env::var("RF_PROX_DEBUG").is_ok() { eprintln!("DBG n={n} start {} adds {n_add} drops {n_drop} rounds {n_round} cand {} all {all} final {}", supp0_len, cand.len(), free.len()); }
     sync_glob(&mut glob, &w, &cols);
     // Report on the unregularised problem: G_true = G - eps w.
     let gt: Vec<f64> = (0..n).map(|i| glob.g[i] - ridge * w[i]).collect();

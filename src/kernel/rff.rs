@@ -52,9 +52,10 @@ fn madd<const F: bool>(a: f64, b: f64, c: f64) -> f64 {
 /// double-angle steps.
 #[inline(always)]
 fn sincos<const F: bool>(u: f64) -> (f64, f64) {
-    const INV_2PI: f64 = 0.159_154_943_091_895_35;
+    const INV_2PI: f64 = 1.0 / std::f64::consts::TAU;
     const MAGIC: f64 = 6755399441055744.0;
-    const TWO_PI_HI: f64 = 6.283_185_307_179_586;
+    // Cody-Waite split: TAU = HI + LO with HI the nearest double to 2 pi.
+    const TWO_PI_HI: f64 = std::f64::consts::TAU;
     const TWO_PI_LO: f64 = 2.449_293_598_294_706_4e-16;
     let t = madd::<F>(u, INV_2PI, MAGIC);
     let kf = t - MAGIC;
