@@ -148,10 +148,17 @@ struct Case {
 /// At every iteration, on the same state: the W step and the prox step of an energy
 /// without the target-potential cache (each step alone, the prox paying for `b = K_xy v`),
 /// then the same two steps of the flow itself (cache on: the prox step computes the
-/// target potential with its gradient, the W step after it reuses them). Means over
-/// iterations 2..30.
+/// target potential with its gradient, the W step after it reuses them), over iterations
+/// 2..30. This VM's speed drifts by up to 2x within minutes, so each timed step is paired
+/// with a timing of the W sums taken right beside it, and every ratio reported is the
+/// median of the per-pair ratios (times are medians too).
 fn prox_section(rng: &mut StdRng) -> Vec<serde_json::Value> {
     let mut prox_rows = Vec::new();
+    let timed = |f: &mut dyn FnMut()| {
+        let t = Instant::now();
+        f();
+        t.elapsed().as_secs_f64()
+    };
     for &n in &[500usize, 2000, 10000] {
         let d = 2;
         let xp = Array2::from_shape_vec((n, d), gauss(rng, n * d, 0.0)).unwrap();
@@ -163,12 +170,17 @@ fn prox_section(rng: &mut StdRng) -> Vec<serde_json::Value> {
         .unwrap();
         let plain = energy.clone().with_potential_cache(false);
         let mu0 = Particles::uniform(xp).unwrap();
-        let w_step = time_it(9, || {
-            std::hint::black_box(plain.first_variation(&mu0, true).unwrap());
-        });
-        let cold = |opts: QpOptions| {
+        let w_sums = || {
+            timed(&mut || {
+                std::hint::black_box(plain.first_variation(&mu0, true).unwrap());
+            })
+        };
+        w_sums();
+        // Cold step (uniform weights): pairs (step, W sums).
+        let cold = |opts: QpOptions, reps: usize| {
             let mut rep = QpReport::default();
-            let t = time_it(5, || {
+            let (mut ts, mut ratios) = (Vec::new(), Vec::new());
+            for _ in 0..reps {
                 let mut mu = mu0.clone();
                 let mut r = StdRng::seed_from_u64(0);
                 let mut ctx = StepContext {
@@ -180,45 +192,51 @@ fn prox_section(rng: &mut StdRng) -> Vec<serde_json::Value> {
                     .unwrap()
                     .with_solver(ProxSolver::Exact(opts))
                     .unwrap();
-                p.apply(&mut mu, &plain, &mut ctx).unwrap();
+                let t = timed(&mut || p.apply(&mut mu, &plain, &mut ctx).unwrap());
                 rep = p.last;
-            });
-            (t, rep)
+                let ws = w_sums();
+                ts.push(t);
+                ratios.push(t / ws);
+            }
+            (median(ts), median(ratios), rep)
         };
-        let (t_as, r_as) = cold(QpOptions::default());
+        let (t_as, q_as, r_as) = cold(QpOptions::default(), 7);
         // FISTA (the previous default) for comparison; at n = 1e4 its 500 matrix-free
         // products take minutes, so it is not run there.
-        let (t_fi, r_fi) = if n <= 2000 {
-            cold(QpOptions {
-                method: QpMethod::Fista,
-                ..QpOptions::default()
-            })
+        let (t_fi, q_fi, r_fi) = if n <= 2000 {
+            cold(
+                QpOptions {
+                    method: QpMethod::Fista,
+                    ..QpOptions::default()
+                },
+                3,
+            )
         } else {
-            (f64::NAN, QpReport::default())
+            (f64::NAN, f64::NAN, QpReport::default())
         };
-        // Along an IFT flow: the prox step starts from the previous step's weights.
+        // Along an IFT flow: the prox step starts from the previous step's weights. Per
+        // iteration, on the same state: W sums at uniform weights, the W step and the prox
+        // step alone (cache off), then the flow's own W and prox steps (cache on; the W
+        // step reuses the potential the previous prox step computed).
         let mut mu = mu0.clone();
         let mut ift = Ift {
             w: Wasserstein::new(1.0).unwrap(),
             prox: MmdProx::new(1.0).unwrap(),
         };
         let mut r = StdRng::seed_from_u64(1);
-        // Sums over iterations: uncached W step, uncached prox step, cached W step, cached
-        // prox step; active-set iterations and pricing rounds of the prox steps.
-        let mut acc = [0.0f64; 4];
+        let mut ws_t = Vec::new();
+        let mut cols: [Vec<f64>; 4] = Default::default(); // W alone, prox alone, W, prox
+        let mut ratio_prox = Vec::new();
+        let mut ratio_iter = Vec::new();
         let (mut its, mut rounds, mut supp) = (0usize, 0usize, 0usize);
         let steps = if n <= 2000 { 30 } else { 10 };
-        let timed = |f: &mut dyn FnMut()| {
-            let t = Instant::now();
-            f();
-            t.elapsed().as_secs_f64()
-        };
         for k in 0..steps {
             let mut ctx = StepContext {
                 step: k,
                 tau: 0.1,
                 rng: &mut r,
             };
+            let ws = w_sums();
             let mut alone = mu.clone();
             let tw_plain = timed(&mut || ift.w.clone().step(&mut alone, &plain, &mut ctx).unwrap());
             let tw = timed(&mut || ift.w.step(&mut mu, &energy, &mut ctx).unwrap());
@@ -229,31 +247,38 @@ fn prox_section(rng: &mut StdRng) -> Vec<serde_json::Value> {
             let tp = timed(&mut || ift.prox.apply(&mut mu, &energy, &mut ctx).unwrap());
             assert_eq!(alone.weights(), mu.weights(), "the cache changed the step");
             if k >= 1 {
-                for (a, t) in acc.iter_mut().zip([tw_plain, tp_plain, tw, tp]) {
-                    *a += t / (steps - 1) as f64;
+                ws_t.push(ws);
+                for (c, t) in cols.iter_mut().zip([tw_plain, tp_plain, tw, tp]) {
+                    c.push(t);
                 }
+                ratio_prox.push(tp_plain / ws);
+                ratio_iter.push((tp + tw) / ws);
                 its += ift.prox.last.iterations;
                 rounds += ift.prox.last.rounds;
             }
             supp = ift.prox.last.support;
         }
-        let [tw_plain, tp_plain, tw, tp] = acc;
         let per = (steps - 1) as f64;
+        let [tw_plain, tp_plain, tw, tp] = cols.map(median);
+        let (w_step, q_prox, q_iter) = (median(ws_t), median(ratio_prox), median(ratio_iter));
         println!(
             "  MMD-prox n={n}: W step's sums {:.2} ms | cold exact step (active set) {:.2} ms = {:.2}x, support {}, FW gap {:.1e}, {} steps | FISTA {:.2} ms = {:.1}x, FW gap {:.1e}, {} its",
-            w_step * 1e3, t_as * 1e3, t_as / w_step, r_as.support, r_as.fw_gap, r_as.iterations,
-            t_fi * 1e3, t_fi / w_step, r_fi.fw_gap, r_fi.iterations,
+            w_step * 1e3, t_as * 1e3, q_as, r_as.support, r_as.fw_gap, r_as.iterations,
+            t_fi * 1e3, q_fi, r_fi.fw_gap, r_fi.iterations,
         );
         println!(
-            "    along IFT: prox step alone {:.2} ms = {:.2}x the W sums ({:.0} active-set steps, {:.1} pricing rounds), W step alone {:.2} ms | in the flow (cache): prox {:.2} ms + W {:.2} ms = IFT iteration {:.2}x the W sums; final support {supp}",
-            tp_plain * 1e3, tp_plain / w_step, its as f64 / per, rounds as f64 / per, tw_plain * 1e3,
-            tp * 1e3, tw * 1e3, (tp + tw) / w_step
+            "    along IFT: prox step alone {:.2} ms = {:.2}x the W sums ({:.0} active-set steps, {:.1} pricing rounds), W step alone {:.2} ms | in the flow (cache): prox {:.2} ms + W {:.2} ms, IFT iteration = {:.2}x the W sums; final support {supp}",
+            tp_plain * 1e3, q_prox, its as f64 / per, rounds as f64 / per, tw_plain * 1e3,
+            tp * 1e3, tw * 1e3, q_iter
         );
         prox_rows.push(json!({"n": n, "d": d, "w_sums_secs": w_step,
-            "prox_secs": t_as, "support": r_as.support, "fw_gap": r_as.fw_gap, "iterations": r_as.iterations,
-            "fista_secs": t_fi, "fista_fw_gap": r_fi.fw_gap, "fista_iterations": r_fi.iterations,
-            "flow_prox_alone_secs": tp_plain, "flow_w_step_alone_secs": tw_plain,
-            "flow_prox_secs": tp, "flow_w_step_secs": tw, "flow_iteration_secs": tp + tw,
+            "prox_secs": t_as, "prox_over_w_sums": q_as, "support": r_as.support,
+            "fw_gap": r_as.fw_gap, "iterations": r_as.iterations,
+            "fista_secs": t_fi, "fista_over_w_sums": q_fi, "fista_fw_gap": r_fi.fw_gap,
+            "fista_iterations": r_fi.iterations,
+            "flow_prox_alone_secs": tp_plain, "flow_prox_alone_over_w_sums": q_prox,
+            "flow_w_step_alone_secs": tw_plain,
+            "flow_prox_secs": tp, "flow_w_step_secs": tw, "flow_iteration_over_w_sums": q_iter,
             "flow_prox_iterations": its as f64 / per, "flow_prox_rounds": rounds as f64 / per,
             "flow_support": supp}));
     }
