@@ -13,7 +13,11 @@
 //!   `docs/PERFORMANCE.md`) and is found exactly, with a Frank-Wolfe gap `w'G - min_i G_i`
 //!   (an upper bound on the distance to the optimal value) of about `1e-10`, where
 //!   accelerated projected gradient stalls at a gap of `1e-4` after 500 iterations. Along a
-//!   flow it starts from the previous support. If the support outgrows
+//!   flow it starts from the previous support. Pricing is by column generation: the steps
+//!   price a candidate set (free atoms and the most negative reduced costs) and the gap is
+//!   checked on all `n` atoms once per round. With the MMD energy, `b = K_xy v` comes from
+//!   the energy's target-potential cache, which the W step of the next IFT iteration reuses
+//!   (`MmdEnergy::target_potential`). If the support outgrows
 //!   `QpOptions::max_support` it hands over to FISTA: accelerated projected gradient with
 //!   function restart and the exact Euclidean simplex projection, Lipschitz constant
 //!   `lambda_max(s H + M / eta)` by power iteration, stopped on the KKT residual.
