@@ -25,7 +25,13 @@ fn problem(seed: u64, kind: KernelKind, d: usize) -> (Particles, MmdEnergy, MmdE
     let (n, m) = (37, 29);
     let x = cloud(&mut rng, n, d, 0.0);
     let w: Vec<f64> = (0..n)
-        .map(|i| if i % 5 == 2 { 0.0 } else { 0.1 + rng.random::<f64>() })
+        .map(|i| {
+            if i % 5 == 2 {
+                0.0
+            } else {
+                0.1 + rng.random::<f64>()
+            }
+        })
         .collect();
     let s: f64 = w.iter().sum();
     let w: Vec<f64> = w.iter().map(|a| a / s).collect();
@@ -34,13 +40,19 @@ fn problem(seed: u64, kind: KernelKind, d: usize) -> (Particles, MmdEnergy, MmdE
     let h = (d as f64).sqrt() * 0.8;
     let kernel = Kernel::new(kind, h).unwrap();
     let cached = MmdEnergy::new(kernel, target.clone()).unwrap();
-    let plain = MmdEnergy::new(kernel, target).unwrap().with_potential_cache(false);
+    let plain = MmdEnergy::new(kernel, target)
+        .unwrap()
+        .with_potential_cache(false);
     (mu, cached, plain)
 }
 
 fn close(a: &[f64], b: &[f64], rel: f64, what: &str) {
     assert_eq!(a.len(), b.len(), "{what}: lengths");
-    let scale = a.iter().chain(b).fold(0.0f64, |s, v| s.max(v.abs())).max(1e-300);
+    let scale = a
+        .iter()
+        .chain(b)
+        .fold(0.0f64, |s, v| s.max(v.abs()))
+        .max(1e-300);
     for (i, (x, y)) in a.iter().zip(b).enumerate() {
         assert!(x.is_finite() && y.is_finite(), "{what}[{i}] not finite");
         assert!(
@@ -92,7 +104,12 @@ fn cache_on_and_off_agree_on_every_path() {
                 );
                 let (ng, ngrad) = naive_witness(&plain, &mu, mu.x_slice());
                 close(&a.g, &ng, 1e-12, &format!("{tag} witness vs naive"));
-                close(a.grad.as_ref().unwrap(), &ngrad, 1e-12, &format!("{tag} grad vs naive"));
+                close(
+                    a.grad.as_ref().unwrap(),
+                    &ngrad,
+                    1e-12,
+                    &format!("{tag} grad vs naive"),
+                );
             }
         }
         let (va, vb) = (cached.value(&mu).unwrap(), plain.value(&mu).unwrap());
@@ -119,7 +136,10 @@ fn cache_on_and_off_agree_on_every_path() {
         let quad = 0.5 * qa.h_scale * robustflow::linalg::dot(&w, &hw)
             - robustflow::linalg::dot(&qa.b, &w)
             + qa.c;
-        assert!((quad - va).abs() <= 1e-12, "{tag}: quadratic form {quad} vs value {va}");
+        assert!(
+            (quad - va).abs() <= 1e-12,
+            "{tag}: quadratic form {quad} vs value {va}"
+        );
     }
 }
 
@@ -137,9 +157,17 @@ fn cache_is_invalidated_by_moves_and_kernel_changes() {
             let a = cached.first_variation(&mu, true).unwrap();
             let b = plain.first_variation(&mu, true).unwrap();
             close(&a.g, &b.g, 1e-13, &format!("{tag} moved witness"));
-            close(a.grad.as_ref().unwrap(), b.grad.as_ref().unwrap(), 1e-13, &tag);
+            close(
+                a.grad.as_ref().unwrap(),
+                b.grad.as_ref().unwrap(),
+                1e-13,
+                &tag,
+            );
             let (va, vb) = (cached.value(&mu).unwrap(), plain.value(&mu).unwrap());
-            assert!((va - vb).abs() <= 1e-14 * vb.abs().max(1e-3), "{tag} moved value");
+            assert!(
+                (va - vb).abs() <= 1e-14 * vb.abs().max(1e-3),
+                "{tag} moved value"
+            );
         }
         let moved = cached.first_variation(&mu, false).unwrap();
         assert!(
@@ -168,22 +196,38 @@ fn cache_is_invalidated_by_moves_and_kernel_changes() {
         close(&again.g, &b.g, 1e-13, &format!("{tag} after probe"));
         // A clone starts with an empty cache and gives the same values.
         let cl = cached.clone();
-        close(&cl.first_variation(&mu, false).unwrap().g, &b.g, 1e-13, &tag);
+        close(
+            &cl.first_variation(&mu, false).unwrap().g,
+            &b.g,
+            1e-13,
+            &tag,
+        );
         cached.clear_potential_cache();
-        close(&cached.first_variation(&mu, false).unwrap().g, &b.g, 1e-13, &tag);
+        close(
+            &cached.first_variation(&mu, false).unwrap().g,
+            &b.g,
+            1e-13,
+            &tag,
+        );
     }
 }
 
 #[test]
 fn ift_trajectory_is_the_same_with_and_without_the_cache() {
-    for &(kind, d) in &[(KernelKind::Gaussian, 2), (KernelKind::Gaussian, 10), (KernelKind::Laplace, 3)] {
+    for &(kind, d) in &[
+        (KernelKind::Gaussian, 2),
+        (KernelKind::Gaussian, 10),
+        (KernelKind::Laplace, 3),
+    ] {
         let mut rng = StdRng::seed_from_u64(77);
         let (n, m) = (60, 45);
         let mu0 = Particles::uniform(cloud(&mut rng, n, d, -0.5)).unwrap();
         let target = Particles::uniform(cloud(&mut rng, m, d, 0.5)).unwrap();
         let kernel = Kernel::new(kind, (d as f64).sqrt()).unwrap();
         let cached = MmdEnergy::new(kernel, target.clone()).unwrap();
-        let plain = MmdEnergy::new(kernel, target).unwrap().with_potential_cache(false);
+        let plain = MmdEnergy::new(kernel, target)
+            .unwrap()
+            .with_potential_cache(false);
         let run = |e: &MmdEnergy| {
             let mut mu = mu0.clone();
             let mut ex = Executor::new(FlowConfig::new(15, 0.3).unwrap()).unwrap();
@@ -194,8 +238,18 @@ fn ift_trajectory_is_the_same_with_and_without_the_cache() {
         let (ma, ra) = run(&cached);
         let (mb, rb) = run(&plain);
         let tag = format!("{kind} d={d}");
-        close(ma.x_slice(), mb.x_slice(), 1e-10, &format!("{tag} positions"));
-        close(&ma.weights(), &mb.weights(), 1e-10, &format!("{tag} weights"));
+        close(
+            ma.x_slice(),
+            mb.x_slice(),
+            1e-10,
+            &format!("{tag} positions"),
+        );
+        close(
+            &ma.weights(),
+            &mb.weights(),
+            1e-10,
+            &format!("{tag} weights"),
+        );
         assert_eq!(ra.trace.len(), rb.trace.len());
         for (a, b) in ra.trace.iter().zip(&rb.trace) {
             assert!(

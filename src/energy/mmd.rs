@@ -115,12 +115,19 @@ impl MmdEnergy {
     /// `with_grad`, its gradient (row-major). Served from the cache when `at` (bitwise) and
     /// the kernel are those of the last evaluation; a miss computes the gradient as well
     /// when it comes at no extra cost ([`gradients_come_free`]) and stores the result.
-    pub fn target_potential(&self, at: &[f64], with_grad: bool) -> Result<(Vec<f64>, Option<Vec<f64>>)> {
+    pub fn target_potential(
+        &self,
+        at: &[f64],
+        with_grad: bool,
+    ) -> Result<(Vec<f64>, Option<Vec<f64>>)> {
         let d = self.target.dim();
         if self.cache_on {
             let c = self.cache.lock().unwrap_or_else(|e| e.into_inner());
             if c.kernel == Some(self.kernel) && c.at == at && (!with_grad || c.grads.is_some()) {
-                return Ok((c.values.clone(), if with_grad { c.grads.clone() } else { None }));
+                return Ok((
+                    c.values.clone(),
+                    if with_grad { c.grads.clone() } else { None },
+                ));
             }
         }
         let (y, v) = (self.target.x_slice(), &self.target_w);

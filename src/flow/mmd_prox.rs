@@ -619,11 +619,16 @@ fn active_set_prox(q: &WeightQuadratic, w0: &[f64], eta: f64, tol: f64, cap: usi
     let mut steps = 0usize;
     let mut rep = QpReport::default();
     let sync_glob = |glob: &mut Tracker, w: &[f64], cols: &[Option<Vec<f64>>]| {
-        glob.sync(w, ridge, |j| j, |j| {
-            cols[j]
-                .as_deref()
-                .expect("columns of touched indices are cached")
-        })
+        glob.sync(
+            w,
+            ridge,
+            |j| j,
+            |j| {
+                cols[j]
+                    .as_deref()
+                    .expect("columns of touched indices are cached")
+            },
+        )
     };
     sync_glob(&mut glob, &w, &cols);
     // A start that is already optimal to `tol` is returned unchanged (a fixed point such as
@@ -699,10 +704,19 @@ fn active_set_prox(q: &WeightQuadratic, w0: &[f64], eta: f64, tol: f64, cap: usi
                 }
                 {
                     let (lc, fc, lo) = (&lcols, &cols, &loc);
-                    local.sync(&w, ridge, |j| lo[j], |j| {
-                        if all { fc[j].as_deref() } else { lc[j].as_deref() }
+                    local.sync(
+                        &w,
+                        ridge,
+                        |j| lo[j],
+                        |j| {
+                            if all {
+                                fc[j].as_deref()
+                            } else {
+                                lc[j].as_deref()
+                            }
                             .expect("columns of touched indices are cached")
-                    });
+                        },
+                    );
                 }
                 // Pricing: the most negative reduced cost on the candidate set.
                 let gl = &local.g;
