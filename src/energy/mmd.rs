@@ -121,14 +121,8 @@ impl MmdEnergy {
         with_grad: bool,
     ) -> Result<(Vec<f64>, Option<Vec<f64>>)> {
         let d = self.target.dim();
-        if self.cache_on {
-            let c = self.cache.lock().unwrap_or_else(|e| e.into_inner());
-            if c.kernel == Some(self.kernel) && c.at == at && (!with_grad || c.grads.is_some()) {
-                return Ok((
-                    c.values.clone(),
-                    if with_grad { c.grads.clone() } else { None },
-                ));
-            }
+        if let Some(hit) = self.cached(at, with_grad) {
+            return Ok(hit);
         }
         let (y, v) = (self.target.x_slice(), &self.target_w);
         let want_grad = with_grad || (self.cache_on && gradients_come_free(&self.kernel, d));
@@ -150,13 +144,20 @@ impl MmdEnergy {
         Ok((values, grads))
     }
 
-    /// The cached potential at exactly `at`, if any (values only).
-    fn cached_values(&self, at: &[f64]) -> Option<Vec<f64>> {
+    /// The cached potential at exactly `at` for the current kernel, if any (with its
+    /// gradient when `with_grad`, which then must be cached too).
+    fn cached(&self, at: &[f64], with_grad: bool) -> Option<(Vec<f64>, Option<Vec<f64>>)> {
         if !self.cache_on {
             return None;
         }
         let c = self.cache.lock().unwrap_or_else(|e| e.into_inner());
-        (c.kernel == Some(self.kernel) && c.at == at).then(|| c.values.clone())
+        let hit = c.kernel == Some(self.kernel) && c.at == at && (!with_grad || c.grads.is_some());
+        hit.then(|| {
+            (
+                c.values.clone(),
+                if with_grad { c.grads.clone() } else { None },
+            )
+        })
     }
 
     /// The atoms of non-zero weight and their weights. Particles of weight exactly zero
@@ -191,8 +192,8 @@ impl Energy for MmdEnergy {
         let kww = kernel_sums(&self.kernel, &src, &src, &sw, d)?;
         // (u at the support, gathered from the cache or computed there: the same row sums,
         // so the value does not depend on whether the cache was hit.)
-        let u_supp = match self.cached_values(mu.x_slice()) {
-            Some(u) => mu
+        let u_supp = match self.cached(mu.x_slice(), false) {
+            Some((u, _)) => mu
                 .weights()
                 .iter()
                 .zip(&u)

@@ -450,6 +450,16 @@ impl Tracker {
             self.dirty.push(j);
         }
     }
+    /// Take `other`'s `G` and weights, `other` tracking the same (all `n`) rows and being
+    /// up to date: nothing is dirty afterwards.
+    fn adopt(&mut self, other: &Tracker) {
+        debug_assert!(other.dirty.is_empty() && other.g.len() == self.g.len());
+        self.g.copy_from_slice(&other.g);
+        self.wg.copy_from_slice(&other.wg);
+        for j in self.dirty.drain(..) {
+            self.is_dirty[j] = false;
+        }
+    }
     /// `G += sum_j (w_j - wg_j) col_j` over the dirty atoms, in row blocks (in parallel when
     /// the update is large; each entry accumulates in the same order whatever the number
     /// of threads, so results do not depend on it). `pos(j)` is atom `j`'s tracked row (for
@@ -734,8 +744,13 @@ fn active_set_prox(q: &WeightQuadratic, w0: &[f64], eta: f64, tol: f64, cap: usi
                     || gmin_out >= wg_dot - floor
                     || steps >= max_steps
                 {
-                    // Re-price on all atoms.
-                    sync_glob(&mut glob, &w, &cols);
+                    // Re-price on all atoms. (When every atom is a candidate, the local
+                    // G is already the global one: take it instead of redoing the updates.)
+                    if all {
+                        glob.adopt(&local);
+                    } else {
+                        sync_glob(&mut glob, &w, &cols);
+                    }
                     continue 'rounds;
                 }
                 if free.len() >= cap {
