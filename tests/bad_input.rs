@@ -398,3 +398,444 @@ fn nan_score_names_particle_and_step() {
         other => panic!("expected Diverged, got {other:?}"),
     }
 }
+
+// ---------------------------------------------------------------------------------------
+// CSV dialects and the training loader (issues 15 and 16): table-driven cases. Every error
+// names the file, and the row and column where they are known.
+
+use robustflow::data::{load, LoadOptions, RawTable, Task};
+
+/// One bad input: the text, the expected data row and column prefix of the error (`None`:
+/// not named), and words the message must contain.
+struct Bad {
+    text: &'static str,
+    row: Option<usize>,
+    col: Option<&'static str>,
+    words: &'static [&'static str],
+}
+
+const fn bad(
+    text: &'static str,
+    row: Option<usize>,
+    col: Option<&'static str>,
+    words: &'static [&'static str],
+) -> Bad {
+    Bad {
+        text,
+        row,
+        col,
+        words,
+    }
+}
+
+fn check_bad(case: &Bad, e: &Error, msg: &str) {
+    assert_data(e, case.row, case.col);
+    for w in case.words {
+        assert!(msg.contains(w), "{:?}: {msg:?} lacks {w:?}", case.text);
+    }
+}
+
+/// Bad inputs of the numeric reader (`mmd`, `flow --target`, `fit-kl --samples`).
+const NUMERIC_BAD: &[Bad] = &[
+    bad(
+        "a,b\n1,2\n3,\"4\n5,6\n",
+        Some(2),
+        None,
+        &["unterminated", "line 3"],
+    ),
+    bad("\"a,b\n1,2\n", Some(1), None, &["unterminated", "line 1"]),
+    bad(
+        "a,b\n1,\"2\"\n\n\"3,4\n",
+        Some(2),
+        None,
+        &["unterminated", "line 4"],
+    ),
+    bad(
+        "a;b\n1;2\n",
+        Some(1),
+        Some("1"),
+        &["not a number", "semicolon", "line 2"],
+    ),
+    bad("a\tb\n1\t2\n", Some(1), Some("1"), &["not a number", "tab"]),
+    bad(
+        "x,y\n1,\"1,5\"\n",
+        Some(1),
+        Some("2"),
+        &["\"1,5\"", "line 2"],
+    ),
+    bad("x,y\n1,1.2.3\n", Some(1), Some("2"), &["\"1.2.3\""]),
+    bad("x,y\n1,\n", Some(1), Some("2 (y)"), &["not a number: \"\""]),
+    bad("x,y\n1,NA\n", Some(1), Some("2 (y)"), &["\"NA\""]),
+    bad(
+        "x,y\r\n1,2\r\n\r\n3\r\n",
+        Some(2),
+        Some("2 (y)"),
+        &["ragged", "line 4"],
+    ),
+    bad(
+        "x,y\r1,2\r3,z\r",
+        Some(2),
+        Some("2 (y)"),
+        &["\"z\"", "line 1"],
+    ),
+    bad(
+        "\"x\ny\",z\n1,2\n3,w\n",
+        Some(2),
+        Some("2 (z)"),
+        &["\"w\"", "line 4"],
+    ),
+    bad(
+        "\u{feff}x,y\n1,2\n3,q\n",
+        Some(2),
+        Some("2 (y)"),
+        &["\"q\"", "line 3"],
+    ),
+    bad("größe,β\n1,2\n3,nope\n", Some(2), Some("2 (β)"), &["nope"]),
+    bad("x,y\n1,2,3\n", Some(1), Some("3"), &["ragged", "3 fields"]),
+    bad("x,y\n1,-inf\n", Some(1), Some("2 (y)"), &["not finite"]),
+    bad("x,y\n1,+nan\n", Some(1), Some("2 (y)"), &["\"+nan\""]),
+    bad("1,2\n3,\"\n", Some(2), None, &["unterminated", "line 2"]),
+];
+
+#[test]
+fn numeric_reader_dialect_errors_name_file_row_column_and_line() {
+    for case in NUMERIC_BAD {
+        let (e, msg) = csv_error(case.text);
+        check_bad(case, &e, &msg);
+    }
+    // Not UTF-8 inside a cell: the row, the column and the line.
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("latin1.csv");
+    std::fs::write(&p, b"x,y\n1,2\n3,caf\xe9\n").unwrap();
+    let e = read_numeric_csv(&p).unwrap_err();
+    assert_data(&e, Some(2), Some("2"));
+    let m = e.to_string();
+    assert!(
+        m.contains("latin1.csv") && m.contains("UTF-8") && m.contains("line 3"),
+        "{m}"
+    );
+}
+
+#[test]
+fn numeric_reader_dialects_give_the_exact_table() {
+    let dir = tempfile::tempdir().unwrap();
+    let want = array![[1.0, 2.5], [-3.0, 4e-3]];
+    for (i, text) in [
+        "a,b\n1,2.5\n-3,4e-3\n",
+        "a,b\r\n1,2.5\r\n-3,4e-3\r\n",
+        "a,b\r1,2.5\r-3,4e-3",
+        "\u{feff}a,b\n1,2.5\n-3,4e-3\n",
+        "\"a\",\"b\"\n\"1\",\"2.5\"\n\"-3\",\"4e-3\"\n",
+        "  a , b \n\n 1 ,\t2.5\n,\n-3,4e-3\n\n\n",
+        "a,b\n1,2.5\n \n-3,4e-3",
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let p = write(dir.path(), &format!("ok{i}.csv"), text);
+        let t = read_numeric_csv(&p).unwrap_or_else(|e| panic!("{text:?}: {e}"));
+        assert_eq!(t.columns, vec!["a", "b"], "{text:?}");
+        assert_eq!(t.values, want, "{text:?}");
+    }
+    let p = write(dir.path(), "uni.csv", "größe,\"β,γ\"\n1,2\n");
+    let t = read_numeric_csv(&p).unwrap();
+    assert_eq!(t.columns, vec!["größe", "β,γ"]);
+}
+
+/// Write `text` as `train.csv` and load it for training with `opts`.
+fn load_text(text: &[u8], opts: &LoadOptions) -> robustflow::Result<robustflow::data::TabularData> {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("train.csv");
+    std::fs::write(&p, text).unwrap();
+    load(&p, opts)
+}
+
+fn no_split() -> LoadOptions {
+    LoadOptions {
+        test_fraction: 0.0,
+        ..Default::default()
+    }
+}
+
+/// Bad inputs of the training loader (`train`, `bench`, and `eval` for the dialect).
+const TRAIN_BAD: &[Bad] = &[
+    bad(
+        "a;b;y\n1;2;0\n3;4;1\n",
+        Some(0),
+        Some("1 ("),
+        &["semicolon", "comma-separated"],
+    ),
+    bad(
+        "a\tb\ty\n1\t2\t0\n",
+        Some(0),
+        Some("1 ("),
+        &["tab-separated"],
+    ),
+    bad("a|b|y\n1|2|0\n", Some(0), Some("1 ("), &["pipe-separated"]),
+    bad(
+        "5.1,3.5,0\n4.9,3.0,1\n",
+        Some(0),
+        Some("1 (5.1)"),
+        &["not a header", "is a number"],
+    ),
+    bad(
+        "a,2020,y\n1,2,0\n",
+        Some(0),
+        Some("2 (2020)"),
+        &["not a header"],
+    ),
+    bad(
+        "a,b,y\n1,2,0\n3,\"4\n5,6,1\n",
+        Some(2),
+        None,
+        &["unterminated", "line 3"],
+    ),
+    bad(
+        "a,b,y\n1,2,0\n3,4\n",
+        Some(2),
+        None,
+        &["ragged", "2 fields", "line 3"],
+    ),
+    bad(
+        "a,b,y\r\n1,2,0\r\n\r\n3,4,1,9\r\n",
+        Some(2),
+        None,
+        &["ragged", "line 4"],
+    ),
+    bad("a,a,y\n1,2,0\n", Some(0), Some("2 (a)"), &["duplicate"]),
+    bad("", None, None, &["no header row"]),
+    bad("\n\n", None, None, &["no header row"]),
+    bad("a,b,y\n", None, None, &["no data rows"]),
+    bad("a,b,y\n\n \n,,\n", None, None, &["no data rows"]),
+    bad(
+        "a,b,y\n1,2,0\n3,abc,1\n4,5,0\n",
+        Some(2),
+        Some("2 (b)"),
+        &["\"abc\"", "--categorical b"],
+    ),
+    bad(
+        "a,b,y\n1,2,0\n3,1.2.3,1\n4,5,0\n",
+        Some(2),
+        Some("2 (b)"),
+        &["\"1.2.3\"", "row 2"],
+    ),
+    bad(
+        "a,b,y\n1,2,0\n3,\"1,5\",1\n4,5,0\n",
+        Some(2),
+        Some("2 (b)"),
+        &["\"1,5\""],
+    ),
+    bad(
+        "a,b,y\n1,x,0\n3,4,1\n4,5,0\n",
+        Some(1),
+        Some("2 (b)"),
+        &["2 cell(s) are numbers but 1 are not"],
+    ),
+    bad(
+        "a,b,y\n1,2,0\n3,NA,1\n4,5,0\n",
+        Some(2),
+        Some("2 (b)"),
+        &["1 missing", "--impute"],
+    ),
+    bad(
+        "a,b,y\n1,2,0\n3,N/A,1\n4,#N/A,0\n",
+        Some(2),
+        Some("2 (b)"),
+        &["2 missing"],
+    ),
+    bad(
+        "a,b,y\n1,2,0\n3,-nan,1\n4,null,0\n5,?,1\n",
+        Some(2),
+        Some("2 (b)"),
+        &["3 missing"],
+    ),
+    bad(
+        "a,b,y\n1,2,0\n3,inf,1\n4,5,0\n",
+        Some(2),
+        Some("2 (b)"),
+        &["not finite"],
+    ),
+    bad(
+        "a,b,y\n1,2,0\n3,4,1\n5,6,\n",
+        Some(3),
+        Some("3 (y)"),
+        &["missing"],
+    ),
+    bad(
+        "a,b,y\n1,2,cat\n3,4,cat\n",
+        None,
+        Some("3 (y)"),
+        &["one class"],
+    ),
+    bad(
+        "a,b,y\n1,2,1\n3,4,1.0\n5,6,01\n",
+        None,
+        Some("3 (y)"),
+        &["one class", "\"1\""],
+    ),
+    bad(
+        "a,k,y\n1,7,0\n2,7,1\n3,7,0\n",
+        None,
+        Some("2 (k)"),
+        &["constant"],
+    ),
+    bad(
+        "a,k,y\n1,u,0\n2,u,1\n3,u,0\n",
+        None,
+        Some("2 (k)"),
+        &["constant"],
+    ),
+];
+
+#[test]
+fn training_loader_errors_name_file_row_and_column() {
+    for case in TRAIN_BAD {
+        let e = load_text(case.text.as_bytes(), &no_split())
+            .err()
+            .unwrap_or_else(|| panic!("accepted {:?}", case.text));
+        let msg = e.to_string();
+        assert!(msg.contains("train.csv"), "{:?}: {msg}", case.text);
+        check_bad(case, &e, &msg);
+    }
+    // Not UTF-8 in a cell.
+    let e = load_text(b"a,b,y\n1,2,0\n3,caf\xe9,1\n", &no_split()).unwrap_err();
+    assert_data(&e, Some(2), Some("2"));
+    assert!(e.to_string().contains("UTF-8"), "{e}");
+}
+
+#[test]
+fn a_few_non_numbers_in_569_rows_are_an_error_naming_the_rows() {
+    let mut s = String::from("a,b,y\n");
+    for i in 0..569 {
+        let b = match i {
+            4 => "abc".to_string(),
+            16 => "1.2.3".to_string(),
+            199 => "\"1,5\"".to_string(),
+            _ => format!("{}", (i * 7 % 13) as f64 / 3.0),
+        };
+        s.push_str(&format!("{i},{b},{}\n", i % 2));
+    }
+    let e = load_text(s.as_bytes(), &no_split()).unwrap_err();
+    assert_data(&e, Some(5), Some("2 (b)"));
+    let m = e.to_string();
+    for w in [
+        "row 5: \"abc\"",
+        "row 17: \"1.2.3\"",
+        "row 200: \"1,5\"",
+        "566 cell(s) are numbers but 3",
+    ] {
+        assert!(m.contains(w), "{m} lacks {w}");
+    }
+    // Declared categorical, the same file trains: one indicator per distinct value.
+    let d = load_text(
+        s.as_bytes(),
+        &LoadOptions {
+            categorical: vec!["b".into()],
+            ..no_split()
+        },
+    )
+    .unwrap();
+    let distinct = d
+        .schema
+        .features
+        .iter()
+        .filter(|f| f.starts_with("b="))
+        .count();
+    assert_eq!(distinct, 13 + 3);
+}
+
+#[test]
+fn column_type_flags_are_checked() {
+    let text = b"a,b,y\n1,x,0\n2,y,1\n3,x,0\n4,y,1\n";
+    let param = |opts: LoadOptions, name: &str| {
+        assert_param(load_text(text, &opts).map(|_| ()), name);
+    };
+    param(
+        LoadOptions {
+            categorical: vec!["nope".into()],
+            ..no_split()
+        },
+        "categorical",
+    );
+    param(
+        LoadOptions {
+            numeric: vec!["y".into()],
+            ..no_split()
+        },
+        "numeric",
+    );
+    param(
+        LoadOptions {
+            categorical: vec!["a".into()],
+            numeric: vec!["a".into()],
+            ..no_split()
+        },
+        "numeric",
+    );
+    // --numeric on a text column: an error naming the rows.
+    let e = load_text(
+        text,
+        &LoadOptions {
+            numeric: vec!["b".into()],
+            ..no_split()
+        },
+    )
+    .unwrap_err();
+    assert_data(&e, Some(1), Some("2 (b)"));
+    assert!(
+        e.to_string().contains("--numeric") && e.to_string().contains("row 1: \"x\""),
+        "{e}"
+    );
+    // A regression target that is text.
+    let e = load_text(
+        b"a,y\n1,2\n2,three\n",
+        &LoadOptions {
+            task: Some(Task::Regression),
+            ..no_split()
+        },
+    )
+    .unwrap_err();
+    assert_data(&e, Some(2), Some("2 (y)"));
+    assert!(e.to_string().contains("\"three\""), "{e}");
+}
+
+#[test]
+fn huge_finite_values_standardise_without_overflow() {
+    // 1e160 squared overflows; the scaler must still be finite and the z-scores exact.
+    for big in [1e160, 1e300, f64::MAX, -f64::MAX] {
+        let text = format!("a,b,y\n1,0,0\n2,{big:e},1\n3,0,0\n4,0,1\n");
+        let d = load_text(text.as_bytes(), &no_split()).unwrap_or_else(|e| panic!("{big}: {e}"));
+        let s = &d.schema;
+        assert!(
+            s.mean.iter().chain(&s.std).all(|v| v.is_finite()),
+            "{big}: {s:?}"
+        );
+        assert!(d.train.x.iter().all(|v| v.is_finite()), "{big}");
+        // b = (0, big, 0, 0): z-score of big is sqrt(3), of 0 is -1/sqrt(3).
+        let z: Vec<f64> = d.train.x.chunks(2).map(|r| r[1] * big.signum()).collect();
+        assert!((z[1] - 3f64.sqrt()).abs() < 1e-12, "{big}: {z:?}");
+        assert!((z[0] + 1.0 / 3f64.sqrt()).abs() < 1e-12, "{big}: {z:?}");
+        // The schema survives JSON (no `null`).
+        let js = serde_json::to_string(s).unwrap();
+        let back: robustflow::data::Schema = serde_json::from_str(&js).unwrap();
+        for (a, b) in back
+            .mean
+            .iter()
+            .chain(&back.std)
+            .zip(s.mean.iter().chain(&s.std))
+        {
+            assert!(a.is_finite() && (a - b).abs() <= 1e-15 * b.abs(), "{js}");
+        }
+    }
+    // Values of both signs at the edge of f64: still finite.
+    let text = format!("a,b,y\n1,{:e},0\n2,{:e},1\n3,0,0\n", f64::MAX, -f64::MAX);
+    let d = load_text(text.as_bytes(), &no_split()).unwrap();
+    assert!(d.train.x.iter().all(|v| v.is_finite()));
+    // At prediction time a value far outside the training range that overflows the z-score
+    // is an error naming the row, not an infinite input.
+    let d = load_text(b"a,b,y\n1,1e-11,0\n2,2e-11,1\n3,3e-11,0\n", &no_split()).unwrap();
+    let t = RawTable::parse(std::path::Path::new("new.csv"), "a,b,y\n1,1e300,0\n").unwrap();
+    let e = d.schema.apply(&t).unwrap_err();
+    assert_data(&e, Some(1), Some("2 (b)"));
+    assert!(e.to_string().contains("cannot be standardised"), "{e}");
+}

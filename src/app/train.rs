@@ -37,6 +37,15 @@ pub struct TrainArgs {
     /// Drop feature columns that are constant on the training part (default: error).
     #[arg(long)]
     pub drop_constant: bool,
+    /// Feature columns to one-hot encode whatever their cells (comma separated). By
+    /// default a column is numeric when every non-missing cell is a number, categorical
+    /// when none is, and an error naming the rows when it mixes both.
+    #[arg(long, value_delimiter = ',')]
+    pub categorical: Vec<String>,
+    /// Feature columns that must be numeric (comma separated): a cell that is not a
+    /// number is an error naming its row.
+    #[arg(long, value_delimiter = ',')]
+    pub numeric: Vec<String>,
     /// Fraction of rows held out for testing (stratified, seeded).
     #[arg(long, default_value_t = 0.25)]
     pub test_fraction: f64,
@@ -194,6 +203,8 @@ impl TrainArgs {
             val_fraction: self.val_fraction,
             test_file: self.test.clone(),
             seed: self.seed,
+            categorical: self.categorical.clone(),
+            numeric: self.numeric.clone(),
         })
     }
 

@@ -477,25 +477,26 @@ pub fn read_results(path: &Path) -> Result<Vec<Row>> {
     };
     let idx: Vec<usize> = HEADER.iter().map(|h| col(h)).collect::<Result<_>>()?;
     let mut out = Vec::new();
-    for (i, r) in t.rows.iter().enumerate() {
+    for i in 0..t.n_rows() {
+        let r = |k: usize| t.cell(i, idx[k]).into_owned();
         let num = |k: usize| -> Result<f64> {
-            r[idx[k]].parse::<f64>().map_err(|_| Error::Data {
+            r(k).parse::<f64>().map_err(|_| Error::Data {
                 path: path.to_path_buf(),
                 row: Some(i + 1),
                 col: Some(HEADER[k].into()),
-                msg: format!("not a number: {:?}", r[idx[k]]),
+                msg: format!("not a number: {:?}", r(k)),
             })
         };
         out.push(Row {
-            dataset: r[idx[0]].clone(),
-            method: r[idx[1]].clone(),
-            condition: r[idx[2]].clone(),
-            budget: r[idx[3]].clone(),
+            dataset: r(0),
+            method: r(1),
+            condition: r(2),
+            budget: r(3),
             seed: num(4)? as u64,
             accuracy: num(5)?,
             loss: num(6)?,
             time_s: num(7)?,
-            chosen: r[idx[8]].clone(),
+            chosen: r(8),
         });
     }
     Ok(out)
@@ -707,17 +708,13 @@ pub fn bench_data(name: &str, cfg: &SuiteConfig, seed: u64, data_dir: &Path) -> 
                 // regression target binarised at its training median
                 let mut t = RawTable::read(&path)?;
                 let last = t.columns.len() - 1;
-                let mut v: Vec<f64> = t
-                    .rows
-                    .iter()
-                    .map(|r| r[last].parse::<f64>().unwrap_or(f64::NAN))
+                let v: Vec<f64> = (0..t.n_rows())
+                    .map(|i| t.cell(i, last).parse::<f64>().unwrap_or(f64::NAN))
                     .collect();
                 let mut s = v.clone();
                 s.sort_by(|a, b| a.total_cmp(b));
                 let med = s[s.len() / 2];
-                for (r, y) in t.rows.iter_mut().zip(v.iter_mut()) {
-                    r[last] = if *y > med { "1".into() } else { "0".into() };
-                }
+                t.set_column(last, v.iter().map(|y| if *y > med { "1" } else { "0" }))?;
                 load_tables(&t, None, &opts)?
             } else {
                 load(&path, &opts)?

@@ -1,12 +1,26 @@
 //! Tabular data: CSV loading with a schema, encoders, standardisation, splits, shifts and
 //! white-box adversarial attacks.
 //!
-//! A CSV file with a header is read as text ([`RawTable`]); the target column is chosen by
-//! name (default: the last column). Feature columns whose every cell parses as a number are
-//! numeric; any other feature column is one-hot encoded (one indicator per category, in
-//! sorted order). Labels of a classification (strings or integers) are mapped to class
-//! indices `0..k` in sorted order (integers numerically). A regression target is
-//! standardised as well (the models see `(y - mean) / std`; predictions are mapped back).
+//! A CSV file with a header is read into typed columns ([`RawTable`], module [`table`]:
+//! every cell is a number, an NA token or text; the dialect is described in the module
+//! docs of `reader`: commas, quotes, CRLF, a UTF-8 BOM dropped, an unterminated quote
+//! reported with its line, a semicolon- or tab-separated file named as such). The first
+//! row must be a header: a header cell that is a number is an error (the file has no
+//! header). The target column is chosen by name (default: the last column).
+//!
+//! **Column types** follow one rule, over the non-missing cells of the whole file:
+//! every cell a number -> numeric; no cell a number -> categorical (one-hot, one indicator
+//! per category, categories in sorted order); numbers *and* text -> an **error** naming the
+//! rows of the cells that are not numbers (a stray `abc`, `1.2.3` or `"1,5"` in a numeric
+//! column is a typo, not 500 categories). [`LoadOptions::categorical`] (`--categorical
+//! COL,...`) forces one-hot encoding (numbers then name categories by value: `1` and `1.0`
+//! are one category); [`LoadOptions::numeric`] (`--numeric COL,...`) requires numbers.
+//!
+//! **Labels** of a classification are compared as the cells of a categorical column:
+//! numbers by value (`1`, `1.0`, `01` and `1e0` are one class, written `1`), text exactly.
+//! Classes are indices `0..k`, sorted numerically when every label is a number, by name
+//! otherwise. A regression target must be numeric and is standardised as well (the models
+//! see `(y - mean) / std`; predictions are mapped back).
 //!
 //! Every encoded feature column is z-scored, `x' = (x - m_j) / s_j`, with `m_j`, `s_j`
 //! fitted on the **training part only** (the test and validation parts keep whatever mean
@@ -14,7 +28,13 @@
 //! cannot be standardised), unless [`LoadOptions::drop_constant`] is set, in which case it
 //! is dropped with a warning on stderr.
 //!
-//! Missing values (empty cell, `NA`, `NaN`, `null`, case-insensitive) are an error that
+//! Means and standard deviations are computed as `sum v/n` and `sum (v - m)^2 / n`, and,
+//! when that overflows (values beyond ~1e154), again on `v / max|v|` ([`mean_std`]), so
+//! every finite column standardises; a value whose z-score cannot be represented is an
+//! error naming its row and column, never a NaN or a `null` in `model.json`.
+//!
+//! Missing values (empty cell or one of [`NA_TOKENS`]: `NA`, `N/A`, `#N/A`, `NaN`, `null`,
+//! `?`, case-insensitive) are an error that
 //! lists the first affected rows and columns, unless [`Impute::Mean`] (numeric columns get
 //! the training mean, categorical ones the most frequent category) or [`Impute::Drop`]
 //! (rows with a missing cell are dropped) is chosen. A missing label always drops the row
@@ -31,16 +51,19 @@
 
 pub mod attack;
 pub(crate) mod reader;
+pub mod table;
 
 pub use attack::{attack, Attack, AttackKind, Norm};
+pub use table::{fmt_number, Cell, RawTable};
 
 use crate::error::{Error, Result};
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
+use table::{number_key, RawColumn};
 
 /// The kind of learning problem.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -88,105 +111,15 @@ impl std::str::FromStr for Impute {
     }
 }
 
-/// True for the cell spellings treated as missing: empty, `NA`, `NaN`, `null`, `?`.
+/// The NA tokens: a cell is missing when, trimmed, it is empty or one of these
+/// (case-insensitive).
+pub const NA_TOKENS: &[&str] = &["NA", "N/A", "#N/A", "NaN", "-NaN", "+NaN", "null", "?"];
+
+/// True for the cell spellings treated as missing: empty, or one of [`NA_TOKENS`]
+/// (`NA`, `N/A`, `#N/A`, `NaN` with any sign, `null`, `?`; case-insensitive).
 pub fn is_missing(cell: &str) -> bool {
     let c = cell.trim();
-    c.is_empty()
-        || c.eq_ignore_ascii_case("na")
-        || c.eq_ignore_ascii_case("nan")
-        || c.eq_ignore_ascii_case("null")
-        || c == "?"
-}
-
-/// A CSV file read as text: the header and the data rows (blank lines skipped).
-#[derive(Debug, Clone)]
-pub struct RawTable {
-    /// The file it came from (for error messages).
-    pub path: PathBuf,
-    /// Column names from the header.
-    pub columns: Vec<String>,
-    /// Data rows, each with one cell per column (trimmed).
-    pub rows: Vec<Vec<String>>,
-}
-
-impl RawTable {
-    /// Read a CSV file with a header row. Ragged rows are an error naming the row.
-    pub fn read(path: impl AsRef<Path>) -> Result<Self> {
-        let path = path.as_ref();
-        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
-        Self::parse(path, &text)
-    }
-
-    /// Parse CSV text (the `path` is only used in error messages).
-    pub fn parse(path: &Path, text: &str) -> Result<Self> {
-        let err = |row: Option<usize>, col: Option<String>, msg: String| Error::Data {
-            path: path.to_path_buf(),
-            row,
-            col,
-            msg,
-        };
-        let mut rdr = csv::ReaderBuilder::new()
-            .has_headers(true)
-            .flexible(true)
-            .trim(csv::Trim::All)
-            .from_reader(text.as_bytes());
-        let columns: Vec<String> = rdr
-            .headers()
-            .map_err(|e| err(None, None, format!("cannot read the header: {e}")))?
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
-        if columns.is_empty() || columns.iter().all(|c| c.is_empty()) {
-            return Err(err(None, None, "no header row: the file is empty".into()));
-        }
-        let mut seen = BTreeSet::new();
-        for (j, c) in columns.iter().enumerate() {
-            if !seen.insert(c.clone()) {
-                return Err(err(
-                    Some(0),
-                    Some(format!("{} ({c})", j + 1)),
-                    "duplicate column name in the header".into(),
-                ));
-            }
-        }
-        let mut rows = Vec::new();
-        for rec in rdr.records() {
-            let rec = rec.map_err(|e| err(None, None, format!("{e}")))?;
-            if rec.iter().all(|c| c.is_empty()) {
-                continue;
-            }
-            let row = rows.len() + 1;
-            if rec.len() != columns.len() {
-                return Err(err(
-                    Some(row),
-                    None,
-                    format!(
-                        "ragged row: {} fields, expected {} ({})",
-                        rec.len(),
-                        columns.len(),
-                        columns.join(",")
-                    ),
-                ));
-            }
-            rows.push(rec.iter().map(|s| s.to_string()).collect());
-        }
-        if rows.is_empty() {
-            return Err(err(
-                None,
-                None,
-                format!("header ({}) but no data rows", columns.join(",")),
-            ));
-        }
-        Ok(RawTable {
-            path: path.to_path_buf(),
-            columns,
-            rows,
-        })
-    }
-
-    fn col_index(&self, name: &str) -> Option<usize> {
-        self.columns.iter().position(|c| c == name)
-    }
+    c.is_empty() || NA_TOKENS.iter().any(|t| c.eq_ignore_ascii_case(t))
 }
 
 /// How one input column is encoded.
@@ -311,6 +244,12 @@ pub struct LoadOptions {
     pub test_file: Option<PathBuf>,
     /// Seed of the splits.
     pub seed: u64,
+    /// Feature columns declared categorical (one-hot encoded whatever their cells).
+    #[serde(default)]
+    pub categorical: Vec<String>,
+    /// Feature columns declared numeric (a cell that is not a number is an error).
+    #[serde(default)]
+    pub numeric: Vec<String>,
 }
 
 impl Default for LoadOptions {
@@ -324,6 +263,8 @@ impl Default for LoadOptions {
             val_fraction: 0.0,
             test_file: None,
             seed: 0,
+            categorical: Vec::new(),
+            numeric: Vec::new(),
         }
     }
 }
@@ -369,17 +310,218 @@ pub fn stratified_split(
     (a, b)
 }
 
-fn parse_class_order(values: &BTreeSet<String>) -> Vec<String> {
-    let ints: Option<Vec<(i64, String)>> = values
-        .iter()
-        .map(|v| v.parse::<i64>().ok().map(|i| (i, v.clone())))
-        .collect();
-    match ints {
-        Some(mut v) => {
-            v.sort();
-            v.into_iter().map(|(_, s)| s).collect()
+/// The largest encoded feature matrix (bytes of `f64`) the loader builds; a one-hot
+/// encoding wider than this (e.g. an identifier column declared categorical) is an error.
+pub const MAX_ENCODED_BYTES: usize = 16 << 30;
+
+/// Maps a cell to an index in a list of names (classes or categories): numbers are
+/// compared by value (`1`, `1.0` and `01` name one class), text exactly. Names saved by an
+/// older version (e.g. `"1.0"`) are found by value too.
+struct NameIndex {
+    num: HashMap<u64, usize>,
+    text: HashMap<String, usize>,
+}
+
+impl NameIndex {
+    fn new(names: &[String]) -> Self {
+        let mut num = HashMap::new();
+        let mut text = HashMap::new();
+        for (k, s) in names.iter().enumerate() {
+            match s.trim().parse::<f64>() {
+                Ok(v) if !v.is_nan() => {
+                    num.entry(number_key(v)).or_insert(k);
+                }
+                _ => {
+                    text.entry(s.clone()).or_insert(k);
+                }
+            }
         }
-        None => values.iter().cloned().collect(),
+        NameIndex { num, text }
+    }
+
+    /// The per-dictionary-entry lookup of one column of `table` (text cells resolved once).
+    fn for_column<'a>(&'a self, col: &RawColumn) -> ColumnLookup<'a> {
+        ColumnLookup {
+            num: &self.num,
+            dict: col
+                .dict()
+                .iter()
+                .map(|s| self.text.get(&**s).copied())
+                .collect(),
+        }
+    }
+}
+
+struct ColumnLookup<'a> {
+    num: &'a HashMap<u64, usize>,
+    dict: Vec<Option<usize>>,
+}
+
+impl ColumnLookup<'_> {
+    #[inline]
+    fn get(&self, col: &RawColumn, i: usize, cell: Cell<'_>) -> Option<usize> {
+        match cell {
+            Cell::Number(v) => self.num.get(&number_key(v)).copied(),
+            _ => col.text_index(i).and_then(|k| self.dict[k]),
+        }
+    }
+}
+
+/// The name of a cell as a class or category: numbers by [`fmt_number`], text as is.
+fn cell_name(c: Cell<'_>) -> String {
+    match c {
+        Cell::Number(v) => fmt_number(v),
+        Cell::Missing(s) | Cell::Text(s) => s.to_string(),
+    }
+}
+
+/// Mean and standard deviation of `vals` (population, `1/n`), computed as before
+/// (`sum v/n`, `sum (v - m)^2 / n`) and, when that overflows (values beyond ~1e154),
+/// again on `v / max|v|` and scaled back, which is finite for every finite input.
+pub fn mean_std(vals: &[f64]) -> (f64, f64) {
+    let n = vals.len() as f64;
+    let mut m = 0.0;
+    for v in vals {
+        m += v / n;
+    }
+    let mut var = 0.0;
+    for v in vals {
+        var += (v - m).powi(2) / n;
+    }
+    if m.is_finite() && var.is_finite() {
+        return (m, var.sqrt());
+    }
+    let a = vals.iter().fold(0.0f64, |a, v| a.max(v.abs()));
+    let mut m1 = 0.0;
+    for v in vals {
+        m1 += (v / a) / n;
+    }
+    let mut var1 = 0.0;
+    for v in vals {
+        var1 += (v / a - m1).powi(2) / n;
+    }
+    (m1 * a, var1.sqrt() * a)
+}
+
+/// `(v - m) / s`, falling back to `v / s - m / s` when the difference overflows; `None`
+/// when the result cannot be represented.
+fn standardise(v: f64, m: f64, s: f64) -> Option<f64> {
+    let z = (v - m) / s;
+    if z.is_finite() {
+        return Some(z);
+    }
+    let z = v / s - m / s;
+    z.is_finite().then_some(z)
+}
+
+/// How a column was typed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Numeric,
+    Categorical,
+}
+
+fn col_label(table: &RawTable, j: usize) -> String {
+    format!("{} ({})", j + 1, table.columns[j])
+}
+
+/// A header cell that is a number means the file has no header: an error for a training
+/// or evaluation file (columns are matched by name).
+fn check_header(table: &RawTable) -> Result<()> {
+    if let Some((j, c)) = table
+        .columns
+        .iter()
+        .enumerate()
+        .find(|(_, c)| c.parse::<f64>().is_ok())
+    {
+        return Err(Error::Data {
+            path: table.path.clone(),
+            row: Some(0),
+            col: Some(col_label(table, j)),
+            msg: format!(
+                "the first row is not a header: {c:?} is a number; the file needs a header row naming its columns (add one, e.g. x1,x2,...,target)"
+            ),
+        });
+    }
+    Ok(())
+}
+
+/// The declared type of each column from `--categorical` / `--numeric`.
+fn declared_kinds(table: &RawTable, tcol: usize, opts: &LoadOptions) -> Result<Vec<Option<Kind>>> {
+    let mut kinds = vec![None; table.columns.len()];
+    for (flag, list, kind) in [
+        ("categorical", &opts.categorical, Kind::Categorical),
+        ("numeric", &opts.numeric, Kind::Numeric),
+    ] {
+        for name in list.iter().map(|s| s.trim()).filter(|s| !s.is_empty()) {
+            let j = table.col_index(name).ok_or_else(|| {
+                Error::param(
+                    flag,
+                    name,
+                    &format!(
+                        "not a column of {} (columns: {})",
+                        table.path.display(),
+                        table.columns.join(",")
+                    ),
+                )
+            })?;
+            if j == tcol {
+                return Err(Error::param(
+                    flag,
+                    name,
+                    "is the target column (the task decides how labels are read)",
+                ));
+            }
+            if kinds[j].is_some_and(|k| k != kind) {
+                return Err(Error::param(
+                    flag,
+                    name,
+                    "declared both --categorical and --numeric",
+                ));
+            }
+            kinds[j] = Some(kind);
+        }
+    }
+    Ok(kinds)
+}
+
+/// The error for a column of numbers holding some text (or a `--numeric` column holding
+/// text): names the first rows and cells.
+fn non_numbers_error(table: &RawTable, j: usize, declared: bool) -> Error {
+    let col = table.column(j);
+    let mut list = Vec::new();
+    let mut first = None;
+    for i in 0..table.n_rows() {
+        if let Cell::Text(s) = table.get(i, j) {
+            first.get_or_insert(i + 1);
+            if list.len() < 5 {
+                list.push(format!("row {}: {s:?}", i + 1));
+            } else {
+                break;
+            }
+        }
+    }
+    let name = &table.columns[j];
+    let why = if declared {
+        format!(
+            "column {name:?} is declared numeric (--numeric) but {} cell(s) are not numbers",
+            col.n_text
+        )
+    } else {
+        format!(
+            "{} cell(s) are numbers but {} are not",
+            col.n_number, col.n_text
+        )
+    };
+    Error::Data {
+        path: table.path.clone(),
+        row: first,
+        col: Some(col_label(table, j)),
+        msg: format!(
+            "{why} ({}{}); fix them, write them as NA (missing), or declare the column categorical with --categorical {name}",
+            list.join(", "),
+            if col.n_text > list.len() { ", ..." } else { "" }
+        ),
     }
 }
 
@@ -420,6 +562,10 @@ pub fn load_tables(
         col,
         msg,
     };
+    check_header(table)?;
+    if let Some(t) = test_table {
+        check_header(t)?;
+    }
     let target = opts
         .target
         .clone()
@@ -443,51 +589,57 @@ pub fn load_tables(
     }
     let task = opts.task.unwrap_or(Task::Classification);
     let feat_cols: Vec<usize> = (0..table.columns.len()).filter(|&j| j != tcol).collect();
+    let declared = declared_kinds(table, tcol, opts)?;
+    let n_rows = table.n_rows();
 
-    // Missing values.
-    let mut missing: Vec<(usize, usize)> = Vec::new();
-    for (i, r) in table.rows.iter().enumerate() {
-        for (j, c) in r.iter().enumerate() {
-            if is_missing(c) {
-                missing.push((i, j));
-            }
-        }
-    }
-    let mut keep_row = vec![true; table.rows.len()];
-    if !missing.is_empty() {
-        match opts.impute {
-            None => {
-                let list: Vec<String> = missing
-                    .iter()
-                    .take(5)
-                    .map(|&(i, j)| format!("row {} column {} ({})", i + 1, j + 1, table.columns[j]))
-                    .collect();
-                let (i0, j0) = missing[0];
-                return Err(derr(
-                    Some(i0 + 1),
-                    Some(format!("{} ({})", j0 + 1, table.columns[j0])),
-                    format!(
-                        "{} missing value(s) (empty, NA or NaN), first at: {}; use --impute mean|drop",
-                        missing.len(),
-                        list.join("; ")
-                    ),
-                ));
-            }
-            Some(Impute::Drop) => {
-                for &(i, _) in &missing {
-                    keep_row[i] = false;
-                }
-            }
-            Some(Impute::Mean) => {
-                for &(i, j) in &missing {
-                    if j == tcol {
-                        keep_row[i] = false;
+    // Missing values (row-major order, only the columns that have any).
+    let na_cols: Vec<usize> = (0..table.columns.len())
+        .filter(|&j| {
+            let c = table.column(j);
+            c.n_number + c.n_text < n_rows
+        })
+        .collect();
+    let mut keep_row = vec![true; n_rows];
+    if !na_cols.is_empty() {
+        let mut count = 0usize;
+        let mut list: Vec<(usize, usize)> = Vec::new();
+        for i in 0..n_rows {
+            for &j in &na_cols {
+                if table.get(i, j).is_missing() {
+                    count += 1;
+                    if list.len() < 5 {
+                        list.push((i, j));
+                    }
+                    match opts.impute {
+                        None => {}
+                        Some(Impute::Drop) => keep_row[i] = false,
+                        Some(Impute::Mean) => {
+                            if j == tcol {
+                                keep_row[i] = false
+                            }
+                        }
                     }
                 }
             }
         }
+        if opts.impute.is_none() && count > 0 {
+            let text: Vec<String> = list
+                .iter()
+                .map(|&(i, j)| format!("row {} column {}", i + 1, col_label(table, j)))
+                .collect();
+            let (i0, j0) = list[0];
+            return Err(derr(
+                Some(i0 + 1),
+                Some(col_label(table, j0)),
+                format!(
+                    "{count} missing value(s) (empty, NA or NaN), first at: {}; use --impute mean|drop",
+                    text.join("; ")
+                ),
+            ));
+        }
     }
-    let used: Vec<usize> = (0..table.rows.len()).filter(|&i| keep_row[i]).collect();
+    let used: Vec<usize> = (0..n_rows).filter(|&i| keep_row[i]).collect();
+    drop(keep_row);
     if used.is_empty() {
         return Err(derr(
             None,
@@ -497,44 +649,68 @@ pub fn load_tables(
     }
 
     // Labels.
+    let tlabel = col_label(table, tcol);
     let (classes, labels_cls): (Vec<String>, Vec<usize>) = match task {
         Task::Classification => {
-            let vals: BTreeSet<String> =
-                used.iter().map(|&i| table.rows[i][tcol].clone()).collect();
-            let classes = parse_class_order(&vals);
+            let mut nums: HashMap<u64, f64> = HashMap::new();
+            let mut texts: BTreeSet<&str> = BTreeSet::new();
+            for &i in &used {
+                match table.get(i, tcol) {
+                    Cell::Number(v) => {
+                        nums.entry(number_key(v)).or_insert(v);
+                    }
+                    Cell::Missing(s) | Cell::Text(s) => {
+                        texts.insert(s);
+                    }
+                }
+            }
+            let classes: Vec<String> = if texts.is_empty() {
+                let mut v: Vec<f64> = nums.into_values().collect();
+                v.sort_by(|a, b| a.total_cmp(b));
+                v.into_iter().map(fmt_number).collect()
+            } else {
+                let mut v: Vec<String> = nums.into_values().map(fmt_number).collect();
+                v.extend(texts.into_iter().map(String::from));
+                v.sort();
+                v
+            };
             if classes.len() < 2 {
                 return Err(derr(
                     None,
-                    Some(format!("{} ({target})", tcol + 1)),
+                    Some(tlabel),
                     format!(
                         "the target has one class only ({:?}); a classifier needs at least two",
                         classes.first().cloned().unwrap_or_default()
                     ),
                 ));
             }
-            let map: BTreeMap<&str, usize> = classes
-                .iter()
-                .enumerate()
-                .map(|(k, c)| (c.as_str(), k))
-                .collect();
-            let l = used
-                .iter()
-                .map(|&i| map[table.rows[i][tcol].as_str()])
-                .collect();
+            let index = NameIndex::new(&classes);
+            let col = table.column(tcol);
+            let lookup = index.for_column(col);
+            let mut l = Vec::with_capacity(used.len());
+            for &i in &used {
+                let k = lookup.get(col, i, table.get(i, tcol)).ok_or_else(|| {
+                    derr(Some(i + 1), Some(tlabel.clone()), "label not found".into())
+                })?;
+                l.push(k);
+            }
             (classes, l)
         }
         Task::Regression => {
             for &i in &used {
-                let c = &table.rows[i][tcol];
-                if c.parse::<f64>().map(|v| !v.is_finite()).unwrap_or(true) {
+                let c = table.get(i, tcol);
+                if !matches!(c, Cell::Number(v) if v.is_finite()) {
                     return Err(derr(
                         Some(i + 1),
-                        Some(format!("{} ({target})", tcol + 1)),
-                        format!("regression target is not a finite number: {c:?}"),
+                        Some(tlabel),
+                        format!(
+                            "regression target is not a finite number: {:?}",
+                            cell_name(c)
+                        ),
                     ));
                 }
             }
-            (Vec::new(), vec![0; used.len()])
+            (Vec::new(), Vec::new())
         }
     };
 
@@ -568,147 +744,169 @@ pub fn load_tables(
         if present.len() < 2 {
             return Err(derr(
                 None,
-                Some(format!("{} ({target})", tcol + 1)),
+                Some(tlabel),
                 "the training part has one class only".into(),
             ));
         }
     }
+    drop(labels_cls);
     let train_rows: Vec<usize> = train_pos.iter().map(|&p| used[p]).collect();
+    drop(train_pos);
 
-    // Encoders fitted on the training rows.
+    // Column types and encoders fitted on the training rows, with the mean and standard
+    // deviation of every encoded feature.
+    let n_train = train_rows.len();
     let mut columns = Vec::new();
+    let mut stats: Vec<(Vec<f64>, Vec<f64>)> = Vec::new();
+    let mut vals: Vec<f64> = Vec::with_capacity(n_train);
     for &j in &feat_cols {
         let name = table.columns[j].clone();
-        let cells: Vec<&str> = train_rows
-            .iter()
-            .map(|&i| table.rows[i][j].as_str())
-            .filter(|c| !is_missing(c))
-            .collect();
-        let all_cells_numeric = table
-            .rows
-            .iter()
-            .map(|r| r[j].as_str())
-            .filter(|c| !is_missing(c))
-            .all(|c| c.parse::<f64>().is_ok());
-        let encoder = if all_cells_numeric {
-            let vals: Vec<f64> = cells
-                .iter()
-                .map(|c| c.parse::<f64>().unwrap_or(0.0))
-                .collect();
-            if let Some(k) = vals.iter().position(|v| !v.is_finite()) {
-                return Err(derr(
-                    Some(train_rows[k] + 1),
-                    Some(format!("{} ({name})", j + 1)),
-                    "value is not finite".into(),
-                ));
-            }
-            let fill = (opts.impute == Some(Impute::Mean))
-                .then(|| vals.iter().sum::<f64>() / vals.len().max(1) as f64);
-            ColumnEncoder::Numeric { fill }
-        } else {
-            // Categories from every used row (so a category seen only in the test part is
-            // known); the imputed category is the most frequent one in training.
-            let mut counts: BTreeMap<String, usize> = BTreeMap::new();
-            for &i in &used {
-                let c = table.rows[i][j].as_str();
-                if !is_missing(c) {
-                    counts.entry(c.to_string()).or_default();
-                }
-            }
-            for c in &cells {
-                *counts.entry(c.to_string()).or_default() += 1;
-            }
-            let fill = (opts.impute == Some(Impute::Mean)).then(|| {
-                counts
-                    .iter()
-                    .max_by(|a, b| a.1.cmp(b.1).then(b.0.cmp(a.0)))
-                    .map(|(k, _)| k.clone())
-                    .unwrap_or_default()
-            });
-            ColumnEncoder::OneHot {
-                categories: counts.keys().cloned().collect(),
-                fill,
-            }
+        let col = table.column(j);
+        let kind = match declared[j] {
+            Some(Kind::Categorical) => Kind::Categorical,
+            Some(Kind::Numeric) if col.n_text > 0 => return Err(non_numbers_error(table, j, true)),
+            Some(Kind::Numeric) => Kind::Numeric,
+            None if col.n_text == 0 => Kind::Numeric,
+            None if col.n_number == 0 => Kind::Categorical,
+            None => return Err(non_numbers_error(table, j, false)),
         };
-        columns.push(ColumnSpec { name, encoder });
-    }
-    let mut schema = Schema {
-        target: target.clone(),
-        task,
-        columns,
-        dropped: Vec::new(),
-        features: Vec::new(),
-        mean: Vec::new(),
-        std: Vec::new(),
-        classes: classes.clone(),
-        target_scale: None,
-        impute: opts.impute,
-    };
-    // Encode the training rows unscaled, check constant features.
-    loop {
-        schema.features = feature_names(&schema.columns);
-        let d = schema.features.len();
-        schema.mean = vec![0.0; d];
-        schema.std = vec![1.0; d];
-        let raw = schema.encode_rows(table, &train_rows, false)?;
-        let n = train_rows.len() as f64;
-        let mut mean = vec![0.0; d];
-        for r in raw.x.chunks(d) {
-            for (m, v) in mean.iter_mut().zip(r) {
-                *m += v / n;
-            }
-        }
-        let mut var = vec![0.0; d];
-        for r in raw.x.chunks(d) {
-            for j in 0..d {
-                var[j] += (r[j] - mean[j]).powi(2) / n;
-            }
-        }
-        let constant: Vec<usize> = (0..d)
-            .filter(|&j| var[j].sqrt() <= 1e-12 * mean[j].abs().max(1.0))
-            .collect();
-        if constant.is_empty() {
-            schema.mean = mean;
-            schema.std = var.iter().map(|v| v.sqrt()).collect();
-            break;
-        }
-        // Map encoded features back to their source columns.
-        let mut bad_cols = BTreeSet::new();
-        let mut k = 0;
-        for (c, spec) in schema.columns.iter().enumerate() {
-            let w = match &spec.encoder {
-                ColumnEncoder::Numeric { .. } => 1,
-                ColumnEncoder::OneHot { categories, .. } => categories.len(),
-            };
-            if constant.iter().any(|&j| j >= k && j < k + w)
-                && (w == 1 || constant.iter().filter(|&&j| j >= k && j < k + w).count() == w)
-            {
-                bad_cols.insert(c);
-            }
-            k += w;
-        }
-        if bad_cols.is_empty() {
-            // Only indicators of categories absent from the training part are constant
-            // (zero): keep them unscaled (std 1).
-            schema.mean = mean;
-            schema.std = (0..d)
-                .map(|j| {
-                    if constant.contains(&j) {
-                        1.0
-                    } else {
-                        var[j].sqrt()
+        match kind {
+            Kind::Numeric => {
+                vals.clear();
+                let mut missing = false;
+                for &i in &train_rows {
+                    match table.get(i, j) {
+                        Cell::Number(v) if v.is_finite() => vals.push(v),
+                        Cell::Number(v) => {
+                            return Err(derr(
+                                Some(i + 1),
+                                Some(col_label(table, j)),
+                                format!("value {:?} is not finite", fmt_number(v)),
+                            ))
+                        }
+                        _ => missing = true,
                     }
-                })
-                .collect();
-            break;
+                }
+                let fill = (opts.impute == Some(Impute::Mean)).then(|| {
+                    let m = vals.iter().sum::<f64>() / vals.len().max(1) as f64;
+                    if m.is_finite() {
+                        m
+                    } else {
+                        mean_std(&vals).0
+                    }
+                });
+                if missing {
+                    let f = fill.unwrap_or(0.0);
+                    vals.clear();
+                    for &i in &train_rows {
+                        vals.push(match table.get(i, j) {
+                            Cell::Number(v) => v,
+                            _ => f,
+                        });
+                    }
+                }
+                let (m, s) = mean_std(&vals);
+                stats.push((vec![m], vec![s]));
+                columns.push(ColumnSpec {
+                    name,
+                    encoder: ColumnEncoder::Numeric { fill },
+                });
+            }
+            Kind::Categorical => {
+                // Categories from every used row (so a category seen only in the test
+                // part is known); the imputed category is the most frequent one in
+                // training.
+                let mut names: BTreeMap<String, usize> = BTreeMap::new();
+                let mut nums: HashMap<u64, f64> = HashMap::new();
+                let mut texts = vec![false; col.dict().len()];
+                for &i in &used {
+                    match table.get(i, j) {
+                        Cell::Number(v) => {
+                            nums.entry(number_key(v)).or_insert(v);
+                        }
+                        Cell::Text(_) => texts[col.text_index(i).unwrap_or(0)] = true,
+                        Cell::Missing(_) => {}
+                    }
+                }
+                for v in nums.into_values() {
+                    names.insert(fmt_number(v), 0);
+                }
+                for (k, seen) in texts.into_iter().enumerate() {
+                    if seen {
+                        names.insert(col.dict()[k].to_string(), 0);
+                    }
+                }
+                let categories: Vec<String> = names.into_keys().collect();
+                let index = NameIndex::new(&categories);
+                let lookup = index.for_column(col);
+                let w = categories.len();
+                let mut counts = vec![0usize; w];
+                let mut codes: Vec<usize> = Vec::with_capacity(n_train);
+                for &i in &train_rows {
+                    let k = lookup.get(col, i, table.get(i, j)).unwrap_or(usize::MAX);
+                    if k < w {
+                        counts[k] += 1;
+                    }
+                    codes.push(k);
+                }
+                let fill_k = (opts.impute == Some(Impute::Mean)).then(|| {
+                    // Most frequent; ties go to the first category in sorted order.
+                    let mut best = 0;
+                    for k in 1..w {
+                        if counts[k] > counts[best] {
+                            best = k;
+                        }
+                    }
+                    best
+                });
+                let fill = fill_k.map(|k| categories.get(k).cloned().unwrap_or_default());
+                for c in codes.iter_mut() {
+                    if *c == usize::MAX {
+                        *c = fill_k.unwrap_or(usize::MAX);
+                    }
+                }
+                // Mean and standard deviation of each indicator, summed in row order as
+                // the encoded matrix would be.
+                let n = n_train as f64;
+                let mut mean = vec![0.0; w];
+                for &c in &codes {
+                    if c < w {
+                        mean[c] += 1.0 / n;
+                    }
+                }
+                let mut std = vec![0.0; w];
+                for (q, s) in std.iter_mut().enumerate() {
+                    let (on, off) = ((1.0 - mean[q]).powi(2) / n, mean[q].powi(2) / n);
+                    let mut var = 0.0;
+                    for &c in &codes {
+                        var += if c == q { on } else { off };
+                    }
+                    *s = var.sqrt();
+                }
+                stats.push((mean, std));
+                columns.push(ColumnSpec {
+                    name,
+                    encoder: ColumnEncoder::OneHot { categories, fill },
+                });
+            }
         }
-        let names: Vec<String> = bad_cols
-            .iter()
-            .map(|&c| schema.columns[c].name.clone())
-            .collect();
+    }
+    drop(vals);
+    // Constant features: a numeric column, or a one-hot column all of whose indicators are
+    // constant, cannot be standardised; the indicator of a category absent from the
+    // training part is kept unscaled (std 1).
+    let is_const = |m: f64, s: f64| s <= 1e-12 * m.abs().max(1.0);
+    let bad_cols: Vec<usize> = (0..columns.len())
+        .filter(|&c| {
+            let (m, s) = &stats[c];
+            m.iter().zip(s).all(|(&m, &s)| is_const(m, s))
+        })
+        .collect();
+    let mut dropped = Vec::new();
+    if !bad_cols.is_empty() {
+        let names: Vec<String> = bad_cols.iter().map(|&c| columns[c].name.clone()).collect();
         if !opts.drop_constant {
-            let c0 = *bad_cols.iter().next().unwrap_or(&0);
-            let j0 = table.col_index(&schema.columns[c0].name).unwrap_or(0);
+            let j0 = table.col_index(&names[0]).unwrap_or(0);
             return Err(derr(
                 None,
                 Some(format!("{} ({})", j0 + 1, names[0])),
@@ -723,42 +921,95 @@ pub fn load_tables(
             path.display(),
             names.join(",")
         );
-        schema.dropped.extend(names);
-        let drop: Vec<usize> = bad_cols.into_iter().collect();
+        dropped = names;
         let mut c = 0;
-        schema.columns.retain(|_| {
-            let keep = !drop.contains(&c);
+        columns.retain(|_| {
+            let keep = !bad_cols.contains(&c);
             c += 1;
             keep
         });
-        if schema.columns.is_empty() {
+        let mut c = 0;
+        stats.retain(|_| {
+            let keep = !bad_cols.contains(&c);
+            c += 1;
+            keep
+        });
+        if columns.is_empty() {
             return Err(derr(None, None, "every feature column is constant".into()));
         }
     }
+    let features = feature_names(&columns);
+    let d = features.len();
+    if used.len().saturating_mul(d).saturating_mul(8) > MAX_ENCODED_BYTES {
+        let widest = columns
+            .iter()
+            .max_by_key(|c| match &c.encoder {
+                ColumnEncoder::OneHot { categories, .. } => categories.len(),
+                _ => 1,
+            })
+            .map(|c| c.name.clone())
+            .unwrap_or_default();
+        return Err(derr(
+            None,
+            Some(widest),
+            format!(
+                "{} rows x {d} encoded features exceed the loader's budget of {} GiB; the widest column is one-hot encoded (is it an identifier? drop it, or declare it --numeric)",
+                used.len(),
+                MAX_ENCODED_BYTES >> 30
+            ),
+        ));
+    }
+    let mut mean = Vec::with_capacity(d);
+    let mut std = Vec::with_capacity(d);
+    for (m, s) in stats {
+        for (m, s) in m.into_iter().zip(s) {
+            std.push(if is_const(m, s) { 1.0 } else { s });
+            mean.push(m);
+        }
+    }
+    let mut schema = Schema {
+        target: target.clone(),
+        task,
+        columns,
+        dropped,
+        features,
+        mean,
+        std,
+        classes,
+        target_scale: None,
+        impute: opts.impute,
+    };
     // Target scaling for a regression.
     if task == Task::Regression {
         let ys: Vec<f64> = train_rows
             .iter()
-            .map(|&i| table.rows[i][tcol].parse::<f64>().unwrap_or(0.0))
+            .map(|&i| match table.get(i, tcol) {
+                Cell::Number(v) => v,
+                _ => 0.0,
+            })
             .collect();
         let n = ys.len() as f64;
-        let m = ys.iter().sum::<f64>() / n;
-        let s = (ys.iter().map(|y| (y - m).powi(2)).sum::<f64>() / n).sqrt();
+        let mut m = ys.iter().sum::<f64>() / n;
+        let mut s = (ys.iter().map(|y| (y - m).powi(2)).sum::<f64>() / n).sqrt();
+        if !(m.is_finite() && s.is_finite()) {
+            (m, s) = mean_std(&ys);
+        }
         if s <= 0.0 {
             return Err(derr(
                 None,
-                Some(format!("{} ({target})", tcol + 1)),
+                Some(tlabel),
                 "the regression target is constant on the training part".into(),
             ));
         }
         schema.target_scale = Some((m, s));
     }
     let to_rows = |pos: &[usize]| pos.iter().map(|&p| used[p]).collect::<Vec<_>>();
-    let train = schema.encode_rows(table, &train_rows, true)?;
-    let val = schema.encode_rows(table, &to_rows(&val_pos), true)?;
+    let train = schema.encode_rows(table, &train_rows)?;
+    drop(train_rows);
+    let val = schema.encode_rows(table, &to_rows(&val_pos))?;
     let test = match test_table {
         Some(t) => schema.apply(t)?,
-        None => schema.encode_rows(table, &to_rows(&test_pos), true)?,
+        None => schema.encode_rows(table, &to_rows(&test_pos))?,
     };
     Ok(TabularData {
         schema,
@@ -796,7 +1047,8 @@ impl Schema {
 
     /// Encode a table read at prediction time: every schema column must be present (by
     /// name, any order; extra columns are ignored), categories must be known, and labels
-    /// must be known classes. Missing cells follow the training imputation rule.
+    /// must be known classes. Missing cells follow the training imputation rule. Numbers
+    /// are matched by value (`1.0` is the category or class `1`).
     pub fn apply(&self, table: &RawTable) -> Result<Dataset> {
         self.apply_inner(table, true)
     }
@@ -809,6 +1061,7 @@ impl Schema {
     fn apply_inner(&self, table: &RawTable, need_target: bool) -> Result<Dataset> {
         for c in &self.columns {
             if table.col_index(&c.name).is_none() {
+                check_header(table)?;
                 return Err(Error::Data {
                     path: table.path.clone(),
                     row: Some(0),
@@ -822,6 +1075,7 @@ impl Schema {
             }
         }
         if need_target && table.col_index(&self.target).is_none() {
+            check_header(table)?;
             return Err(Error::Data {
                 path: table.path.clone(),
                 row: Some(0),
@@ -830,132 +1084,231 @@ impl Schema {
             });
         }
         let mut rows: Vec<usize> = Vec::new();
-        for (i, r) in table.rows.iter().enumerate() {
+        let idx: Vec<usize> = self
+            .columns
+            .iter()
+            .map(|c| table.col_index(&c.name).unwrap_or(0))
+            .collect();
+        for i in 0..table.n_rows() {
             let drop = self.impute == Some(Impute::Drop)
-                && self
-                    .columns
-                    .iter()
-                    .any(|c| is_missing(&r[table.col_index(&c.name).unwrap_or(0)]));
+                && idx.iter().any(|&j| table.get(i, j).is_missing());
             if !drop {
                 rows.push(i);
             }
         }
-        self.encode_rows(table, &rows, true)
+        self.encode_rows(table, &rows)
     }
 
-    /// Encode the given 0-based rows of `table` (standardised when `scale`).
-    fn encode_rows(&self, table: &RawTable, rows: &[usize], scale: bool) -> Result<Dataset> {
-        let path = &table.path;
+    /// Check that the schema is consistent (feature, mean and std lengths; finite scaler;
+    /// class list), so that encoding cannot index out of bounds.
+    pub fn check_encodable(&self) -> Result<()> {
         let d = self.features.len();
-        let idx: Vec<usize> = self
+        let widths: usize = self
             .columns
             .iter()
-            .map(|c| table.col_index(&c.name).unwrap_or(usize::MAX))
+            .map(|c| match &c.encoder {
+                ColumnEncoder::Numeric { .. } => 1,
+                ColumnEncoder::OneHot { categories, .. } => categories.len(),
+            })
+            .sum();
+        let bad = |what: String| Err(Error::Other(format!("invalid model schema: {what}")));
+        if widths != d {
+            return bad(format!(
+                "the columns encode {widths} features but {d} are named"
+            ));
+        }
+        if self.mean.len() != d || self.std.len() != d {
+            return bad(format!(
+                "{} means and {} standard deviations for {d} features",
+                self.mean.len(),
+                self.std.len()
+            ));
+        }
+        if let Some(j) = (0..d)
+            .find(|&j| !(self.mean[j].is_finite() && self.std[j].is_finite() && self.std[j] > 0.0))
+        {
+            return bad(format!(
+                "feature {:?} has mean {} and std {} (need finite values and std > 0)",
+                self.features[j], self.mean[j], self.std[j]
+            ));
+        }
+        if let Some((m, s)) = self.target_scale {
+            if !(m.is_finite() && s.is_finite() && s > 0.0) {
+                return bad(format!("target scale ({m}, {s})"));
+            }
+        }
+        if self.task == Task::Classification && self.classes.len() < 2 {
+            return bad(format!("{} classes", self.classes.len()));
+        }
+        Ok(())
+    }
+
+    /// Encode and standardise the given 0-based rows of `table`.
+    fn encode_rows(&self, table: &RawTable, rows: &[usize]) -> Result<Dataset> {
+        self.check_encodable()?;
+        let path = &table.path;
+        let d = self.features.len();
+        let derr = |i: usize, j: usize, msg: String| Error::Data {
+            path: path.clone(),
+            row: Some(i + 1),
+            col: Some(col_label(table, j)),
+            msg,
+        };
+        let missing_msg = || "missing value (use --impute mean|drop at training)".to_string();
+        enum Enc<'a> {
+            Num(Option<f64>),
+            Hot(ColumnLookup<'a>, &'a [String], Option<usize>),
+        }
+        let mut idx = Vec::with_capacity(self.columns.len());
+        let mut indices = Vec::with_capacity(self.columns.len());
+        for c in &self.columns {
+            let j = table.col_index(&c.name).ok_or_else(|| Error::Data {
+                path: path.clone(),
+                row: Some(0),
+                col: Some(c.name.clone()),
+                msg: format!("column {:?} is missing from the header", c.name),
+            })?;
+            idx.push(j);
+            indices.push(match &c.encoder {
+                ColumnEncoder::OneHot { categories, .. } => Some(NameIndex::new(categories)),
+                ColumnEncoder::Numeric { .. } => None,
+            });
+        }
+        let encs: Vec<Enc> = self
+            .columns
+            .iter()
+            .zip(&idx)
+            .zip(&indices)
+            .map(|((c, &j), ix)| match (&c.encoder, ix) {
+                (ColumnEncoder::OneHot { categories, fill }, Some(ix)) => {
+                    let f = fill.as_ref().map(|f| {
+                        categories
+                            .iter()
+                            .position(|q| q == f)
+                            .unwrap_or(categories.len())
+                    });
+                    Enc::Hot(ix.for_column(table.column(j)), categories, f)
+                }
+                (ColumnEncoder::Numeric { fill }, _) => Enc::Num(*fill),
+                _ => Enc::Num(None),
+            })
             .collect();
         let tcol = table.col_index(&self.target);
-        let cls: BTreeMap<&str, usize> = self
-            .classes
-            .iter()
-            .enumerate()
-            .map(|(k, c)| (c.as_str(), k))
-            .collect();
-        let mut x = Vec::with_capacity(rows.len() * d);
+        let class_index = NameIndex::new(&self.classes);
+        let class_lookup = tcol.map(|t| class_index.for_column(table.column(t)));
+        let len = rows
+            .len()
+            .checked_mul(d)
+            .filter(|&l| l.saturating_mul(8) <= MAX_ENCODED_BYTES);
+        let mut x = Vec::with_capacity(len.ok_or_else(|| {
+            Error::Other(format!(
+                "{}: {} rows x {d} features exceed the loader's budget of {} GiB",
+                path.display(),
+                rows.len(),
+                MAX_ENCODED_BYTES >> 30
+            ))
+        })?);
         let mut y = Vec::with_capacity(rows.len());
         for &i in rows {
-            let r = &table.rows[i];
-            let row = Some(i + 1);
-            let col = |j: usize| Some(format!("{} ({})", j + 1, table.columns[j]));
-            let start = x.len();
-            for (spec, &j) in self.columns.iter().zip(&idx) {
-                let cell = r[j].as_str();
-                match &spec.encoder {
-                    ColumnEncoder::Numeric { fill } => {
-                        let v = if is_missing(cell) {
-                            fill.ok_or_else(|| Error::Data {
-                                path: path.clone(),
-                                row,
-                                col: col(j),
-                                msg: "missing value (use --impute mean|drop at training)".into(),
-                            })?
-                        } else {
-                            let v: f64 = cell.parse().map_err(|_| Error::Data {
-                                path: path.clone(),
-                                row,
-                                col: col(j),
-                                msg: format!(
-                                    "not a number: {cell:?} (the column was numeric in training)"
-                                ),
-                            })?;
-                            if !v.is_finite() {
-                                return Err(Error::Data {
-                                    path: path.clone(),
-                                    row,
-                                    col: col(j),
-                                    msg: format!("value {cell:?} is not finite"),
-                                });
+            let mut k = 0;
+            for (enc, &j) in encs.iter().zip(&idx) {
+                let cell = table.get(i, j);
+                match enc {
+                    Enc::Num(fill) => {
+                        let v = match cell {
+                            Cell::Number(v) if v.is_finite() => v,
+                            Cell::Number(v) => {
+                                return Err(derr(
+                                    i,
+                                    j,
+                                    format!("value {:?} is not finite", fmt_number(v)),
+                                ))
                             }
-                            v
+                            Cell::Missing(_) => fill.ok_or_else(|| derr(i, j, missing_msg()))?,
+                            Cell::Text(s) => {
+                                return Err(derr(
+                                    i,
+                                    j,
+                                    format!(
+                                        "not a number: {s:?} (the column was numeric in training)"
+                                    ),
+                                ))
+                            }
                         };
-                        x.push(v);
+                        let z = standardise(v, self.mean[k], self.std[k]).ok_or_else(|| {
+                            derr(
+                                i,
+                                j,
+                                format!(
+                                    "value {v:e} cannot be standardised: (v - {:e}) / {:e} overflows",
+                                    self.mean[k], self.std[k]
+                                ),
+                            )
+                        })?;
+                        x.push(z);
+                        k += 1;
                     }
-                    ColumnEncoder::OneHot { categories, fill } => {
-                        let c = if is_missing(cell) {
-                            fill.as_deref().ok_or_else(|| Error::Data {
-                                path: path.clone(),
-                                row,
-                                col: col(j),
-                                msg: "missing value (use --impute mean|drop at training)".into(),
-                            })?
-                        } else {
-                            cell
-                        };
-                        let k =
-                            categories
-                                .iter()
-                                .position(|q| q == c)
-                                .ok_or_else(|| Error::Data {
-                                    path: path.clone(),
-                                    row,
-                                    col: col(j),
-                                    msg: format!(
-                                        "unknown category {c:?} (known: {})",
+                    Enc::Hot(lookup, categories, fill) => {
+                        let w = categories.len();
+                        let q = match cell {
+                            Cell::Missing(_) => fill.ok_or_else(|| derr(i, j, missing_msg()))?,
+                            c => lookup.get(table.column(j), i, c).ok_or_else(|| {
+                                derr(
+                                    i,
+                                    j,
+                                    format!(
+                                        "unknown category {:?} (known: {})",
+                                        cell_name(c),
                                         categories.join(",")
                                     ),
-                                })?;
-                        for q in 0..categories.len() {
-                            x.push(if q == k { 1.0 } else { 0.0 });
+                                )
+                            })?,
+                        };
+                        for r in 0..w {
+                            let v = if r == q { 1.0 } else { 0.0 };
+                            x.push((v - self.mean[k + r]) / self.std[k + r]);
                         }
+                        k += w;
                     }
                 }
             }
-            if scale {
-                for (j, v) in x[start..].iter_mut().enumerate() {
-                    *v = (*v - self.mean[j]) / self.std[j];
-                }
-            }
-            let label = match tcol {
-                None => f64::NAN,
-                Some(t) => {
-                    let cell = r[t].as_str();
+            let label = match (tcol, &class_lookup) {
+                (None, _) => f64::NAN,
+                (Some(t), lookup) => {
+                    let cell = table.get(i, t);
                     match self.task {
-                        Task::Classification => *cls.get(cell).ok_or_else(|| Error::Data {
-                            path: path.clone(),
-                            row,
-                            col: col(t),
-                            msg: format!(
-                                "unknown label {cell:?} (classes: {})",
-                                self.classes.join(",")
-                            ),
-                        })? as f64,
+                        Task::Classification => lookup
+                            .as_ref()
+                            .and_then(|l| l.get(table.column(t), i, cell))
+                            .ok_or_else(|| {
+                                derr(
+                                    i,
+                                    t,
+                                    format!(
+                                        "unknown label {:?} (classes: {})",
+                                        cell_name(cell),
+                                        self.classes.join(",")
+                                    ),
+                                )
+                            })? as f64,
                         Task::Regression => {
-                            let v: f64 = cell.parse().map_err(|_| Error::Data {
-                                path: path.clone(),
-                                row,
-                                col: col(t),
-                                msg: format!("regression target is not a number: {cell:?}"),
-                            })?;
+                            let v = match cell {
+                                Cell::Number(v) => v,
+                                c => {
+                                    return Err(derr(
+                                        i,
+                                        t,
+                                        format!(
+                                            "regression target is not a number: {:?}",
+                                            cell_name(c)
+                                        ),
+                                    ))
+                                }
+                            };
                             match self.target_scale {
-                                Some((m, s)) => (v - m) / s,
+                                Some((m, s)) => standardise(v, m, s).ok_or_else(|| {
+                                    derr(i, t, format!("target {v:e} cannot be standardised"))
+                                })?,
                                 None => v,
                             }
                         }
