@@ -53,35 +53,39 @@ def write_file(path, rows, cols, seed=0):
 
 
 def peak_rss_mb(cmd):
-    """Run cmd under /usr/bin/time -v; return (stdout, peak RSS in MB, wall seconds)."""
+    """Run cmd under /usr/bin/time -v; return (stdout, peak RSS in MB, wall seconds,
+    CPU seconds = user + system)."""
     t0 = time.perf_counter()
     p = subprocess.run(
         ["/usr/bin/time", "-v"] + cmd, capture_output=True, text=True, check=True
     )
     wall = time.perf_counter() - t0
     m = re.search(r"Maximum resident set size \(kbytes\): (\d+)", p.stderr)
-    return p.stdout, (int(m.group(1)) / 1024 if m else float("nan")), wall
+    cpu = sum(
+        float(x)
+        for x in re.findall(r"(?:User|System) time \(seconds\): ([0-9.]+)", p.stderr)
+    )
+    return p.stdout, (int(m.group(1)) / 1024 if m else float("nan")), wall, cpu
 
 
 def time_robustflow(path, mode):
-    out, rss, wall = peak_rss_mb([EXAMPLE, path, mode])
+    out, rss, wall, cpu = peak_rss_mb([EXAMPLE, path, mode])
     info = json.loads(out.strip().splitlines()[-1])
-    return wall, rss, info
+    return wall, cpu, rss, info
 
 
 def time_pandas(path):
     import pandas as pd
 
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     df = pd.read_csv(path)
-    t = time.perf_counter() - t0
-    return t, df.shape
+    t, c = time.perf_counter() - t0, time.process_time() - c0
+    return t, c, df.shape
 
 
 def pandas_rss(path):
     code = f"import pandas as pd; pd.read_csv({path!r})"
-    _, rss, _ = peak_rss_mb([sys.executable, "-c", code])
-    return rss
+    return peak_rss_mb([sys.executable, "-c", code])[1]
 
 
 def run(rows=1_000_000, cols=20, reps=3, build=True, quiet=False, workdir=None):
@@ -106,25 +110,28 @@ def run(rows=1_000_000, cols=20, reps=3, build=True, quiet=False, workdir=None):
         )
     readers = ["robustflow load", "robustflow table", "robustflow numeric", "pandas.read_csv"]
     times = {r: [] for r in readers}
+    cpus = {r: [] for r in readers}
     rss = {r: [] for r in readers}
     for rep in range(reps):
         order = readers if rep % 2 == 0 else readers[::-1]
         for r in order:
             if r == "pandas.read_csv":
-                t, shape = time_pandas(path)
+                t, c, shape = time_pandas(path)
                 assert shape == (rows, cols), shape
             else:
-                t, m, info = time_robustflow(path, r.split()[1])
+                t, c, m, info = time_robustflow(path, r.split()[1])
                 rss[r].append(m)
                 assert info["rows"] == rows, info
             times[r].append(t)
+            cpus[r].append(c)
             if not quiet:
-                print(f"  rep {rep + 1}: {r:20s} {t:7.2f} s", flush=True)
+                print(f"  rep {rep + 1}: {r:20s} {t:7.2f} s wall, {c:7.2f} s CPU", flush=True)
     rss["pandas.read_csv"].append(pandas_rss(path))
     data_mb = rows * cols * 8 / 1e6
     out = []
     for r in readers:
         med = statistics.median(times[r])
+        cpu = statistics.median(cpus[r])
         out.append(
             {
                 "reader": r,
@@ -134,6 +141,9 @@ def run(rows=1_000_000, cols=20, reps=3, build=True, quiet=False, workdir=None):
                 "data_f64_mb": data_mb,
                 "median_s": med,
                 "times_s": times[r],
+                "cpu_s": cpu,
+                "cpus_s": cpus[r],
+                "mb_per_cpu_s": mb / cpu,
                 "mb_per_s": mb / med,
                 "rows_per_s": rows / med,
                 "peak_rss_mb": max(rss[r]),
@@ -147,13 +157,14 @@ def table(rows):
     """The markdown table of run()'s rows (ratios against pandas.read_csv)."""
     pandas = next(r for r in rows if r["reader"] == "pandas.read_csv")
     lines = [
-        "| reader | median time (s) | MB/s | rows/s | speed vs pandas | peak RSS (MB) | peak RSS / data as f64 |",
-        "|---|---|---|---|---|---|---|",
+        "| reader | wall (s) | MB/s | rows/s | wall speed vs pandas | CPU (s) | MB per CPU-s | CPU speed vs pandas | peak RSS (MB) | peak RSS / data as f64 |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         lines.append(
             f"| {r['reader']} | {r['median_s']:.2f} | {r['mb_per_s']:.0f} | "
             f"{r['rows_per_s']:.3g} | {pandas['median_s'] / r['median_s']:.2f}x | "
+            f"{r['cpu_s']:.2f} | {r['mb_per_cpu_s']:.0f} | {pandas['cpu_s'] / r['cpu_s']:.2f}x | "
             f"{r['peak_rss_mb']:.0f} | {r['peak_rss_mb'] / r['data_f64_mb']:.2f} |"
         )
     return "\n".join(lines)

@@ -46,7 +46,16 @@ impl Record {
     }
     /// Field `j` as trimmed text; `Err(())` when it is not valid UTF-8.
     pub fn text(&self, j: usize) -> Result<&str, ()> {
-        let s = std::str::from_utf8(self.field(j)).map_err(|_| ())?;
+        let b = self.field(j);
+        if b.is_ascii() {
+            // ASCII white space is what `str::trim` removes from ASCII text.
+            let ws = |c: &u8| matches!(c, b'\t' | b'\n' | 0x0b | 0x0c | b'\r' | b' ');
+            let start = b.iter().position(|c| !ws(c)).unwrap_or(b.len());
+            let end = b.iter().rposition(|c| !ws(c)).map_or(start, |k| k + 1);
+            // SAFETY: ASCII bytes are valid UTF-8.
+            return Ok(unsafe { std::str::from_utf8_unchecked(&b[start..end]) });
+        }
+        let s = std::str::from_utf8(b).map_err(|_| ())?;
         Ok(s.trim())
     }
     /// True when every field is empty after trimming (the readers skip such records,
@@ -90,6 +99,8 @@ pub struct Tokenizer<R> {
     line: usize,
     started: bool,
     delimiter: u8,
+    /// Bytes that end an unquoted field: the delimiter and line breaks.
+    stop: [bool; 256],
 }
 
 impl<R: Read> Tokenizer<R> {
@@ -104,6 +115,7 @@ impl<R: Read> Tokenizer<R> {
             line: 1,
             started: false,
             delimiter: b',',
+            stop: std::array::from_fn(|c| c == b',' as usize || c == 10 || c == 13),
         }
     }
 
@@ -160,6 +172,7 @@ impl<R: Read> Tokenizer<R> {
         }
         rec.line = self.line;
         let delim = self.delimiter;
+        debug_assert!(self.stop[delim as usize]);
         let mut st = St::StartField;
         let mut quote_line = 0;
         loop {
@@ -191,10 +204,8 @@ impl<R: Read> Tokenizer<R> {
                 }
                 St::InField => {
                     let s = &self.buf[self.pos..self.end];
-                    match s
-                        .iter()
-                        .position(|&c| c == delim || c == b'\n' || c == b'\r')
-                    {
+                    let stop = &self.stop;
+                    match s.iter().position(|&c| stop[c as usize]) {
                         None => {
                             rec.data.extend_from_slice(s);
                             self.pos = self.end;
