@@ -41,7 +41,8 @@ impl Record {
     }
     /// The raw (untrimmed, unescaped) bytes of field `j`.
     pub fn field(&self, j: usize) -> &[u8] {
-        let start = if j == 0 { 0 } else { self.ends[j - 1] };
+        // `data` holds one separator byte after every field but the last.
+        let start = if j == 0 { 0 } else { self.ends[j - 1] + 1 };
         &self.data[start..self.ends[j]]
     }
     /// Field `j` as trimmed text; `Err(())` when it is not valid UTF-8.
@@ -173,6 +174,24 @@ impl<R: Read> Tokenizer<R> {
         rec.line = self.line;
         let delim = self.delimiter;
         debug_assert!(self.stop[delim as usize]);
+        // Fast path: the whole line is in the buffer and holds no quote, so every field is
+        // unquoted: copy the line once and find the delimiters with SIMD.
+        {
+            let s = &self.buf[self.pos..self.end];
+            if let Some(k) = memchr::memchr2(b'\n', b'\r', s) {
+                let line = &s[..k];
+                if memchr::memchr(b'"', line).is_none() {
+                    rec.data.extend_from_slice(line);
+                    rec.ends.extend(memchr::memchr_iter(delim, line));
+                    rec.ends.push(k);
+                    if s[k] == b'\n' {
+                        self.line += 1;
+                    }
+                    self.pos += k + 1;
+                    return Ok(true);
+                }
+            }
+        }
         let mut st = St::StartField;
         let mut quote_line = 0;
         loop {
@@ -216,6 +235,7 @@ impl<R: Read> Tokenizer<R> {
                             self.pos += k + 1;
                             rec.ends.push(rec.data.len());
                             if c == delim {
+                                rec.data.push(delim);
                                 st = St::StartField;
                             } else {
                                 if c == b'\n' {
