@@ -219,14 +219,14 @@ pub fn parse_numeric_reader<R: std::io::Read>(src: R, path: &Path) -> Result<Num
                 ),
             ));
         }
-        for j in 0..d {
+        for (j, name) in columns.iter().enumerate() {
             let cell = rec.text(j).map_err(|_| utf8_err(row, j, line))?;
             let v: f64 = match cell.parse() {
                 Ok(v) => v,
                 Err(_) => {
                     return Err(data_err(
                         Some(row),
-                        Some(format!("{} ({})", j + 1, columns[j])),
+                        Some(format!("{} ({name})", j + 1)),
                         format!("not a number: {cell:?} (line {line}){hint}"),
                     ))
                 }
@@ -234,7 +234,7 @@ pub fn parse_numeric_reader<R: std::io::Read>(src: R, path: &Path) -> Result<Num
             if !v.is_finite() {
                 return Err(data_err(
                     Some(row),
-                    Some(format!("{} ({})", j + 1, columns[j])),
+                    Some(format!("{} ({name})", j + 1)),
                     format!("value {cell:?} is not finite (line {line})"),
                 ));
             }

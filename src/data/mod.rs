@@ -603,7 +603,7 @@ pub fn load_tables(
     if !na_cols.is_empty() {
         let mut count = 0usize;
         let mut list: Vec<(usize, usize)> = Vec::new();
-        for i in 0..n_rows {
+        for (i, keep) in keep_row.iter_mut().enumerate() {
             for &j in &na_cols {
                 if table.get(i, j).is_missing() {
                     count += 1;
@@ -611,13 +611,9 @@ pub fn load_tables(
                         list.push((i, j));
                     }
                     match opts.impute {
-                        None => {}
-                        Some(Impute::Drop) => keep_row[i] = false,
-                        Some(Impute::Mean) => {
-                            if j == tcol {
-                                keep_row[i] = false
-                            }
-                        }
+                        Some(Impute::Drop) => *keep = false,
+                        Some(Impute::Mean) if j == tcol => *keep = false,
+                        _ => {}
                     }
                 }
             }
