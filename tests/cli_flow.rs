@@ -414,6 +414,7 @@ fn mmd_args(x: PathBuf, y: PathBuf) -> MmdArgs {
         permutations: 200,
         seed: 0,
         report: None,
+        ..MmdArgs::default()
     }
 }
 
@@ -424,13 +425,14 @@ fn mmd_test_separates_equal_from_shifted_samples() {
     let y_same = gauss_csv(dir.path(), "y.csv", 120, 0.0, 2);
     let y_shift = gauss_csv(dir.path(), "z.csv", 120, 1.0, 3);
     let same = mmd::run(&mmd_args(x.clone(), y_same.clone()), &quiet()).unwrap();
-    assert!(same.p_value > 0.05, "same law: p = {}", same.p_value);
+    let p_same = same.p_value.unwrap();
+    assert!(p_same > 0.05, "same law: p = {p_same}");
     let mut a = mmd_args(x.clone(), y_shift);
     let report = dir.path().join("sub/report.json");
     a.report = Some(report.clone());
     let shifted = mmd::run(&a, &quiet()).unwrap();
     // with 200 permutations the smallest possible p-value is 1/201
-    assert!((shifted.p_value - 1.0 / 201.0).abs() < 1e-12);
+    assert!((shifted.p_value.unwrap() - 1.0 / 201.0).abs() < 1e-12);
     assert!(shifted.mmd2_biased > same.mmd2_biased);
     assert!(shifted.mmd2_unbiased > 0.0);
     // U-statistic below V-statistic here (the V-statistic adds positive diagonal terms)
@@ -445,9 +447,13 @@ fn mmd_test_separates_equal_from_shifted_samples() {
         "n",
         "m",
         "permutations",
+        "approx",
+        "method",
     ] {
         assert!(!v[k].is_null(), "key {k}");
     }
+    assert_eq!(v["approx"], "exact");
+    assert_eq!(v["method"], "streamed");
     assert_eq!(v["n"], 150);
     assert_eq!(v["m"], 120);
     // reproducible from the seed
@@ -466,7 +472,8 @@ fn mmd_p_value_is_the_permutation_fraction() {
     a.bandwidth = "1".into();
     a.permutations = 3000;
     let r = mmd::compute(&a).unwrap();
-    assert!((r.p_value - 1.0 / 3.0).abs() < 0.03, "p = {}", r.p_value);
+    let p = r.p_value.unwrap();
+    assert!((p - 1.0 / 3.0).abs() < 0.03, "p = {p}");
     // the biased statistic by hand: k(0,1) = k(10,11) = e^{-1/2}, cross terms ~ 0
     let e = (-0.5f64).exp();
     let kxx = (2.0 + 2.0 * e) / 4.0;
@@ -478,6 +485,45 @@ fn mmd_p_value_is_the_permutation_fraction() {
     assert!((r.mmd2_biased - (2.0 * kxx - 2.0 * cross)).abs() < 1e-12);
     // unbiased: off-diagonal terms only
     assert!((r.mmd2_unbiased - (2.0 * e - 2.0 * cross)).abs() < 1e-12);
+}
+
+#[test]
+fn mmd_without_permutations_reports_statistics_and_a_null_p_value() {
+    let dir = tempfile::tempdir().unwrap();
+    let x = gauss_csv(dir.path(), "x.csv", 80, 0.0, 1);
+    let y = gauss_csv(dir.path(), "y.csv", 70, 0.5, 2);
+    let mut a = mmd_args(x.clone(), y.clone());
+    a.permutations = 0;
+    let report = dir.path().join("r.json");
+    a.report = Some(report.clone());
+    let r = mmd::run(&a, &quiet()).unwrap();
+    assert_eq!(r.p_value, None);
+    let v: Value = serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    assert!(v["p_value"].is_null());
+    assert_eq!(v["method"], "none");
+    // the same statistics as with a test
+    let with = mmd::compute(&mmd_args(x.clone(), y.clone())).unwrap();
+    assert_eq!(with.mmd2_biased, r.mmd2_biased);
+    assert_eq!(with.mmd2_unbiased, r.mmd2_unbiased);
+    // --approx: recorded, close to the exact statistic with many features
+    for (ap, method) in [("rff:4096", "random-features"), ("nystrom:150", "nystrom")] {
+        let mut b = mmd_args(x.clone(), y.clone());
+        b.approx = ap.into();
+        b.permutations = 9;
+        b.report = Some(report.clone());
+        let s = mmd::run(&b, &quiet()).unwrap();
+        let v: Value = serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+        assert_eq!(v["approx"], ap);
+        assert_eq!(v["method"], method);
+        assert!(
+            (s.mmd2_biased - r.mmd2_biased).abs() < 0.1 * r.mmd2_biased + 1e-3,
+            "{ap}: {} vs {}",
+            s.mmd2_biased,
+            r.mmd2_biased
+        );
+        let p = s.p_value.unwrap();
+        assert!((0.1..=1.0).contains(&p));
+    }
 }
 
 #[test]
@@ -515,8 +561,12 @@ fn mmd_bad_input_is_named() {
     a.bandwidth = "-1".into();
     expect_param(mmd::compute(&a), "bandwidth");
     let mut a = mmd_args(x.clone(), x.clone());
-    a.permutations = 0;
-    expect_param(mmd::compute(&a), "permutations");
+    a.approx = "rff:0".into();
+    expect_param(mmd::compute(&a), "approx");
+    let mut a = mmd_args(x.clone(), x.clone());
+    a.kernel = "imq".into();
+    a.approx = "rff:16".into();
+    expect_param(mmd::compute(&a), "approx");
     let mut a = mmd_args(x.clone(), x);
     a.kernel = "cosine".into();
     expect_param(mmd::compute(&a), "kernel");
