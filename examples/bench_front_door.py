@@ -14,6 +14,8 @@ same run, alternating, medians of repetitions.
     memory (`/usr/bin/time -v`) must stay under 4x the data as f64 plus 300 MB.
 (c) `robustflow flow --target FILE.csv --target-samples 1000` on a 50,000-row target:
     wall time and the reported noise floor (non-zero, reproducible with the seed).
+(d) the error of `--approx rff:D` / `nystrom:M` against the exact biased and unbiased
+    MMD^2 for a range of D and M (n = m = 4000, d = 2 and 10), mean over 3 seeds.
 
 If /work/wt/data/examples/bench_loader.py (the CSV-loader benchmark) or
 examples/bench_loader.py exists, its `run()` is imported and run too.
@@ -276,6 +278,50 @@ def bench_flow(bin_, tmp, reps):
     }
 
 
+# ------------------------------------------------------------------ (d) approximation error
+
+def bench_approx(bin_, tmp, seeds=3):
+    """|approx - exact| / exact of the biased and unbiased MMD^2 for a range of D and M,
+    mean over feature seeds, at n = m = 4000, d = 2 and d = 10, a mean shift of 0.2."""
+    out = []
+    for d in (2, 10):
+        n = 4000
+        rng = np.random.default_rng(100 + d)
+        x = rng.standard_normal((n, d))
+        y = rng.standard_normal((n, d))
+        y[:, 0] += 0.2
+        fx, fy = tmp / f"ax{d}.csv", tmp / f"ay{d}.csv"
+        write_csv(fx, x)
+        write_csv(fy, y)
+        rep = tmp / "ap.json"
+
+        def stat(approx, seed):
+            t, _ = timed([bin_, "mmd", "--x", fx, "--y", fy, "--permutations", "0",
+                          "--approx", approx, "--seed", str(seed), "--report", rep])
+            r = json.loads(rep.read_text())
+            return t, r["mmd2_biased"], r["mmd2_unbiased"]
+
+        t_ex, b_ex, u_ex = stat("exact", 0)
+        rows = [{"d": d, "approx": "exact", "rel_err_biased": 0.0, "rel_err_unbiased": 0.0,
+                 "time_s": t_ex, "mmd2_biased": b_ex}]
+        for approx in ["rff:64", "rff:256", "rff:1024", "rff:4096",
+                       "nystrom:50", "nystrom:200", "nystrom:800", "nystrom:3200"]:
+            eb, eu, ts = [], [], []
+            for seed in range(seeds):
+                t, b, u = stat(approx, seed)
+                eb.append(abs(b - b_ex) / b_ex)
+                eu.append(abs(u - u_ex) / abs(u_ex))
+                ts.append(t)
+            rows.append({"d": d, "approx": approx, "rel_err_biased": float(np.mean(eb)),
+                         "rel_err_unbiased": float(np.mean(eu)), "time_s": med(ts),
+                         "mmd2_biased": b_ex})
+        for r in rows:
+            print(f"(d) d={d} {r['approx']:>13}: rel. error biased {r['rel_err_biased']:.2e}, "
+                  f"unbiased {r['rel_err_unbiased']:.2e}, {r['time_s']:.2f} s", flush=True)
+        out.extend(rows)
+    return out
+
+
 # ------------------------------------------------------------------ main
 
 def main():
@@ -283,7 +329,7 @@ def main():
     ap.add_argument("--bin", default=str(ROOT / "target/release/robustflow"))
     ap.add_argument("--reps", type=int, default=5)
     ap.add_argument("--json", default=str(ROOT / "docs/perf/front_door.json"))
-    ap.add_argument("--only", default="a,b,c,loader")
+    ap.add_argument("--only", default="a,b,c,d,loader")
     a = ap.parse_args()
     parts = set(a.only.split(","))
     have_torch = torch_available()
@@ -312,6 +358,8 @@ def main():
             print(f"(c) flow --target 50k-row CSV --target-samples 1000: {r['robustflow_s']:.2f} s, "
                   f"noise floor {r['floor_mmd2_seed0'][0]:.3e} (seed 1: {r['floor_mmd2_seed1']:.3e}), "
                   f"reproducible: {r['reproducible']}", flush=True)
+        if "d" in parts:
+            res["d"] = bench_approx(a.bin, tmp)
     if "loader" in parts:
         for p in (Path("/work/wt/data/examples/bench_loader.py"), ROOT / "examples/bench_loader.py"):
             if p.exists():

@@ -733,6 +733,17 @@ pub fn run(a: &FitKlArgs, g: &GlobalOpts) -> Result<()> {
     for seed in a.seed..a.seed + a.seeds {
         let built = build_target(a, seed)?;
         let methods = parse_methods(&a.method, &built.target)?;
+        if !approx.is_exact()
+            && methods.contains(&Method::Ift)
+            && built.target.samples.is_some()
+            && energy != EnergyChoice::Ksd
+        {
+            return Err(Error::param(
+                "approx",
+                &a.approx,
+                "ift takes the exact MMD-prox weight step: use the exact kernel, or wfr / mmd / fr",
+            ));
+        }
         let init = initial_particles(a, &built, seed)?;
         // the mixture has samples and a density: with --energy ksd its step sizes are those
         // of the density targets

@@ -190,6 +190,19 @@ pub fn config_of(args: &FlowArgs) -> Result<(ExperimentConfig, Vec<u64>)> {
     crate::error::check_count("particles", args.particles)?;
     crate::error::check_count("steps", args.steps)?;
     let flows = parse_flows(&args.flow)?;
+    let approx: crate::kernel::Approx = args.approx.parse()?;
+    if !approx.is_exact() {
+        if let Some(f) = flows
+            .iter()
+            .find(|f| ["mmd-prox", "ift"].contains(&f.as_str()))
+        {
+            return Err(Error::param(
+                "approx",
+                &args.approx,
+                &format!("flow {f} takes the exact MMD-prox weight step: use the exact kernel, or ift-pg / wfr"),
+            ));
+        }
+    }
     let kernel: KernelKind = args.kernel.parse()?;
     let bandwidth: Bandwidth = args.bandwidth.parse()?;
     let trace_every = args.trace_every.unwrap_or((args.steps / 100).max(2));
@@ -232,7 +245,7 @@ pub fn config_of(args: &FlowArgs) -> Result<(ExperimentConfig, Vec<u64>)> {
         bandwidth,
         params,
         max_time_s: args.max_time,
-        approx: args.approx.parse()?,
+        approx,
     };
     cfg.validate()?;
     Ok((cfg, seeds))
