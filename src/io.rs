@@ -101,55 +101,68 @@ pub struct NumericTable {
 /// row). Blank lines are skipped. Errors name the file, the 1-based data row (the header is
 /// row 0), the column (1-based index and name) and the line of the file for ragged rows,
 /// non-numeric cells, NaN or infinite values; a file without data rows is an error.
+///
+/// The dialect is the one of [`crate::data::RawTable`]: comma-separated, quoted fields,
+/// `\n`, `\r\n` or `\r` line ends, a UTF-8 byte-order mark dropped, cells trimmed; an
+/// unterminated quote is an error naming its line. The file is streamed (never held whole
+/// in memory) and parsed in one pass, straight into the flat `n x d` matrix: time is
+/// linear in the file size and no memory is allocated per cell.
 pub fn read_numeric_csv(path: impl AsRef<Path>) -> Result<NumericTable> {
     let path = path.as_ref();
-    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
-    parse_numeric_csv(&text, path)
+    let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    parse_numeric_reader(file, path)
 }
 
 /// Parse numeric CSV text (see [`read_numeric_csv`]); `path` is used in error messages.
 pub fn parse_numeric_csv(text: &str, path: &Path) -> Result<NumericTable> {
-    let mut rdr = csv::ReaderBuilder::new()
-        .has_headers(false)
-        .flexible(true)
-        .trim(csv::Trim::All)
-        .from_reader(text.as_bytes());
+    parse_numeric_reader(text.as_bytes(), path)
+}
+
+/// Parse numeric CSV from any byte source (see [`read_numeric_csv`]); `path` is used in
+/// error messages.
+pub fn parse_numeric_reader<R: std::io::Read>(src: R, path: &Path) -> Result<NumericTable> {
+    use crate::data::reader::{foreign_delimiter, Record, TokError, Tokenizer};
     let data_err = |row: Option<usize>, col: Option<String>, msg: String| Error::Data {
         path: path.into(),
         row,
         col,
         msg,
     };
-    // 1-based line of the file where the record at a byte offset starts (the csv crate's
-    // record position includes the blank lines skipped before the record).
-    let line_of = |byte: u64| {
-        let bytes = text.as_bytes();
-        let mut start = (byte as usize).min(bytes.len());
-        while start < bytes.len() && (bytes[start] == b'\n' || bytes[start] == b'\r') {
-            start += 1;
+    let mut tok = Tokenizer::new(src);
+    let mut rec = Record::default();
+    // The next non-blank record (`row` names the data row being read, for errors).
+    let mut next = |rec: &mut Record, row: Option<usize>| -> Result<bool> {
+        loop {
+            match tok.next_record(rec) {
+                Ok(false) => return Ok(false),
+                Ok(true) if rec.is_blank() => continue,
+                Ok(true) => return Ok(true),
+                Err(TokError::Io(e)) => return Err(Error::io(path, e)),
+                Err(TokError::UnterminatedQuote { line }) => {
+                    return Err(data_err(
+                        row,
+                        None,
+                        format!("unterminated quoted field: the quote opened on line {line} is never closed"),
+                    ))
+                }
+            }
         }
-        1 + bytes[..start].iter().filter(|b| **b == b'\n').count()
     };
-    // (line of the file, record)
-    let mut records = Vec::new();
-    for rec in rdr.records() {
-        let rec = rec.map_err(|e| {
-            let line = e
-                .position()
-                .map(|p| format!(" (line {})", line_of(p.byte())))
-                .unwrap_or_default();
-            data_err(None, None, format!("{e}{line}"))
-        })?;
-        if rec.iter().all(|c| c.is_empty()) {
-            continue;
-        }
-        let line = rec.position().map(|p| line_of(p.byte())).unwrap_or(0);
-        records.push((line, rec));
-    }
-    if records.is_empty() {
+    let utf8_err = |row: usize, j: usize, line: usize| {
+        data_err(
+            Some(row),
+            Some(format!("{}", j + 1)),
+            format!("not valid UTF-8 text (line {line})"),
+        )
+    };
+    if !next(&mut rec, Some(1))? {
         return Err(data_err(None, None, "no rows: the file is empty".into()));
     }
-    let (first_line, first) = &records[0];
+    let first_line = rec.line;
+    let mut first: Vec<&str> = Vec::with_capacity(rec.len());
+    for j in 0..rec.len() {
+        first.push(rec.text(j).map_err(|_| utf8_err(1, j, first_line))?);
+    }
     let numeric: Vec<bool> = first.iter().map(|c| c.parse::<f64>().is_ok()).collect();
     let has_header = !numeric.iter().any(|&b| b);
     if !has_header {
@@ -169,22 +182,27 @@ pub fn parse_numeric_csv(text: &str, path: &Path) -> Result<NumericTable> {
     } else {
         (1..=first.len()).map(|j| format!("x{j}")).collect()
     };
+    drop(first);
     let d = columns.len();
-    let data_rows = if has_header {
-        &records[1..]
-    } else {
-        &records[..]
+    let mut values: Vec<f64> = Vec::new();
+    let mut n = 0usize;
+    // A header of one column holding `;` or a tab: name the delimiter in cell errors.
+    let hint = match (d, has_header) {
+        (1, true) => foreign_delimiter(&columns[0])
+            .map(|(c, name)| {
+                format!("; the header holds {c:?}: this looks like a {name}-separated file, robustflow reads comma-separated CSV")
+            })
+            .unwrap_or_default(),
+        _ => String::new(),
     };
-    if data_rows.is_empty() {
-        return Err(data_err(
-            None,
-            None,
-            format!("header ({}) but no data rows", columns.join(",")),
-        ));
-    }
-    let mut values = Array2::<f64>::zeros((data_rows.len(), d));
-    for (i, (line, rec)) in data_rows.iter().enumerate() {
-        let row = i + 1;
+    let mut have = !has_header;
+    loop {
+        if !have && !next(&mut rec, Some(n + 1))? {
+            break;
+        }
+        have = false;
+        let row = n + 1;
+        let line = rec.line;
         if rec.len() != d {
             // Name the first missing or the first extra column.
             let col = if rec.len() < d {
@@ -201,24 +219,38 @@ pub fn parse_numeric_csv(text: &str, path: &Path) -> Result<NumericTable> {
                 ),
             ));
         }
-        for (j, cell) in rec.iter().enumerate() {
-            let col = Some(format!("{} ({})", j + 1, columns[j]));
-            let v: f64 = cell.parse().map_err(|_| {
-                data_err(
-                    Some(row),
-                    col.clone(),
-                    format!("not a number: {cell:?} (line {line})"),
-                )
-            })?;
+        for j in 0..d {
+            let cell = rec.text(j).map_err(|_| utf8_err(row, j, line))?;
+            let v: f64 = match cell.parse() {
+                Ok(v) => v,
+                Err(_) => {
+                    return Err(data_err(
+                        Some(row),
+                        Some(format!("{} ({})", j + 1, columns[j])),
+                        format!("not a number: {cell:?} (line {line}){hint}"),
+                    ))
+                }
+            };
             if !v.is_finite() {
                 return Err(data_err(
                     Some(row),
-                    col,
+                    Some(format!("{} ({})", j + 1, columns[j])),
                     format!("value {cell:?} is not finite (line {line})"),
                 ));
             }
-            values[[i, j]] = v;
+            values.push(v);
         }
+        n += 1;
     }
+    if n == 0 {
+        return Err(data_err(
+            None,
+            None,
+            format!("header ({}) but no data rows", columns.join(",")),
+        ));
+    }
+    values.shrink_to_fit();
+    let values = Array2::from_shape_vec((n, d), values)
+        .map_err(|e| Error::Shape(format!("{}: {e}", path.display())))?;
     Ok(NumericTable { columns, values })
 }

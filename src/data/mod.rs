@@ -30,6 +30,7 @@
 //! a unit step in the whitened space (L2).
 
 pub mod attack;
+pub(crate) mod reader;
 
 pub use attack::{attack, Attack, AttackKind, Norm};
 
