@@ -436,14 +436,14 @@ impl FlowStep for Tagged<'_> {
 }
 
 enum EnergyBox {
-    Mmd(ApproxMmd),
+    Mmd(Box<ApproxMmd>),
     Ksd(KsdEnergy),
 }
 
 impl EnergyBox {
     fn as_dyn(&self) -> &dyn Energy {
         match self {
-            EnergyBox::Mmd(e) => e,
+            EnergyBox::Mmd(e) => e.as_ref(),
             EnergyBox::Ksd(e) => e,
         }
     }
@@ -462,12 +462,12 @@ fn mmd_energy(
     cfg: &FitConfig,
 ) -> Result<EnergyBox> {
     match (&target.samples, k.mmd) {
-        (Some(s), Some(kern)) => Ok(EnergyBox::Mmd(ApproxMmd::new(
+        (Some(s), Some(kern)) => Ok(EnergyBox::Mmd(Box::new(ApproxMmd::new(
             kern,
             s.clone(),
             cfg.approx,
             cfg.seed.wrapping_add(0x5EED),
-        )?)),
+        )?))),
         _ => Err(Error::param(
             "method",
             m,

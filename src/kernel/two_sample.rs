@@ -196,7 +196,7 @@ impl Columns {
 }
 
 fn check_samples(x: &[f64], y: &[f64], d: usize) -> Result<(usize, usize)> {
-    if d == 0 || x.len() % d != 0 || y.len() % d != 0 {
+    if d == 0 || !x.len().is_multiple_of(d) || !y.len().is_multiple_of(d) {
         return Err(Error::Shape(format!(
             "two-sample test: {} and {} values are not rows of d = {d}",
             x.len(),
@@ -291,6 +291,9 @@ impl Tally {
 
 // ------------------------------------------------------------------ exact, blocked
 
+/// The held upper-triangular tiles: `tiles[I][J - I]` is `K_IJ` (row-major) for `J >= I`.
+type HeldTiles = Vec<Vec<Vec<f64>>>;
+
 /// The pooled sample cut into blocks, with what the tiles need.
 struct Pooled<'a> {
     k: Kernel,
@@ -348,9 +351,9 @@ impl<'a> Pooled<'a> {
         &self,
         v: &[f64],
         p: usize,
-        held: Option<&[Vec<Vec<f64>>]>,
+        held: Option<&HeldTiles>,
         keep: bool,
-    ) -> (Vec<f64>, Option<Vec<Vec<Vec<f64>>>>) {
+    ) -> (Vec<f64>, Option<HeldTiles>) {
         let parts: Vec<(Vec<f64>, Vec<Vec<f64>>)> = (0..self.nb)
             .into_par_iter()
             .map(|bi| {
@@ -438,10 +441,10 @@ pub fn mmd_test_exact(
     let hold = batches > 1 && gram_bytes <= opts.gram_budget_bytes;
     let mut cols = Columns::new(n, m, opts.permutations, opts.seed, per);
     let mut tally = Tally::new(n, m);
-    let mut held: Option<Vec<Vec<Vec<f64>>>> = None;
+    let mut held: Option<HeldTiles> = None;
     let mut first = true;
     while let Some((v, p)) = cols.next() {
-        let (q, kept) = pooled.quad_forms(&v, p, held.as_deref(), hold && held.is_none());
+        let (q, kept) = pooled.quad_forms(&v, p, held.as_ref(), hold && held.is_none());
         if kept.is_some() {
             held = kept;
         }
