@@ -366,6 +366,51 @@ fn logistic_posterior_and_banana_density_targets() {
     }
 }
 
+#[test]
+fn sample_target_with_kernel_approximations() {
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("samples.csv");
+    let mut text = String::from("a,b\n");
+    for i in 0..60 {
+        let t = i as f64 / 60.0;
+        text.push_str(&format!("{},{}\n", (6.0 * t).sin(), t));
+    }
+    std::fs::write(&csv, text).unwrap();
+    for approx in ["rff:128", "nystrom:30"] {
+        let out = dir.path().join(approx.replace(':', "_"));
+        ok(&[
+            "--samples",
+            csv.to_str().unwrap(),
+            "--method",
+            "wfr",
+            "--particles",
+            "20",
+            "--steps",
+            "10",
+            "--approx",
+            approx,
+            "--out-dir",
+            out.to_str().unwrap(),
+        ]);
+        let rep = report(&out);
+        assert_eq!(rep["approx"], approx);
+        let e = check_method(&out, &rep, "wfr", 2, 20);
+        assert!(e["mmd2"].as_f64().unwrap() >= 0.0);
+    }
+    // ift's exact MMD-prox weight step refuses an approximated kernel, naming the flag
+    fails(
+        &[
+            "--samples",
+            csv.to_str().unwrap(),
+            "--approx",
+            "rff:64",
+            "--out-dir",
+            dir.path().join("bad").to_str().unwrap(),
+        ],
+        &["approx"],
+    );
+}
+
 fn fails(args: &[&str], needles: &[&str]) {
     let o = run(args);
     let err = String::from_utf8_lossy(&o.stderr);

@@ -393,6 +393,98 @@ fn flow_bad_parameters_are_named() {
     assert!(out.join("particles_ift.png").exists());
 }
 
+#[test]
+fn file_target_is_subsampled_with_an_independent_held_out_part() {
+    let dir = tempfile::tempdir().unwrap();
+    let target = gauss_csv(dir.path(), "t.csv", 3000, 0.0, 11);
+    let g = quiet();
+    let go = |seed: u64, out: &str, ts: usize| {
+        flow::run(
+            &FlowArgs {
+                target: target.display().to_string(),
+                target_samples: Some(ts),
+                flow: "mmd".into(),
+                seed,
+                out_dir: dir.path().join(out),
+                ..tiny(dir.path())
+            },
+            &g,
+        )
+        .unwrap()
+    };
+    let a = go(0, "a", 200);
+    let b = go(0, "b", 200);
+    let c = go(1, "c", 200);
+    let floor = |r: &Value| r["floor_mmd2"]["median"].as_f64().unwrap();
+    assert_eq!(a["config"]["target_training_rows"], 200);
+    // two disjoint samples of the same law: a positive floor, of the order of the
+    // V-statistic's bias (2 k(0) / m here), reproducible with the seed, another seed
+    // draws other rows
+    assert!(floor(&a) > 0.0 && floor(&a) < 0.1, "{}", floor(&a));
+    assert_eq!(floor(&a), floor(&b));
+    assert_ne!(floor(&a), floor(&c));
+    let pa = std::fs::read(dir.path().join("a/particles_mmd.csv")).unwrap();
+    let pb = std::fs::read(dir.path().join("b/particles_mmd.csv")).unwrap();
+    assert_eq!(pa, pb);
+    // a small file: at most half its rows are held out, the rest train
+    let small = gauss_csv(dir.path(), "s.csv", 50, 0.0, 12);
+    let r = flow::run(
+        &FlowArgs {
+            target: small.display().to_string(),
+            target_samples: Some(200),
+            flow: "mmd".into(),
+            out_dir: dir.path().join("s"),
+            ..tiny(dir.path())
+        },
+        &g,
+    )
+    .unwrap();
+    assert_eq!(r["config"]["target_training_rows"], 25);
+    assert!(floor(&r) > 0.0);
+}
+
+#[test]
+fn flow_with_kernel_approximations_descends_and_records_the_choice() {
+    let dir = tempfile::tempdir().unwrap();
+    let g = quiet();
+    for approx in ["rff:512", "nystrom:60"] {
+        let r = flow::run(
+            &FlowArgs {
+                flow: "mmd,ift-pg".into(),
+                particles: 60,
+                steps: 100,
+                init: Some("gaussian:2:1".into()),
+                bandwidth: "median".into(),
+                approx: approx.into(),
+                out_dir: dir.path().join(approx.replace(':', "_")),
+                ..FlowArgs::default()
+            },
+            &g,
+        )
+        .unwrap();
+        assert_eq!(r["approx"], approx);
+        assert_eq!(r["config"]["approx"], approx);
+        // the held-out (exact) MMD^2 falls from the initial particles far from the target
+        let (_, rows) = read_csv(&dir.path().join(approx.replace(':', "_")).join("trace.csv"));
+        let first: f64 = rows[0][4].parse().unwrap();
+        let last = r["flows"]["mmd"]["final_mmd2"].as_f64().unwrap();
+        assert!(last < 0.5 * first, "{approx}: {first} -> {last}");
+    }
+    // the exact MMD-prox step refuses an approximated kernel, naming the flag
+    expect_param(
+        flow::run(
+            &FlowArgs {
+                flow: "mmd,ift".into(),
+                approx: "rff:64".into(),
+                out_dir: dir.path().join("bad"),
+                ..tiny(dir.path())
+            },
+            &g,
+        ),
+        "approx",
+    );
+}
+
 fn gauss_csv(dir: &Path, name: &str, n: usize, shift: f64, seed: u64) -> PathBuf {
     use rand::{Rng, SeedableRng};
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
@@ -414,6 +506,7 @@ fn mmd_args(x: PathBuf, y: PathBuf) -> MmdArgs {
         permutations: 200,
         seed: 0,
         report: None,
+        ..MmdArgs::default()
     }
 }
 
@@ -424,13 +517,14 @@ fn mmd_test_separates_equal_from_shifted_samples() {
     let y_same = gauss_csv(dir.path(), "y.csv", 120, 0.0, 2);
     let y_shift = gauss_csv(dir.path(), "z.csv", 120, 1.0, 3);
     let same = mmd::run(&mmd_args(x.clone(), y_same.clone()), &quiet()).unwrap();
-    assert!(same.p_value > 0.05, "same law: p = {}", same.p_value);
+    let p_same = same.p_value.unwrap();
+    assert!(p_same > 0.05, "same law: p = {p_same}");
     let mut a = mmd_args(x.clone(), y_shift);
     let report = dir.path().join("sub/report.json");
     a.report = Some(report.clone());
     let shifted = mmd::run(&a, &quiet()).unwrap();
     // with 200 permutations the smallest possible p-value is 1/201
-    assert!((shifted.p_value - 1.0 / 201.0).abs() < 1e-12);
+    assert!((shifted.p_value.unwrap() - 1.0 / 201.0).abs() < 1e-12);
     assert!(shifted.mmd2_biased > same.mmd2_biased);
     assert!(shifted.mmd2_unbiased > 0.0);
     // U-statistic below V-statistic here (the V-statistic adds positive diagonal terms)
@@ -445,9 +539,13 @@ fn mmd_test_separates_equal_from_shifted_samples() {
         "n",
         "m",
         "permutations",
+        "approx",
+        "method",
     ] {
         assert!(!v[k].is_null(), "key {k}");
     }
+    assert_eq!(v["approx"], "exact");
+    assert_eq!(v["method"], "streamed");
     assert_eq!(v["n"], 150);
     assert_eq!(v["m"], 120);
     // reproducible from the seed
@@ -466,7 +564,8 @@ fn mmd_p_value_is_the_permutation_fraction() {
     a.bandwidth = "1".into();
     a.permutations = 3000;
     let r = mmd::compute(&a).unwrap();
-    assert!((r.p_value - 1.0 / 3.0).abs() < 0.03, "p = {}", r.p_value);
+    let p = r.p_value.unwrap();
+    assert!((p - 1.0 / 3.0).abs() < 0.03, "p = {p}");
     // the biased statistic by hand: k(0,1) = k(10,11) = e^{-1/2}, cross terms ~ 0
     let e = (-0.5f64).exp();
     let kxx = (2.0 + 2.0 * e) / 4.0;
@@ -478,6 +577,45 @@ fn mmd_p_value_is_the_permutation_fraction() {
     assert!((r.mmd2_biased - (2.0 * kxx - 2.0 * cross)).abs() < 1e-12);
     // unbiased: off-diagonal terms only
     assert!((r.mmd2_unbiased - (2.0 * e - 2.0 * cross)).abs() < 1e-12);
+}
+
+#[test]
+fn mmd_without_permutations_reports_statistics_and_a_null_p_value() {
+    let dir = tempfile::tempdir().unwrap();
+    let x = gauss_csv(dir.path(), "x.csv", 80, 0.0, 1);
+    let y = gauss_csv(dir.path(), "y.csv", 70, 0.5, 2);
+    let mut a = mmd_args(x.clone(), y.clone());
+    a.permutations = 0;
+    let report = dir.path().join("r.json");
+    a.report = Some(report.clone());
+    let r = mmd::run(&a, &quiet()).unwrap();
+    assert_eq!(r.p_value, None);
+    let v: Value = serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    assert!(v["p_value"].is_null());
+    assert_eq!(v["method"], "none");
+    // the same statistics as with a test
+    let with = mmd::compute(&mmd_args(x.clone(), y.clone())).unwrap();
+    assert_eq!(with.mmd2_biased, r.mmd2_biased);
+    assert_eq!(with.mmd2_unbiased, r.mmd2_unbiased);
+    // --approx: recorded, close to the exact statistic with many features
+    for (ap, method) in [("rff:4096", "random-features"), ("nystrom:150", "nystrom")] {
+        let mut b = mmd_args(x.clone(), y.clone());
+        b.approx = ap.into();
+        b.permutations = 9;
+        b.report = Some(report.clone());
+        let s = mmd::run(&b, &quiet()).unwrap();
+        let v: Value = serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+        assert_eq!(v["approx"], ap);
+        assert_eq!(v["method"], method);
+        assert!(
+            (s.mmd2_biased - r.mmd2_biased).abs() < 0.1 * r.mmd2_biased + 1e-3,
+            "{ap}: {} vs {}",
+            s.mmd2_biased,
+            r.mmd2_biased
+        );
+        let p = s.p_value.unwrap();
+        assert!((0.1..=1.0).contains(&p));
+    }
 }
 
 #[test]
@@ -515,8 +653,12 @@ fn mmd_bad_input_is_named() {
     a.bandwidth = "-1".into();
     expect_param(mmd::compute(&a), "bandwidth");
     let mut a = mmd_args(x.clone(), x.clone());
-    a.permutations = 0;
-    expect_param(mmd::compute(&a), "permutations");
+    a.approx = "rff:0".into();
+    expect_param(mmd::compute(&a), "approx");
+    let mut a = mmd_args(x.clone(), x.clone());
+    a.kernel = "imq".into();
+    a.approx = "rff:16".into();
+    expect_param(mmd::compute(&a), "approx");
     let mut a = mmd_args(x.clone(), x);
     a.kernel = "cosine".into();
     expect_param(mmd::compute(&a), "kernel");

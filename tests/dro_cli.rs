@@ -121,3 +121,72 @@ fn certify_brackets_the_closed_form_and_rejects_bad_arguments() {
         assert!(e.contains(needle), "{args:?}: {e}");
     }
 }
+
+#[test]
+fn train_mmd_set_with_a_kernel_approximation() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("d.csv");
+    write_csv(&data, 80);
+    for approx in ["rff:64", "nystrom:16"] {
+        let model = dir.path().join(format!("m_{}", approx.replace(':', "_")));
+        let o = bin()
+            .args(["--quiet", "train", "--data"])
+            .arg(&data)
+            .args([
+                "--model",
+                "logistic",
+                "--epochs",
+                "3",
+                "--seed",
+                "1",
+                "--ambiguity",
+                "mmd",
+                "--penalty",
+                "1",
+                "--inner-flow",
+                "wfr",
+                "--inner-steps",
+                "3",
+                "--approx",
+                approx,
+                "--out",
+            ])
+            .arg(&model)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        // the choice is recorded with the model
+        let text = std::fs::read_to_string(model.join("model.json")).unwrap();
+        assert!(
+            text.contains(&format!("\"approx\": \"{approx}\""))
+                || text.contains(&format!("\"approx\":\"{approx}\"")),
+            "{approx} not recorded in model.json"
+        );
+    }
+    // the MMD-prox inner flows need the exact kernel: a named error
+    let o = bin()
+        .args(["--quiet", "train", "--data"])
+        .arg(&data)
+        .args([
+            "--model",
+            "logistic",
+            "--epochs",
+            "1",
+            "--ambiguity",
+            "mmd",
+            "--penalty",
+            "1",
+            "--approx",
+            "rff:64",
+            "--out",
+        ])
+        .arg(dir.path().join("bad"))
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("approx") && err.contains("inner-flow"),
+        "{err}"
+    );
+}

@@ -43,6 +43,9 @@ pub struct BenchArgs {
     /// Output directory.
     #[arg(long, default_value = "out/bench")]
     pub out_dir: PathBuf,
+    /// Kernel approximation of the MMD sets (mmd_wfr): exact, rff:D or nystrom:M.
+    #[arg(long, default_value = "exact")]
+    pub approx: String,
 }
 
 /// Subcommands of `robustflow bench`.
@@ -130,6 +133,7 @@ impl BenchArgs {
         if let Some(e) = self.epochs {
             c.epochs = e;
         }
+        c.approx = self.approx.parse()?;
         c.validate()?;
         Ok(c)
     }

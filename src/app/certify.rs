@@ -135,6 +135,8 @@ impl CertifyArgs {
             inner_flow: self.inner_flow.parse()?,
             kernel: self.kernel.parse()?,
             bandwidth: self.bandwidth.parse()?,
+            // the certificate bounds are for the exact kernel
+            approx: crate::kernel::Approx::Exact,
             extra_support: self.extra_support,
             warm_start: false,
             seed: self.seed,

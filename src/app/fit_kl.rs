@@ -123,6 +123,11 @@ pub struct FitKlArgs {
     /// MMD kernel: gaussian, imq or laplace.
     #[arg(long, default_value = "gaussian")]
     pub kernel: String,
+    /// Kernel approximation of the MMD energy: exact, rff:D (D random Fourier features,
+    /// Gaussian kernel) or nystrom:M (M landmarks from the target samples). The reported
+    /// MMD^2 to the target stays exact; the ift weight step needs the exact kernel.
+    #[arg(long, default_value = "exact")]
+    pub approx: String,
     /// MMD bandwidth: a number or `median` (over the target samples).
     #[arg(long, default_value = "median")]
     pub bandwidth: String,
@@ -576,6 +581,8 @@ struct Report {
     beta: f64,
     fr_beta: f64,
     kernels: FitKernels,
+    /// Kernel approximation of the MMD energy (`exact`, `rff:D`, `nystrom:M`).
+    approx: crate::kernel::Approx,
     methods: BTreeMap<String, MethodReport>,
     #[serde(skip_serializing_if = "Option::is_none")]
     seeds: Option<SeedSummary>,
@@ -699,6 +706,7 @@ pub fn run(a: &FitKlArgs, g: &GlobalOpts) -> Result<()> {
     crate::error::check_count("steps", a.steps)?;
     let energy: EnergyChoice = a.energy.parse()?;
     let kernel: KernelKind = a.kernel.parse()?;
+    let approx: crate::kernel::Approx = a.approx.parse()?;
     let bandwidth: Bandwidth = a.bandwidth.parse()?;
     let stein_kernel: KernelKind = a.stein_kernel.parse()?;
     if stein_kernel == KernelKind::Laplace {
@@ -725,6 +733,17 @@ pub fn run(a: &FitKlArgs, g: &GlobalOpts) -> Result<()> {
     for seed in a.seed..a.seed + a.seeds {
         let built = build_target(a, seed)?;
         let methods = parse_methods(&a.method, &built.target)?;
+        if !approx.is_exact()
+            && methods.contains(&Method::Ift)
+            && built.target.samples.is_some()
+            && energy != EnergyChoice::Ksd
+        {
+            return Err(Error::param(
+                "approx",
+                &a.approx,
+                "ift takes the exact MMD-prox weight step: use the exact kernel, or wfr / mmd / fr",
+            ));
+        }
         let init = initial_particles(a, &built, seed)?;
         // the mixture has samples and a density: with --energy ksd its step sizes are those
         // of the density targets
@@ -753,6 +772,7 @@ pub fn run(a: &FitKlArgs, g: &GlobalOpts) -> Result<()> {
             energy,
             trace_every: a.trace_every,
             quiet: g.quiet,
+            approx,
             ..Default::default()
         };
         let kernels = FitKernels::new(&built.target, &init, &cfg)?;
@@ -893,6 +913,7 @@ pub fn run(a: &FitKlArgs, g: &GlobalOpts) -> Result<()> {
         beta: a.beta,
         fr_beta: first_fr_beta,
         kernels: first_kernels.expect("at least one seed"),
+        approx,
         methods: methods_first,
         seeds: (a.seeds > 1).then_some(summary),
     };

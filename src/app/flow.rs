@@ -41,7 +41,9 @@ pub struct FlowArgs {
     #[arg(long, default_value = "gaussian")]
     pub target: String,
     /// Target samples drawn per seed (training sample of the energy; the held-out
-    /// evaluation sample has the same size). Default: the number of particles.
+    /// evaluation sample has the same size). For a CSV target, two disjoint random
+    /// subsets of its rows (seeded; at most half the rows are held out). Default: the
+    /// number of particles.
     #[arg(long)]
     pub target_samples: Option<usize>,
     /// Initial law `gaussian:MEAN:STD` (MEAN one number or d comma-separated numbers) or a
@@ -123,6 +125,12 @@ pub struct FlowArgs {
     /// Wall-time budget per flow and seed, seconds.
     #[arg(long)]
     pub max_time: Option<f64>,
+    /// Kernel approximation of the energy: exact, rff:D (D random Fourier features,
+    /// Gaussian kernel) or nystrom:M (M landmarks from the training target sample). The
+    /// held-out evaluation and the noise floor stay exact. The exact MMD-prox weight step
+    /// (mmd-prox, ift) needs the exact kernel.
+    #[arg(long, default_value = "exact")]
+    pub approx: String,
     /// Output directory.
     #[arg(long, default_value = "out/flow")]
     pub out_dir: PathBuf,
@@ -182,6 +190,19 @@ pub fn config_of(args: &FlowArgs) -> Result<(ExperimentConfig, Vec<u64>)> {
     crate::error::check_count("particles", args.particles)?;
     crate::error::check_count("steps", args.steps)?;
     let flows = parse_flows(&args.flow)?;
+    let approx: crate::kernel::Approx = args.approx.parse()?;
+    if !approx.is_exact() {
+        if let Some(f) = flows
+            .iter()
+            .find(|f| ["mmd-prox", "ift"].contains(&f.as_str()))
+        {
+            return Err(Error::param(
+                "approx",
+                &args.approx,
+                &format!("flow {f} takes the exact MMD-prox weight step: use the exact kernel, or ift-pg / wfr"),
+            ));
+        }
+    }
     let kernel: KernelKind = args.kernel.parse()?;
     let bandwidth: Bandwidth = args.bandwidth.parse()?;
     let trace_every = args.trace_every.unwrap_or((args.steps / 100).max(2));
@@ -224,6 +245,7 @@ pub fn config_of(args: &FlowArgs) -> Result<(ExperimentConfig, Vec<u64>)> {
         bandwidth,
         params,
         max_time_s: args.max_time,
+        approx,
     };
     cfg.validate()?;
     Ok((cfg, seeds))
@@ -407,6 +429,7 @@ pub fn run(args: &FlowArgs, global: &GlobalOpts) -> Result<Value> {
             "target": args.target,
             "dim": cfg.target.dim(),
             "target_samples": cfg.target_samples,
+            "target_training_rows": first.target_sample.nrows(),
             "init": cfg.init.to_string(),
             "particles": first.init.len(),
             "flows": cfg.flows,
@@ -417,7 +440,9 @@ pub fn run(args: &FlowArgs, global: &GlobalOpts) -> Result<Value> {
             "params": cfg.params,
             "seeds": seeds,
             "max_time_s": cfg.max_time_s,
+            "approx": cfg.approx,
         },
+        "approx": cfg.approx,
         "kernel": { "kind": first.kernel.kind.to_string(), "h": first.kernel.h },
         "evaluation": "mmd2 = weighted V-statistic MMD^2 to an independent held-out target sample of size target_samples (energy = 1/2 MMD^2 to the training sample); floor_mmd2 = MMD^2 between the training and held-out samples",
         "floor_mmd2": Quantiles::of(&floors)?,
@@ -551,13 +576,14 @@ pub fn run(args: &FlowArgs, global: &GlobalOpts) -> Result<Value> {
 
     // printed summary
     println!(
-        "robustflow flow: target {}, d = {}, n = {}, m = {}, kernel {} h = {:.4}, {} updates, {} seed(s)",
+        "robustflow flow: target {}, d = {}, n = {}, m = {}, kernel {} h = {:.4} ({}), {} updates, {} seed(s)",
         args.target,
         cfg.target.dim(),
         first.init.len(),
-        cfg.target_samples,
+        first.target_sample.nrows(),
         first.kernel.kind,
         first.kernel.h,
+        cfg.approx,
         cfg.updates,
         runs.len()
     );

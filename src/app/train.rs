@@ -112,6 +112,11 @@ pub struct TrainArgs {
     /// MMD set: bandwidth (number) or `median`.
     #[arg(long, default_value = "median")]
     pub bandwidth: String,
+    /// MMD set: kernel approximation of the MMD penalty, exact, rff:D (D random Fourier
+    /// features, Gaussian kernel) or nystrom:M (M landmarks from the minibatch); the
+    /// approximations need --inner-flow wfr or w.
+    #[arg(long, default_value = "exact")]
+    pub approx: String,
     /// MMD set: extra support points.
     #[arg(long, default_value_t = 0)]
     pub extra_support: usize,
@@ -171,6 +176,7 @@ impl TrainArgs {
             inner_flow: parse_inner_flow(&self.inner_flow)?,
             kernel: self.kernel.parse()?,
             bandwidth: self.bandwidth.parse()?,
+            approx: self.approx.parse()?,
             extra_support: self.extra_support,
             warm_start: self.warm_start,
             seed: self.seed,

@@ -126,6 +126,10 @@ pub struct SuiteConfig {
     /// `rls`: test draws (the same draws, stretched, for every Delta).
     #[serde(default = "default_rls_n_test")]
     pub rls_n_test: usize,
+    /// Kernel approximation of the MMD sets' penalty (`mmd_wfr`; `--approx`). The exact
+    /// MMD-prox methods (`mmd_ift`, `kdro`) need the exact kernel.
+    #[serde(default)]
+    pub approx: crate::kernel::Approx,
 }
 
 impl SuiteConfig {
@@ -157,6 +161,7 @@ impl SuiteConfig {
                 rls_n_train: 10,
                 rls_n_val: 10,
                 rls_n_test: 500,
+                approx: crate::kernel::Approx::Exact,
             }),
             "standard" => Ok(SuiteConfig {
                 suite: "standard".into(),
@@ -186,6 +191,7 @@ impl SuiteConfig {
                 rls_n_train: 10,
                 rls_n_val: 10,
                 rls_n_test: 1000,
+                approx: crate::kernel::Approx::Exact,
             }),
             "full" => Ok(SuiteConfig {
                 suite: "full".into(),
@@ -208,6 +214,7 @@ impl SuiteConfig {
                 rls_n_train: 10,
                 rls_n_val: 10,
                 rls_n_test: 2000,
+                approx: crate::kernel::Approx::Exact,
             }),
             _ => Err(Error::param(
                 "suite",
@@ -219,6 +226,21 @@ impl SuiteConfig {
 
     /// Check names and values.
     pub fn validate(&self) -> Result<()> {
+        if !self.approx.is_exact() {
+            if let Some(m) = self
+                .methods
+                .iter()
+                .find(|m| ["mmd_ift", "kdro"].contains(&m.as_str()))
+            {
+                return Err(Error::param(
+                    "approx",
+                    self.approx,
+                    &format!(
+                        "method {m} needs the exact kernel (the MMD-prox weight step); use mmd_wfr"
+                    ),
+                ));
+            }
+        }
         for d in &self.datasets {
             if !ALL_DATASETS.contains(&d.as_str()) {
                 return Err(Error::param(
@@ -829,7 +851,10 @@ pub fn run_cell(cfg: &SuiteConfig, cell: &Cell, data_dir: &Path) -> Result<Vec<R
         .copied()
         .unwrap_or(0.5);
     let mut best: Option<(f64, String, TrainedModel)> = None;
-    for (label, amb) in method_grid(&cell.method, cfg.inner_steps, cell.seed)? {
+    for (label, mut amb) in method_grid(&cell.method, cfg.inner_steps, cell.seed)? {
+        if amb.set == SetKind::Mmd {
+            amb.approx = cfg.approx;
+        }
         let p = params.clone().ambiguity(amb).validate()?;
         let m = Trainer::new(p).fit(&bd.data)?;
         let v = &bd.data.val;

@@ -3,7 +3,7 @@
 //!
 //! Energy [`MmdDroEnergy`]: `F(mu) = -E_mu l + lambda/2 MMD^2(mu, P_N)`, the kernel on the
 //! inputs (labels ride with their particles and do not change), first variation
-//! `g = -l + lambda f` with `f = K(mu - P_N)` the witness (the core's [`MmdEnergy`]),
+//! `g = -l + lambda f` with `f = K(mu - P_N)` the witness (the core's [`crate::energy::MmdEnergy`]),
 //! `grad g = -grad_x l + lambda grad f`. With the atoms fixed `F` is quadratic in the
 //! weights: `1/2 lambda w'K w - (l + lambda K_{x,data} 1/n)'w + const`, so the core's
 //! MMD-prox step solves the weight part exactly (a simplex QP).
@@ -35,13 +35,13 @@ use super::{
     check_batch, finite_losses, particles, run_core_flow, AmbiguityConfig, Batch, InnerFlow,
     InnerMax, PointLoss, SetKind, WorstCase,
 };
-use crate::energy::{Energy, FirstVariation, MmdEnergy, WeightQuadratic};
+use crate::energy::{ApproxMmd, Energy, FirstVariation, WeightQuadratic};
 use crate::error::{Error, Result};
 use crate::flow::{
     mmd_prox::solve_prox_qp, FisherRao, FlowStep, Ift, MmdProx, ProxSolver, QpOptions, Wasserstein,
     Wfr,
 };
-use crate::kernel::{gram, GramOp, Kernel};
+use crate::kernel::{gram, Approx, GramOp, Kernel};
 use crate::linalg::{dot, LinOp};
 use crate::measure::Particles;
 use rand::{Rng, SeedableRng};
@@ -55,8 +55,8 @@ pub struct MmdDroEnergy<'a> {
     pub loss: &'a dyn PointLoss,
     /// Labels, one per particle.
     pub y: &'a [f64],
-    /// `1/2 MMD^2(., P_N)` with the data as target.
-    pub mmd: MmdEnergy,
+    /// `1/2 MMD^2(., P_N)` with the data as target (exact or approximated, `--approx`).
+    pub mmd: ApproxMmd,
     /// The multiplier.
     pub lambda: f64,
 }
@@ -71,12 +71,27 @@ impl<'a> MmdDroEnergy<'a> {
         d: usize,
         lambda: f64,
     ) -> Result<Self> {
+        Self::with_approx(loss, y, kernel, data, d, lambda, Approx::Exact, 0)
+    }
+    /// The same with the MMD term approximated (`approx`, features or landmarks seeded by
+    /// `seed`).
+    #[allow(clippy::too_many_arguments)]
+    pub fn with_approx(
+        loss: &'a dyn PointLoss,
+        y: &'a [f64],
+        kernel: Kernel,
+        data: &[f64],
+        d: usize,
+        lambda: f64,
+        approx: Approx,
+        seed: u64,
+    ) -> Result<Self> {
         let n = data.len() / d;
         let target = particles(data.to_vec(), d, &vec![1.0 / n as f64; n])?;
         Ok(MmdDroEnergy {
             loss,
             y,
-            mmd: MmdEnergy::new(kernel, target)?,
+            mmd: ApproxMmd::new(kernel, target, approx, seed)?,
             lambda,
         })
     }
@@ -141,9 +156,11 @@ impl Energy for MmdDroEnergy<'_> {
         }
     }
     fn weight_quadratic(&self, mu: &Particles) -> Option<Result<WeightQuadratic>> {
+        // `None` for an approximated MMD term (not quadratic in the weights)
+        let q = self.mmd.weight_quadratic(mu)?;
         Some((|| {
             self.check(mu)?;
-            let q = self.mmd.weight_quadratic(mu).expect("mmd is quadratic")?;
+            let q = q?;
             let l = self.loss.losses(mu.x_slice(), self.y)?;
             let b =
                 q.b.iter()
@@ -154,7 +171,7 @@ impl Energy for MmdDroEnergy<'_> {
             // whose per-product overhead dominates the many products of one QP solve).
             let (h, metric) = if mu.len() <= SERIAL_GRAM_MAX {
                 let g: Arc<dyn LinOp + Send> = Arc::new(gram(
-                    &self.mmd.kernel,
+                    &self.mmd.kernel(),
                     mu.x_slice(),
                     mu.x_slice(),
                     mu.dim(),
@@ -255,7 +272,16 @@ impl MmdDro {
     ) -> Result<MmdSolution> {
         let (n, d) = (b.len(), b.d);
         let (x0, y, w0) = self.start(b, kernel);
-        let energy = MmdDroEnergy::new(loss, &y, *kernel, b.x, d, lambda)?;
+        let energy = MmdDroEnergy::with_approx(
+            loss,
+            &y,
+            *kernel,
+            b.x,
+            d,
+            lambda,
+            self.cfg.approx,
+            self.cfg.seed,
+        )?;
         let mut mu = particles(x0, d, &w0)?;
         let tau = self.cfg.inner_step_size;
         let lk = kernel

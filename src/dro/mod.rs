@@ -347,6 +347,9 @@ pub struct AmbiguityConfig {
     pub kernel: crate::kernel::KernelKind,
     /// MMD set: the bandwidth rule.
     pub bandwidth: crate::kernel::Bandwidth,
+    /// MMD set: kernel approximation of the MMD penalty (`exact`, `rff:D`, `nystrom:M`;
+    /// approximations need the `w` or `wfr` inner flow).
+    pub approx: crate::kernel::Approx,
     /// MMD set: extra support points added around the data.
     pub extra_support: usize,
     /// Keep the worst-case particles across epochs (warm start).
@@ -382,6 +385,7 @@ impl Default for AmbiguityConfig {
             inner_flow: InnerFlow::Ift,
             kernel: crate::kernel::KernelKind::Gaussian,
             bandwidth: crate::kernel::Bandwidth::Median,
+            approx: crate::kernel::Approx::Exact,
             extra_support: 0,
             warm_start: false,
             seed: 0,
@@ -488,6 +492,22 @@ impl AmbiguityConfig {
                 self.radius.unwrap_or_default(),
                 "wfr has only the penalty form: give --penalty (and optionally kl_penalty)",
             ));
+        }
+        if !self.approx.is_exact() {
+            if self.set != SetKind::Mmd {
+                return Err(Error::param(
+                    "approx",
+                    self.approx,
+                    "a kernel approximation is for the mmd set",
+                ));
+            }
+            if matches!(self.inner_flow, InnerFlow::Ift | InnerFlow::Prox) {
+                return Err(Error::param(
+                    "approx",
+                    self.approx,
+                    "the MMD-prox weight step (inner flow ift, prox) needs the exact kernel: use --inner-flow wfr or w",
+                ));
+            }
         }
         if self.extra_support > 0 && self.set != SetKind::Mmd {
             return Err(Error::param(

@@ -4,6 +4,7 @@
 //! | energy | first variation | module |
 //! |---|---|---|
 //! | `1/2 MMD^2(mu, pi)` (= kernelised forward KL `KL(pi | mu)` [IKL]) | witness `f = K(mu - pi)` | [`mmd`] |
+//! | the same by random Fourier features / Nystrom (`--approx`) | approximate witness | [`mmd_rff`], [`mmd_nystrom`], [`approx`] |
 //! | DRO Lagrangian `-E_mu l + lambda D(mu, P_N)` | `-l + lambda dD/dmu` | `crate::dro` |
 //! | `1/2 KSD^2(mu | pi)` | `sum_i w_i k_pi(., x_i)` | `crate::inference` |
 //!
@@ -12,10 +13,14 @@
 //! from its own data point). Energies that are quadratic in the weights with the atoms
 //! fixed expose that structure ([`WeightQuadratic`]) for the MMD-proximal weight step.
 
+pub mod approx;
 pub mod mmd;
+pub mod mmd_nystrom;
 pub mod mmd_rff;
 
+pub use approx::ApproxMmd;
 pub use mmd::MmdEnergy;
+pub use mmd_nystrom::MmdNystromEnergy;
 pub use mmd_rff::MmdRffEnergy;
 
 use crate::error::Result;

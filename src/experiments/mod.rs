@@ -20,15 +20,15 @@
 //! independent draw of the same size), as in the reference code; the trace's `energy`
 //! column is `1/2 MMD^2` to the training sample. See [`HeldOutMmd`].
 
-use crate::energy::{Energy, FirstVariation, MmdEnergy, WeightQuadratic};
+use crate::energy::{ApproxMmd, Energy, FirstVariation, WeightQuadratic};
 use crate::error::{check_count, check_nonneg, check_positive, Error, Result};
 use crate::flow::{
     Executor, FisherRao, FlowConfig, FlowResult, FlowStep, Ift, KernelFr, Langevin, MmdProx,
     NoiseSchedule, Observer, ProxSolver, QpOptions, Svgd, Velocity, Wasserstein, Wfr,
 };
-use crate::kernel::{mmd2, Bandwidth, Kernel, KernelKind};
+use crate::kernel::{mmd2, Approx, Bandwidth, Kernel, KernelKind};
 use crate::measure::{Distribution, Gaussian, GaussianMixture, LogDensity, Particles};
-use ndarray::{Array1, Array2};
+use ndarray::{Array1, Array2, Axis};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use rand_distr::StandardNormal;
@@ -169,11 +169,21 @@ impl LoadedTarget {
         }
     }
     /// Training and held-out samples: two independent draws of size `m` from a law; for a
-    /// file, the file's samples serve as both.
+    /// file of `N` rows, two disjoint random subsets of its rows (seeded by `rng`): `m`
+    /// training rows and `m` held-out rows when `N >= 2 m`, otherwise `min(m, N - h)`
+    /// training rows and the `h = min(m, N / 2)` held-out rows. Held-out rows are never
+    /// training rows, so the noise floor `MMD^2(train, held-out)` is that of two
+    /// independent samples, as for the built-in targets.
     pub fn samples(&self, m: usize, rng: &mut StdRng) -> (Array2<f64>, Array2<f64>) {
         match self {
             LoadedTarget::Law(g) => (g.sample(m, rng), g.sample(m, rng)),
-            LoadedTarget::Samples(s) => (s.clone(), s.clone()),
+            LoadedTarget::Samples(s) => {
+                let n = s.nrows();
+                let h = m.min(n / 2);
+                let t = m.min(n - h);
+                let idx = rand::seq::index::sample(rng, n, t + h).into_vec();
+                (s.select(Axis(0), &idx[..t]), s.select(Axis(0), &idx[t..]))
+            }
         }
     }
 }
@@ -297,12 +307,12 @@ impl InitSpec {
 
 /// `1/2 MMD^2` to the training sample, reporting `MMD^2` to a held-out sample in traces.
 ///
-/// Every method but [`Energy::mmd2_to_target`] delegates to the wrapped [`MmdEnergy`];
+/// Every method but [`Energy::mmd2_to_target`] delegates to the wrapped [`ApproxMmd`];
 /// `mmd2_to_target` is the weighted V-statistic `MMD^2(mu, pi')` against the held-out
 /// sample `pi'` (uniform weights).
 pub struct HeldOutMmd {
-    /// The energy the flows descend.
-    pub inner: MmdEnergy,
+    /// The energy the flows descend (exact or approximated, `--approx`).
+    pub inner: ApproxMmd,
     /// The held-out sample.
     pub heldout: Array2<f64>,
     v: Vec<f64>,
@@ -310,7 +320,7 @@ pub struct HeldOutMmd {
 
 impl HeldOutMmd {
     /// Wrap `inner`, evaluating with `heldout` (rows = samples, uniform weights).
-    pub fn new(inner: MmdEnergy, heldout: Array2<f64>) -> Result<Self> {
+    pub fn new(inner: ApproxMmd, heldout: Array2<f64>) -> Result<Self> {
         let m = heldout.nrows();
         check_count("target-samples", m)?;
         let heldout = heldout.as_standard_layout().to_owned();
@@ -338,8 +348,9 @@ impl Energy for HeldOutMmd {
         self.inner.first_variation_at(mu, at, with_grad)
     }
     fn mmd2_to_target(&self, mu: &Particles) -> Option<Result<f64>> {
+        // always the exact kernel: the evaluation does not depend on `--approx`
         Some(mmd2(
-            &self.inner.kernel,
+            &self.inner.kernel(),
             mu.x_slice(),
             &mu.weights(),
             self.heldout.as_slice().expect("standard layout"),
@@ -598,6 +609,9 @@ pub struct ExperimentConfig {
     pub params: FlowParams,
     /// Optional wall-time budget per flow, seconds.
     pub max_time_s: Option<f64>,
+    /// The energy's kernel approximation (`--approx`); the held-out evaluation and the
+    /// noise floor stay exact.
+    pub approx: Approx,
 }
 
 /// One flow's outcome in one seeded run.
@@ -659,7 +673,13 @@ impl ExperimentConfig {
             }
         };
         let target = Particles::uniform(train.clone())?;
-        let energy = HeldOutMmd::new(MmdEnergy::new(kernel, target)?, heldout.clone())?;
+        let inner = ApproxMmd::new(
+            kernel,
+            target,
+            self.approx,
+            seed.wrapping_mul(0x2545_F491_4F6C_DD1D).wrapping_add(5),
+        )?;
+        let energy = HeldOutMmd::new(inner, heldout.clone())?;
         let m = heldout.nrows();
         let floor_mmd2 = mmd2(
             &kernel,

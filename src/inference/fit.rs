@@ -16,7 +16,7 @@
 
 use super::stein::KsdEnergy;
 use super::targets::{as_log_density, SteinTarget};
-use crate::energy::{Energy, MmdEnergy};
+use crate::energy::{ApproxMmd, Energy};
 use crate::error::{Error, Result};
 use crate::flow::{
     Executor, FisherRao, FlowConfig, FlowResult, FlowStep, Ift, Langevin, MmdProx,
@@ -318,6 +318,9 @@ pub struct FitConfig {
     pub trace_every: usize,
     /// Hide progress bars.
     pub quiet: bool,
+    /// Kernel approximation of the MMD energy (`--approx`; features or landmarks seeded
+    /// by `seed`).
+    pub approx: crate::kernel::Approx,
 }
 
 impl Default for FitConfig {
@@ -343,6 +346,7 @@ impl Default for FitConfig {
             },
             trace_every: 10,
             quiet: true,
+            approx: crate::kernel::Approx::Exact,
         }
     }
 }
@@ -432,14 +436,14 @@ impl FlowStep for Tagged<'_> {
 }
 
 enum EnergyBox {
-    Mmd(MmdEnergy),
+    Mmd(Box<ApproxMmd>),
     Ksd(KsdEnergy),
 }
 
 impl EnergyBox {
     fn as_dyn(&self) -> &dyn Energy {
         match self {
-            EnergyBox::Mmd(e) => e,
+            EnergyBox::Mmd(e) => e.as_ref(),
             EnergyBox::Ksd(e) => e,
         }
     }
@@ -451,9 +455,19 @@ impl EnergyBox {
     }
 }
 
-fn mmd_energy(target: &InferenceTarget, k: &FitKernels, m: Method) -> Result<EnergyBox> {
+fn mmd_energy(
+    target: &InferenceTarget,
+    k: &FitKernels,
+    m: Method,
+    cfg: &FitConfig,
+) -> Result<EnergyBox> {
     match (&target.samples, k.mmd) {
-        (Some(s), Some(kern)) => Ok(EnergyBox::Mmd(MmdEnergy::new(kern, s.clone())?)),
+        (Some(s), Some(kern)) => Ok(EnergyBox::Mmd(Box::new(ApproxMmd::new(
+            kern,
+            s.clone(),
+            cfg.approx,
+            cfg.seed.wrapping_add(0x5EED),
+        )?))),
         _ => Err(Error::param(
             "method",
             m,
@@ -490,7 +504,7 @@ pub fn fit(
         )));
     }
     let energy = match method {
-        Method::Mmd => mmd_energy(target, kernels, method)?,
+        Method::Mmd => mmd_energy(target, kernels, method, cfg)?,
         Method::Ksd => ksd_energy(target, kernels, method)?,
         Method::Svgd | Method::Langevin => {
             if target.density.is_none() {
@@ -501,17 +515,17 @@ pub fn fit(
                 ));
             }
             if target.samples.is_some() && cfg.energy != EnergyChoice::Ksd {
-                mmd_energy(target, kernels, method)?
+                mmd_energy(target, kernels, method, cfg)?
             } else {
                 ksd_energy(target, kernels, method)?
             }
         }
         Method::Ift | Method::Wfr | Method::Fr => match cfg.energy {
-            EnergyChoice::Mmd => mmd_energy(target, kernels, method)?,
+            EnergyChoice::Mmd => mmd_energy(target, kernels, method, cfg)?,
             EnergyChoice::Ksd => ksd_energy(target, kernels, method)?,
             EnergyChoice::Auto => {
                 if target.samples.is_some() {
-                    mmd_energy(target, kernels, method)?
+                    mmd_energy(target, kernels, method, cfg)?
                 } else {
                     ksd_energy(target, kernels, method)?
                 }

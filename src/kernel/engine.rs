@@ -1379,3 +1379,39 @@ pub fn kernel_column(k: &Kernel, x: &[f64], y: &[f64], d: usize, out: &mut [f64]
     }
     Ok(())
 }
+
+fn phi_level<P: Profile<f64>>(level: SimdLevel, prm: &KParams<f64>, buf: &mut [f64]) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        #[target_feature(enable = "avx512f,avx2,fma")]
+        unsafe fn p512<P: Profile<f64>>(prm: &KParams<f64>, buf: &mut [f64]) {
+            profile_in_place::<P, true>(prm, buf);
+        }
+        #[target_feature(enable = "avx2,fma")]
+        unsafe fn p256<P: Profile<f64>>(prm: &KParams<f64>, buf: &mut [f64]) {
+            profile_in_place::<P, true>(prm, buf);
+        }
+        match level {
+            // SAFETY: the level comes from `SimdLevel::detect`.
+            SimdLevel::Avx512 => return unsafe { p512::<P>(prm, buf) },
+            // SAFETY: as above.
+            SimdLevel::Avx2Fma => return unsafe { p256::<P>(prm, buf) },
+            SimdLevel::Baseline => {}
+        }
+    }
+    let _ = level;
+    profile_in_place::<P, false>(prm, buf);
+}
+
+/// In place over a buffer of squared distances: `buf_i <- phi(buf_i)` (the engine's
+/// vectorised branch-free profile, best SIMD level of this CPU). Used by the blocked
+/// two-sample sums of [`super::two_sample`].
+pub(crate) fn phi_in_place(k: &Kernel, buf: &mut [f64]) {
+    let level = SimdLevel::detect();
+    let prm = KParams::<f64>::of(k);
+    match k.kind {
+        KernelKind::Gaussian => phi_level::<Gauss>(level, &prm, buf),
+        KernelKind::Imq => phi_level::<Imq>(level, &prm, buf),
+        KernelKind::Laplace => phi_level::<Lap>(level, &prm, buf),
+    }
+}

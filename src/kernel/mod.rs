@@ -17,10 +17,13 @@
 //!
 //! References: Gretton et al. 2012 (MMD, median heuristic); Arbel et al. 2019 (MMD flow).
 
+pub mod approx;
 pub mod engine;
 pub mod rff;
 pub mod sums;
+pub mod two_sample;
 
+pub use approx::Approx;
 pub use engine::{gradients_come_free, kernel_column, EngineOptions, PathChoice, Real, SimdLevel};
 pub use sums::{
     gram, kernel_sums, kernel_sums_f32, kernel_sums_multi, kernel_sums_with_grad,

@@ -302,6 +302,67 @@ impl RandomFourierFeatures {
         Ok((vals, grads))
     }
 
+    /// The embeddings of several weight columns at once: for `V` (`n x p`, row-major),
+    /// `E = Phi' V` returned as `p` rows of length `2 D` (row-major `p x 2D`). Rows are
+    /// processed in tiles (features of one tile at a time, `gemm` for `V_t' [cos, sin]`),
+    /// tiles grouped in fixed chunks whose partial sums are reduced in order; the
+    /// `n x 2D` feature matrix is never held.
+    pub fn embeddings_multi(&self, x: &[f64], v: &[f64], p: usize) -> Result<Vec<f64>> {
+        let n = check_rows("rff embeddings", x, self.d, None)?;
+        if v.len() != n * p {
+            return Err(Error::Shape(format!(
+                "rff embeddings: {} weights for {n} points and {p} columns",
+                v.len()
+            )));
+        }
+        let nf = self.n_freq;
+        let d = self.d;
+        const GROUP: usize = 32;
+        let parts: Vec<Vec<f64>> = x
+            .par_chunks(RFF_TILE * GROUP * d)
+            .zip(v.par_chunks(RFF_TILE * GROUP * p.max(1)))
+            .map(|(xg, vg)| {
+                let mut e = vec![0.0; p * 2 * nf];
+                let mut vt = vec![0.0; p * RFF_TILE];
+                for (xt, vtile) in xg.chunks(RFF_TILE * d).zip(vg.chunks(RFF_TILE * p.max(1))) {
+                    let rows = xt.len() / d;
+                    let (c, s) = self.tile_features(xt);
+                    // V_t' (p x rows)
+                    for r in 0..rows {
+                        for col in 0..p {
+                            vt[col * rows + r] = vtile[r * p + col];
+                        }
+                    }
+                    // E[:, :nf] += V_t' cos, E[:, nf:] += V_t' sin
+                    gemm_into(p, nf, rows, &mut e, 2 * nf, true, &vt, rows, &c, nf, 1);
+                    gemm_into(
+                        p,
+                        nf,
+                        rows,
+                        &mut e[nf..],
+                        2 * nf,
+                        true,
+                        &vt,
+                        rows,
+                        &s,
+                        nf,
+                        1,
+                    );
+                }
+                e
+            })
+            .collect();
+        let scale = 1.0 / (nf as f64).sqrt();
+        let mut e = vec![0.0; p * 2 * nf];
+        for part in &parts {
+            for (a, b) in e.iter_mut().zip(part) {
+                *a += b;
+            }
+        }
+        e.iter_mut().for_each(|a| *a *= scale);
+        Ok(e)
+    }
+
     /// The approximate `MMD^2 = |z_mu - z_pi|^2`.
     pub fn mmd2(&self, x: &[f64], w: &[f64], y: &[f64], v: &[f64]) -> Result<f64> {
         let zx = self.embedding(x, w)?;
@@ -398,6 +459,29 @@ impl Nystrom {
                 Vec::new(),
             ))
         }
+    }
+
+    /// The embeddings of several weight columns at once: `E = L^{-1} K_zx V` for `V`
+    /// (`n x p`, row-major), returned as `p` rows of length `M` (row-major `p x M`).
+    pub fn embeddings_multi(&self, x: &[f64], v: &[f64], p: usize) -> Result<Vec<f64>> {
+        let n = check_rows("nystrom embeddings", x, self.d, None)?;
+        if v.len() != n * p {
+            return Err(Error::Shape(format!(
+                "nystrom embeddings: {} weights for {n} points and {p} columns",
+                v.len()
+            )));
+        }
+        let mm = self.dim_features();
+        let kv = super::two_sample::kernel_matmul(&self.kernel, &self.landmarks, x, v, self.d, p)?;
+        let mut e = vec![0.0; p * mm];
+        let mut col = vec![0.0; mm];
+        for c in 0..p {
+            for (i, o) in col.iter_mut().enumerate() {
+                *o = kv[i * p + c];
+            }
+            e[c * mm..(c + 1) * mm].copy_from_slice(&solve_lower(&self.chol, &col));
+        }
+        Ok(e)
     }
 
     /// The approximate `MMD^2 = |z_mu - z_pi|^2`.
