@@ -108,16 +108,20 @@ WORKLOADS = {
 
 def run_rf(binary, train, test, workload, extra=()):
     with tempfile.TemporaryDirectory() as td:
-        cmd = rf_cmd(binary, train, test, Path(td) / "m", workload, extra=extra)
+        cmd = ["/usr/bin/time", "-f", "%e %U %S %M"] + rf_cmd(
+            binary, train, test, Path(td) / "m", workload, extra=extra)
         t0 = time.perf_counter()
         r = subprocess.run(cmd, capture_output=True, text=True)
         wall = time.perf_counter() - t0
+        tl = r.stderr.strip().splitlines()[-1].split() if r.stderr.strip() else ["0"] * 4
         if r.returncode != 0:
             raise SystemExit(f"robustflow failed: {' '.join(cmd)}\n{r.stderr}")
         rep = json.loads((Path(td) / "m" / "report.json").read_text())
     return {
         "time": sum(e["time_s"] for e in rep["epochs"]),
         "wall": wall,
+        "cpu_s": float(tl[1]) + float(tl[2]),
+        "peak_rss_mb": float(tl[3]) / 1024.0,
         "loss": rep["epochs"][-1]["loss"],
         "robust_loss": rep["epochs"][-1]["robust_loss"],
         "test_loss": rep["test"]["loss"],
@@ -132,10 +136,10 @@ def initial_weights(binary, train, test):
         return read_safetensors(Path(td) / "m" / "model.safetensors")
 
 
-def run_torch(w0, data, workload, dtype_name, seed=0):
+def run_torch(w0, data, workload, dtype_name, seed=0, threads=2):
     import torch
 
-    torch.set_num_threads(2)
+    torch.set_num_threads(threads)
     dt = {"f32": torch.float32, "f64": torch.float64}[dtype_name]
     xtr, ytr, xte, yte = data
     mean = xtr.mean(0)
@@ -227,6 +231,10 @@ def main():
     ap.add_argument("--mmd", action="store_true", help="also time MMD-DRO at the largest size")
     ap.add_argument("--mmd-reps", type=int, default=1)
     ap.add_argument("--no-torch", action="store_true")
+    ap.add_argument("--no-f64", action="store_true", help="skip torch f64")
+    ap.add_argument("--torch-threads", type=int, default=2,
+                    help="torch.set_num_threads (2 as robustflow's --threads 2; on a loaded "
+                         "machine 2 OpenMP threads can be 20x slower than 1)")
     ap.add_argument("--out", default=str(ROOT / "docs/perf"))
     a = ap.parse_args()
     sizes = [int(float(s)) for s in a.sizes.split(",")]
@@ -248,8 +256,11 @@ def main():
                     if a.base_binary:
                         runs["robustflow base"].append(run_rf(a.base_binary, train, test, wl))
                     if not a.no_torch:
-                        runs["torch f32"].append(run_torch(w0, data, wl, "f32"))
-                        runs["torch f64"].append(run_torch(w0, data, wl, "f64"))
+                        runs["torch f32"].append(
+                            run_torch(w0, data, wl, "f32", threads=a.torch_threads))
+                        if not a.no_f64:
+                            runs["torch f64"].append(
+                                run_torch(w0, data, wl, "f64", threads=a.torch_threads))
                     print(n, wl, rep, {k: round(v[-1]["time"], 3) for k, v in runs.items() if v},
                           flush=True)
                 row = {"rows": n, "n_train": len(ytr), "workload": wl}
@@ -261,6 +272,8 @@ def main():
                             "loss": v[-1]["loss"],
                             "test_loss": v[-1]["test_loss"],
                             "test_acc": v[-1]["test_acc"],
+                            "peak_rss_mb": v[-1].get("peak_rss_mb"),
+                            "cpu_s": v[-1].get("cpu_s"),
                         }
                 results.append(row)
                 print(json.dumps(row), flush=True)
@@ -273,6 +286,7 @@ def main():
                     v = [run_rf(b, train, test, "mmd") for _ in range(a.mmd_reps)]
                     row[key] = {"median_time_s": statistics.median(r["time"] for r in v),
                                 "times": [r["time"] for r in v], "loss": v[-1]["loss"],
+                                "cpu_s": [r["cpu_s"] for r in v],
                                 "test_loss": v[-1]["test_loss"]}
             results.append(row)
             print(json.dumps(row), flush=True)

@@ -382,6 +382,13 @@ impl DenseParams {
         loss
     }
 
+    /// Per-row losses from raw outputs `z` (`m x n_out`, from [`DenseParams::outputs`]).
+    pub fn losses_from_outputs(&self, z: &[f64], y: &[f64]) -> Vec<f64> {
+        let mut loss = vec![0.0; y.len()];
+        self.head_losses(z, y, &mut loss, None);
+        loss
+    }
+
     /// Raw outputs (`m x n_out`, row-major).
     pub fn outputs(&self, x: &[f64]) -> Vec<f64> {
         let d = self.dims[0];

@@ -473,14 +473,32 @@ impl Model {
     /// Predictions: the class index (as `f64`) of largest probability, or the regression
     /// output (in the model's, i.e. standardised, units).
     pub fn predict(&self, x: &[f64]) -> Result<Vec<f64>> {
-        let z = self.outputs(x)?;
-        Ok(match self.arch.head {
-            Head::Binary => z
-                .iter()
-                .map(|r| if r[0] > 0.0 { 1.0 } else { 0.0 })
-                .collect(),
+        let d = self.arch.input_dim;
+        if x.len() % d != 0 {
+            return Err(Error::Shape(format!(
+                "{} input values is not a multiple of the dimension {d}",
+                x.len()
+            )));
+        }
+        Ok(self.predictions_from(&DenseParams::of(self)?.outputs(x)))
+    }
+
+    /// Per-sample losses and predictions (as [`Model::predict`], in the model's units)
+    /// from **one** forward pass, in blocks of [`fast::BLOCK`] rows: what the trainer's
+    /// epoch metrics need.
+    pub fn losses_and_predictions(&self, x: &[f64], y: &[f64]) -> Result<(Vec<f64>, Vec<f64>)> {
+        self.check_rows(x, y)?;
+        let p = DenseParams::of(self)?;
+        let z = p.outputs(x);
+        Ok((p.losses_from_outputs(&z, y), self.predictions_from(&z)))
+    }
+
+    fn predictions_from(&self, z: &[f64]) -> Vec<f64> {
+        let k = self.arch.head.n_out();
+        match self.arch.head {
+            Head::Binary => z.iter().map(|v| if *v > 0.0 { 1.0 } else { 0.0 }).collect(),
             Head::Multi(_) => z
-                .iter()
+                .chunks_exact(k)
                 .map(|r| {
                     let mut best = 0;
                     for j in 1..r.len() {
@@ -491,8 +509,8 @@ impl Model {
                     best as f64
                 })
                 .collect(),
-            Head::Regression => z.iter().map(|r| r[0]).collect(),
-        })
+            Head::Regression => z.to_vec(),
+        }
     }
 
     /// Save the parameters (`model.safetensors`) and `meta` (`model.json`) into `dir`,

@@ -35,13 +35,16 @@
 //! # Ok::<(), robustflow::Error>(())
 //! ```
 
+mod adamw;
+pub use adamw::FlatAdamW;
+
 use crate::data::{Dataset, RawTable, Schema, TabularData};
 use crate::dro::{build_inner, AmbiguityConfig, Batch, InnerMax, PointLoss, WorstCase};
 use crate::error::{Error, Result};
 use crate::model::{Activation, Architecture, DenseParams, Model, ModelFile, ModelKind};
 use candle_core::backprop::GradStore;
 use candle_core::Tensor;
-use candle_nn::{AdamW, Optimizer, ParamsAdamW, SGD};
+use candle_nn::{Optimizer, ParamsAdamW, SGD};
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
@@ -245,9 +248,8 @@ pub fn metrics(model: &Model, schema: Option<&Schema>, x: &[f64], y: &[f64]) -> 
     if y.is_empty() {
         return Err(Error::param("data", 0, "no samples to evaluate"));
     }
-    let l = model.losses(x, y)?;
+    let (l, pred) = model.losses_and_predictions(x, y)?;
     let loss = l.iter().sum::<f64>() / l.len() as f64;
-    let pred = model.predict(x)?;
     Ok(match model.arch.n_classes() {
         Some(_) => Metrics {
             loss,
@@ -315,6 +317,16 @@ pub fn outer_value_and_grads(
     l2: f64,
     grads: &mut Vec<Vec<f64>>,
 ) -> Result<f64> {
+    outer_pass(model, wc, l2, grads).map(|(j, _)| j)
+}
+
+/// [`outer_value_and_grads`], also returning the per-particle losses.
+fn outer_pass(
+    model: &Model,
+    wc: &WorstCase,
+    l2: f64,
+    grads: &mut Vec<Vec<f64>>,
+) -> Result<(f64, Vec<f64>)> {
     let n = wc.y.len();
     if wc.w.len() != n || wc.x.len() != n * model.arch.input_dim {
         return Err(Error::Shape(format!(
@@ -336,7 +348,7 @@ pub fn outer_value_and_grads(
             }
         }
     }
-    Ok(j)
+    Ok((j, l))
 }
 
 /// The gradient of [`outer_objective`] with respect to the parameters, flattened in the
@@ -348,15 +360,22 @@ pub fn outer_gradient(model: &Model, wc: &WorstCase, l2: f64) -> Result<Vec<f64>
 }
 
 enum Opt {
-    AdamW(AdamW),
+    AdamW(FlatAdamW),
     Sgd(SGD),
 }
 
 impl Opt {
-    fn step(&mut self, g: &candle_core::backprop::GradStore) -> Result<()> {
+    /// One step with `grads[k]` the gradient of `vars[k]`.
+    fn step(&mut self, vars: &[candle_core::Var], grads: &[Vec<f64>]) -> Result<()> {
         match self {
-            Opt::AdamW(o) => o.step(g)?,
-            Opt::Sgd(o) => o.step(g)?,
+            Opt::AdamW(o) => o.step(grads)?,
+            Opt::Sgd(o) => {
+                let mut store = GradStore::default();
+                for (v, g) in vars.iter().zip(grads) {
+                    store.insert(v.as_tensor(), Tensor::from_slice(g, v.shape(), v.device())?);
+                }
+                o.step(&store)?
+            }
         }
         Ok(())
     }
@@ -408,7 +427,7 @@ impl Trainer {
         }
         let model = Model::new(arch, p.seed)?;
         let mut opt = match p.optimizer {
-            OptimizerKind::AdamW => Opt::AdamW(AdamW::new(
+            OptimizerKind::AdamW => Opt::AdamW(FlatAdamW::new(
                 model.vars(),
                 ParamsAdamW {
                     lr: p.lr,
@@ -468,10 +487,16 @@ impl Trainer {
                     d,
                     idx,
                 };
-                let clean = model.losses(&bx, &by)?;
-                let clean = clean.iter().sum::<f64>() / clean.len() as f64;
                 let wc = inner.solve(&model, &batch)?;
-                let objv = outer_value_and_grads(&model, &wc, l2, &mut pgrads)?;
+                let (objv, lp) = outer_pass(&model, &wc, l2, &mut pgrads)?;
+                // The clean loss: when the particles are the batch itself (ERM) the outer
+                // pass has just computed exactly these losses (same rows, same code).
+                let clean = if wc.x == bx && wc.y == by {
+                    lp.iter().sum::<f64>() / lp.len() as f64
+                } else {
+                    let c = model.losses(&bx, &by)?;
+                    c.iter().sum::<f64>() / c.len() as f64
+                };
                 if !clean.is_finite() || !wc.value.is_finite() || !objv.is_finite() {
                     return Err(Error::Diverged {
                         step,
@@ -482,11 +507,7 @@ impl Trainer {
                         ),
                     });
                 }
-                let mut store = GradStore::default();
-                for (v, g) in vars.iter().zip(&pgrads) {
-                    store.insert(v.as_tensor(), Tensor::from_slice(g, v.shape(), v.device())?);
-                }
-                opt.step(&store)?;
+                opt.step(&vars, &pgrads)?;
                 step += 1;
                 sl += clean;
                 sr += wc.value;
