@@ -1027,19 +1027,22 @@ fn tiled_p<T: Real, P: Profile<T>>(
         };
         let xt = &x[i0 * d..(i0 + rows) * d];
         let xn: Vec<T> = xt.chunks_exact(d).map(sq).collect();
-        let mut ctile = vec![T::ZERO; rows * TILE_COLS];
+        // The tile is as wide as the sources need (at most TILE_COLS): a minibatch-sized
+        // problem (m = 128) zeroes 128 KB per call instead of 512 KB.
+        let tw = TILE_COLS.min(mp);
+        let mut ctile = vec![T::ZERO; rows * tw];
         let mut csum = vec![T::ZERO; rows];
         let mut s = vec![T::ZERO; rows];
         let mut j0 = 0;
         while j0 < mp {
-            let cols = (mp - j0).min(TILE_COLS);
+            let cols = (mp - j0).min(tw);
             // C = X_t Y_c'
             gemm_into(
                 rows,
                 cols,
                 d,
                 &mut ctile,
-                TILE_COLS,
+                tw,
                 false,
                 xt,
                 d,
@@ -1053,7 +1056,7 @@ fn tiled_p<T: Real, P: Profile<T>>(
                 &vp[j0..j0 + cols]
             };
             for r in 0..rows {
-                let crow = &mut ctile[r * TILE_COLS..r * TILE_COLS + cols];
+                let crow = &mut ctile[r * tw..r * tw + cols];
                 let ynj = &yn[j0..j0 + cols];
                 match mode {
                     MODE_GRAD => T::epilogue::<P, MODE_GRAD>(
@@ -1090,19 +1093,7 @@ fn tiled_p<T: Real, P: Profile<T>>(
             }
             match mode {
                 // G += C Y_c
-                MODE_GRAD => gemm_into(
-                    rows,
-                    d,
-                    cols,
-                    oc,
-                    d,
-                    true,
-                    &ctile,
-                    TILE_COLS,
-                    &yp[j0 * d..],
-                    d,
-                    1,
-                ),
+                MODE_GRAD => gemm_into(rows, d, cols, oc, d, true, &ctile, tw, &yp[j0 * d..], d, 1),
                 // S += Phi V_c
                 MODE_PHI => gemm_into(
                     rows,
@@ -1112,7 +1103,7 @@ fn tiled_p<T: Real, P: Profile<T>>(
                     pp,
                     true,
                     &ctile,
-                    TILE_COLS,
+                    tw,
                     &vp[j0 * pp..],
                     pp,
                     1,

@@ -147,16 +147,26 @@ pub fn mmd2_unbiased(
     Ok((t_xx - sw2 * kd) / (1.0 - sw2) + (t_yy - sv2 * kd) / (1.0 - sv2) - 2.0 * t_xy)
 }
 
+/// Up to this many pairs `n m` the Gram matrix is filled on the calling thread (a
+/// 128 x 128 minibatch; larger matrices keep the parallel fill).
+const SERIAL_GRAM_PAIRS: usize = 1 << 15;
+
 /// The full kernel matrix `K_xy` (`n x m`). Only for callers that need it explicitly.
 pub fn gram(k: &Kernel, x: &[f64], y: &[f64], d: usize) -> Result<Array2<f64>> {
     let (n, m) = check(x, y, &vec![0.0; y.len() / d.max(1)], d, 1)?;
     let mut g = Array2::<f64>::zeros((n, m));
     // Row i of K_xy is the column `k(y_j, x_i)` over the sources: one vectorised pass each.
-    g.as_slice_mut()
-        .expect("standard layout")
-        .par_chunks_mut(m.max(1))
-        .enumerate()
-        .try_for_each(|(i, row)| kernel_column(k, y, &x[i * d..(i + 1) * d], d, row))?;
+    let rows = g.as_slice_mut().expect("standard layout");
+    let row = |(i, r): (usize, &mut [f64])| kernel_column(k, y, &x[i * d..(i + 1) * d], d, r);
+    if n * m <= SERIAL_GRAM_PAIRS {
+        // A minibatch-sized matrix (128 x 128 at d = 20) takes tens of microseconds: rayon's
+        // fork-join would cost as much as the work. Same rows, same values.
+        rows.chunks_mut(m.max(1)).enumerate().try_for_each(row)?;
+    } else {
+        rows.par_chunks_mut(m.max(1))
+            .enumerate()
+            .try_for_each(row)?;
+    }
     Ok(g)
 }
 

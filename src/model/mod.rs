@@ -28,6 +28,9 @@ use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::path::Path;
 
+pub mod fast;
+pub use fast::DenseParams;
+
 /// The model family.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -221,6 +224,32 @@ pub fn softmax_cross_entropy(z: &Tensor, onehot: &Tensor) -> Result<Tensor> {
     Ok(lse.sub(&zy)?)
 }
 
+/// Fix the thread count candle's CPU matmul asks for, once per process.
+///
+/// candle 0.11 calls `candle_core::utils::get_num_threads()` on **every** CPU matmul;
+/// without `RAYON_NUM_THREADS` in the environment that falls back to
+/// `num_cpus::get_physical()`, which reads and parses `/proc/cpuinfo` on each call (tens
+/// of microseconds, 40% of a WRM training run's samples). This is an upstream issue; the
+/// workaround is to set `RAYON_NUM_THREADS` ourselves, which candle then reads instead.
+/// When the variable is unset (or not a positive integer) it is set to `threads`; the
+/// first call wins. The CLI calls this from `main` before any thread starts, with
+/// `--threads` or the size rayon's global pool will have; [`Model::new`] calls it with the
+/// global pool's size, so library users get it too. (Setting an environment variable
+/// while other threads read the environment through C's `getenv` is a data race; Rust's
+/// own `std::env` accessors are serialised, and nothing in robustflow reads it from C.)
+pub fn pin_candle_threads(threads: usize) {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let set = std::env::var("RAYON_NUM_THREADS")
+            .ok()
+            .and_then(|s| s.parse::<usize>().ok())
+            .is_some_and(|n| n > 0);
+        if !set {
+            std::env::set_var("RAYON_NUM_THREADS", threads.max(1).to_string());
+        }
+    });
+}
+
 /// A candle model: dense layers `(W_l, b_l)` with `W_l` of shape `in x out`.
 ///
 /// `clone()` shares the parameter storage (candle `Var`s); use [`Model::deep_clone`] for an
@@ -241,6 +270,7 @@ impl Model {
     /// A freshly initialised model: weights uniform in `+-1/sqrt(fan_in)`, biases zero,
     /// drawn from a `StdRng` seeded with `seed` (reproducible).
     pub fn new(arch: Architecture, seed: u64) -> Result<Self> {
+        pin_candle_threads(rayon::current_num_threads());
         let device = Device::Cpu;
         let mut rng = StdRng::seed_from_u64(seed);
         let mut dims = vec![arch.input_dim];
@@ -391,8 +421,29 @@ impl Model {
 
     /// Raw outputs `n x n_out` as rows.
     pub fn outputs(&self, x: &[f64]) -> Result<Vec<Vec<f64>>> {
-        let z = self.forward(&self.input(x)?)?;
-        Ok(z.to_vec2::<f64>()?)
+        let d = self.arch.input_dim;
+        if x.len() % d != 0 {
+            return Err(Error::Shape(format!(
+                "{} input values is not a multiple of the dimension {d}",
+                x.len()
+            )));
+        }
+        let k = self.arch.head.n_out();
+        let z = DenseParams::of(self)?.outputs(x);
+        Ok(z.chunks_exact(k).map(|r| r.to_vec()).collect())
+    }
+
+    /// Check that `x` holds `y.len()` rows of the input dimension and that the labels are
+    /// valid for the head.
+    pub(crate) fn check_rows(&self, x: &[f64], y: &[f64]) -> Result<()> {
+        let d = self.arch.input_dim;
+        if x.len() % d != 0 {
+            return Err(Error::Shape(format!(
+                "{} input values is not a multiple of the dimension {d}",
+                x.len()
+            )));
+        }
+        self.check_labels(y, x.len() / d)
     }
 
     /// Class probabilities per row (binary: `[1 - p, p]`); empty rows for a regression.
@@ -422,14 +473,32 @@ impl Model {
     /// Predictions: the class index (as `f64`) of largest probability, or the regression
     /// output (in the model's, i.e. standardised, units).
     pub fn predict(&self, x: &[f64]) -> Result<Vec<f64>> {
-        let z = self.outputs(x)?;
-        Ok(match self.arch.head {
-            Head::Binary => z
-                .iter()
-                .map(|r| if r[0] > 0.0 { 1.0 } else { 0.0 })
-                .collect(),
+        let d = self.arch.input_dim;
+        if x.len() % d != 0 {
+            return Err(Error::Shape(format!(
+                "{} input values is not a multiple of the dimension {d}",
+                x.len()
+            )));
+        }
+        Ok(self.predictions_from(&DenseParams::of(self)?.outputs(x)))
+    }
+
+    /// Per-sample losses and predictions (as [`Model::predict`], in the model's units)
+    /// from **one** forward pass, in blocks of [`fast::BLOCK`] rows: what the trainer's
+    /// epoch metrics need.
+    pub fn losses_and_predictions(&self, x: &[f64], y: &[f64]) -> Result<(Vec<f64>, Vec<f64>)> {
+        self.check_rows(x, y)?;
+        let p = DenseParams::of(self)?;
+        let z = p.outputs(x);
+        Ok((p.losses_from_outputs(&z, y), self.predictions_from(&z)))
+    }
+
+    fn predictions_from(&self, z: &[f64]) -> Vec<f64> {
+        let k = self.arch.head.n_out();
+        match self.arch.head {
+            Head::Binary => z.iter().map(|v| if *v > 0.0 { 1.0 } else { 0.0 }).collect(),
             Head::Multi(_) => z
-                .iter()
+                .chunks_exact(k)
                 .map(|r| {
                     let mut best = 0;
                     for j in 1..r.len() {
@@ -440,8 +509,8 @@ impl Model {
                     best as f64
                 })
                 .collect(),
-            Head::Regression => z.iter().map(|r| r[0]).collect(),
-        })
+            Head::Regression => z.to_vec(),
+        }
     }
 
     /// Save the parameters (`model.safetensors`) and `meta` (`model.json`) into `dir`,
@@ -546,18 +615,12 @@ impl PointLoss for Model {
         self.arch.n_classes()
     }
     fn losses(&self, x: &[f64], y: &[f64]) -> Result<Vec<f64>> {
-        let xt = self.input(x)?;
-        Ok(self.loss_tensor(&xt, y)?.to_vec1::<f64>()?)
+        self.check_rows(x, y)?;
+        Ok(DenseParams::of(self)?.losses(x, y))
     }
     fn losses_and_grads(&self, x: &[f64], y: &[f64]) -> Result<(Vec<f64>, Vec<f64>)> {
-        let xv = Var::from_tensor(&self.input(x)?)?;
-        let l = self.loss_tensor(xv.as_tensor(), y)?;
-        let grads = l.sum_all()?.backward()?;
-        let g = match grads.get(xv.as_tensor()) {
-            Some(g) => g.flatten_all()?.to_vec1::<f64>()?,
-            None => vec![0.0; x.len()],
-        };
-        Ok((l.to_vec1::<f64>()?, g))
+        self.check_rows(x, y)?;
+        Ok(DenseParams::of(self)?.losses_and_grads(x, y))
     }
     /// `(w, b)` of a model without hidden layers and one output (logistic, linear).
     fn linear_weights(&self) -> Option<(Vec<f64>, f64)> {

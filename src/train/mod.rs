@@ -35,12 +35,16 @@
 //! # Ok::<(), robustflow::Error>(())
 //! ```
 
+mod adamw;
+pub use adamw::FlatAdamW;
+
 use crate::data::{Dataset, RawTable, Schema, TabularData};
 use crate::dro::{build_inner, AmbiguityConfig, Batch, InnerMax, PointLoss, WorstCase};
 use crate::error::{Error, Result};
-use crate::model::{Activation, Architecture, Model, ModelFile, ModelKind};
+use crate::model::{Activation, Architecture, DenseParams, Model, ModelFile, ModelKind};
+use candle_core::backprop::GradStore;
 use candle_core::Tensor;
-use candle_nn::{AdamW, Optimizer, ParamsAdamW, SGD};
+use candle_nn::{Optimizer, ParamsAdamW, SGD};
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
@@ -244,9 +248,8 @@ pub fn metrics(model: &Model, schema: Option<&Schema>, x: &[f64], y: &[f64]) -> 
     if y.is_empty() {
         return Err(Error::param("data", 0, "no samples to evaluate"));
     }
-    let l = model.losses(x, y)?;
+    let (l, pred) = model.losses_and_predictions(x, y)?;
     let loss = l.iter().sum::<f64>() / l.len() as f64;
-    let pred = model.predict(x)?;
     Ok(match model.arch.n_classes() {
         Some(_) => Metrics {
             loss,
@@ -303,31 +306,76 @@ pub fn outer_objective(model: &Model, wc: &WorstCase, l2: f64) -> Result<Tensor>
     Ok(j)
 }
 
+/// The value of [`outer_objective`] and its gradient with respect to every parameter
+/// (`[dW_0, db_0, dW_1, ...]`, each row-major like the parameter), written into `grads`
+/// (reused across calls: the trainer allocates it once). Hand-written reverse mode
+/// ([`crate::model::fast`]); the candle graph of [`outer_objective`] is the reference it
+/// is tested against.
+pub fn outer_value_and_grads(
+    model: &Model,
+    wc: &WorstCase,
+    l2: f64,
+    grads: &mut Vec<Vec<f64>>,
+) -> Result<f64> {
+    outer_pass(model, wc, l2, grads).map(|(j, _)| j)
+}
+
+/// [`outer_value_and_grads`], also returning the per-particle losses.
+fn outer_pass(
+    model: &Model,
+    wc: &WorstCase,
+    l2: f64,
+    grads: &mut Vec<Vec<f64>>,
+) -> Result<(f64, Vec<f64>)> {
+    let n = wc.y.len();
+    if wc.w.len() != n || wc.x.len() != n * model.arch.input_dim {
+        return Err(Error::Shape(format!(
+            "worst case: {} weights, {} labels, {} inputs",
+            wc.w.len(),
+            n,
+            wc.x.len()
+        )));
+    }
+    model.check_rows(&wc.x, &wc.y)?;
+    let p = DenseParams::of(model)?;
+    let l = p.weighted_param_grads(&wc.x, &wc.y, &wc.w, grads);
+    let mut j: f64 = l.iter().zip(&wc.w).map(|(l, w)| l * w).sum();
+    if l2 > 0.0 {
+        for (k, w) in p.w.iter().enumerate() {
+            j += 0.5 * l2 * w.iter().map(|v| v * v).sum::<f64>();
+            for (g, v) in grads[2 * k].iter_mut().zip(w) {
+                *g += l2 * v;
+            }
+        }
+    }
+    Ok((j, l))
+}
+
 /// The gradient of [`outer_objective`] with respect to the parameters, flattened in the
 /// order of [`Model::vars`]: exactly what the optimiser is given.
 pub fn outer_gradient(model: &Model, wc: &WorstCase, l2: f64) -> Result<Vec<f64>> {
-    let j = outer_objective(model, wc, l2)?;
-    let g = j.backward()?;
-    let mut out = Vec::with_capacity(model.n_params());
-    for v in model.vars() {
-        match g.get(v.as_tensor()) {
-            Some(t) => out.extend(t.flatten_all()?.to_vec1::<f64>()?),
-            None => out.extend(std::iter::repeat_n(0.0, v.elem_count())),
-        }
-    }
-    Ok(out)
+    let mut g = Vec::new();
+    outer_value_and_grads(model, wc, l2, &mut g)?;
+    Ok(g.concat())
 }
 
 enum Opt {
-    AdamW(AdamW),
+    AdamW(FlatAdamW),
     Sgd(SGD),
 }
 
 impl Opt {
-    fn step(&mut self, g: &candle_core::backprop::GradStore) -> Result<()> {
+    /// One step with `grads[k]` the gradient of `vars[k]`.
+    fn step(&mut self, vars: &[candle_core::Var], grads: &[Vec<f64>]) -> Result<()> {
         match self {
-            Opt::AdamW(o) => o.step(g)?,
-            Opt::Sgd(o) => o.step(g)?,
+            Opt::AdamW(o) => o.step(grads)?,
+            Opt::Sgd(o) => {
+                let mut store = GradStore::default();
+                for (v, g) in vars.iter().zip(grads) {
+                    store.insert(v.as_tensor(), Tensor::from_slice(g, v.shape(), v.device())?);
+                }
+                o.step(&store)?
+            }
         }
         Ok(())
     }
@@ -379,7 +427,7 @@ impl Trainer {
         }
         let model = Model::new(arch, p.seed)?;
         let mut opt = match p.optimizer {
-            OptimizerKind::AdamW => Opt::AdamW(AdamW::new(
+            OptimizerKind::AdamW => Opt::AdamW(FlatAdamW::new(
                 model.vars(),
                 ParamsAdamW {
                     lr: p.lr,
@@ -418,13 +466,17 @@ impl Trainer {
         let mut since_best = 0;
         let mut stopped_early = false;
         let mut step = 0usize;
+        let vars = model.vars();
+        let mut pgrads: Vec<Vec<f64>> = Vec::new();
+        let mut bx: Vec<f64> = Vec::with_capacity(bs * d);
+        let mut by: Vec<f64> = Vec::with_capacity(bs);
         for epoch in 1..=p.epochs {
             let t0 = Instant::now();
             order.shuffle(&mut rng);
             let (mut sl, mut sr, mut srad, mut smul, mut nb) = (0.0, 0.0, 0.0, 0.0, 0usize);
             for (b, idx) in order.chunks(bs).enumerate() {
-                let mut bx = Vec::with_capacity(idx.len() * d);
-                let mut by = Vec::with_capacity(idx.len());
+                bx.clear();
+                by.clear();
                 for &i in idx {
                     bx.extend_from_slice(&train.x[i * d..(i + 1) * d]);
                     by.push(train.y[i]);
@@ -435,11 +487,16 @@ impl Trainer {
                     d,
                     idx,
                 };
-                let clean = model.losses(&bx, &by)?;
-                let clean = clean.iter().sum::<f64>() / clean.len() as f64;
                 let wc = inner.solve(&model, &batch)?;
-                let obj = outer_objective(&model, &wc, l2)?;
-                let objv = obj.to_scalar::<f64>()?;
+                let (objv, lp) = outer_pass(&model, &wc, l2, &mut pgrads)?;
+                // The clean loss: when the particles are the batch itself (ERM) the outer
+                // pass has just computed exactly these losses (same rows, same code).
+                let clean = if wc.x == bx && wc.y == by {
+                    lp.iter().sum::<f64>() / lp.len() as f64
+                } else {
+                    let c = model.losses(&bx, &by)?;
+                    c.iter().sum::<f64>() / c.len() as f64
+                };
                 if !clean.is_finite() || !wc.value.is_finite() || !objv.is_finite() {
                     return Err(Error::Diverged {
                         step,
@@ -450,8 +507,7 @@ impl Trainer {
                         ),
                     });
                 }
-                let g = obj.backward()?;
-                opt.step(&g)?;
+                opt.step(&vars, &pgrads)?;
                 step += 1;
                 sl += clean;
                 sr += wc.value;
