@@ -187,8 +187,13 @@ def cvx_solve(kind, X, y, case, k):
     else:
         raise ValueError(set_)
     prob = cp.Problem(cp.Minimize(obj), cons)
-    prob.solve(solver=cp.CLARABEL, **TIGHT)
-    return prob.value
+    for opts in (TIGHT, {}):
+        try:
+            prob.solve(solver=cp.CLARABEL, **opts)
+            return prob.value
+        except cp.error.SolverError:
+            continue
+    return float("nan")
 
 
 def rf_flags(case):

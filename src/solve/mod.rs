@@ -1027,6 +1027,82 @@ impl ExactProblem<'_> {
         base + self.wd_term(th)
     }
 
+    /// `mean l + eps ||w||_2` is smooth away from `w = 0`: plain Newton from the negative
+    /// gradient at 0, stopped on the relative gradient norm. `None` (use the barrier
+    /// method) when the minimiser may be at `w = 0` or Newton does not converge.
+    fn w1_l2_smooth(&self, eps: f64) -> Option<ExactFit> {
+        let d = self.d;
+        let m = self.dtheta();
+        let erm = ExactProblem {
+            set: ExactSet::Erm,
+            ..*self
+        };
+        let f = |z: &[f64], hess: bool| -> Option<Eval> {
+            let mut ev = erm.eval(z, 0.0, hess, &[], &[], m)?;
+            let nw = z[..d].iter().map(|v| v * v).sum::<f64>().sqrt();
+            if !(nw > 1e-9) {
+                return None;
+            }
+            ev.f += eps * nw;
+            for j in 0..d {
+                ev.g[j] += eps * z[j] / nw;
+                if hess {
+                    for j2 in 0..d {
+                        let id = if j == j2 { 1.0 } else { 0.0 };
+                        ev.h[j * m + j2] += eps / nw * (id - z[j] * z[j2] / (nw * nw));
+                    }
+                }
+            }
+            Some(ev)
+        };
+        let mut z = vec![0.0; m];
+        let g0 = erm.eval(&z, 0.0, false, &[], &[], m)?.g;
+        let ng = g0[..d].iter().map(|v| v * v).sum::<f64>().sqrt();
+        if ng <= eps {
+            return None;
+        }
+        for j in 0..d {
+            z[j] = -g0[j];
+        }
+        for it in 0..100 {
+            let ev = f(&z, true)?;
+            let scale = ev.f.abs().max(1.0);
+            let gn = ev.g.iter().map(|v| v * v).sum::<f64>().sqrt();
+            if gn <= 1e-2 * self.tol * scale {
+                let objective = self.true_objective(&z);
+                return Some(ExactFit {
+                    theta: z,
+                    objective,
+                    iterations: it,
+                    optimality: gn / scale,
+                    measure: "gradient-norm",
+                    status: Status::Converged,
+                    warnings: Vec::new(),
+                });
+            }
+            let neg: Vec<f64> = ev.g.iter().map(|v| -v).collect();
+            let p = chol_solve(&ev.h, &neg, m)?;
+            let dec2 = -crate::linalg::dot(&ev.g, &p);
+            let mut step = 1.0;
+            let mut moved = false;
+            for _ in 0..60 {
+                let zn: Vec<f64> = z.iter().zip(&p).map(|(a, b)| a + step * b).collect();
+                if let Some(e2) = f(&zn, false) {
+                    if e2.f <= ev.f - 1e-4 * step * dec2 + 4.0 * f64::EPSILON * scale {
+                        moved = true;
+                        z = zn;
+                        break;
+                    }
+                }
+                step *= 0.5;
+            }
+            if !moved {
+                return None;
+            }
+        }
+        None
+    }
+
     /// Minimise. Starts at `theta = 0`.
     pub fn solve(&self) -> Result<ExactFit> {
         let (n, d) = (self.n(), self.d);
@@ -1057,6 +1133,18 @@ impl ExactProblem<'_> {
                 warnings,
             });
         }
+        if let (
+            ExactSet::W1 {
+                norm: Norm::L2,
+                eps,
+            },
+            Head::Binary,
+        ) = (self.set, self.head)
+        {
+            if let Some(fit) = self.w1_l2_smooth(eps) {
+                return Ok(fit);
+            }
+        }
         let (coef, bars, init) = match self.set {
             ExactSet::W1 { norm, eps } => self.w1_barriers(norm, eps, dt + me),
             _ => (Vec::new(), Vec::new(), Vec::new()),
@@ -1072,6 +1160,21 @@ impl ExactProblem<'_> {
         let mut z = vec![0.0; m];
         z[dt + me..].copy_from_slice(&init);
         if me == 1 {
+            // Warm start from the ERM fit (at theta = 0 every loss is equal and the dual
+            // variable sits on a kink of the chi2 / CVaR objectives).
+            {
+                let erm = ExactProblem {
+                    set: ExactSet::Erm,
+                    max_iter: 50,
+                    tol: 1e-6,
+                    ..*self
+                };
+                if let Ok(f) = erm.solve() {
+                    if f.theta.iter().all(|v| v.is_finite()) {
+                        z[..dt].copy_from_slice(&f.theta);
+                    }
+                }
+            }
             let l0 = self.per_sample(&self.scores(&z[..dt])).l;
             let mean = crate::dro::wasserstein::mean(&l0);
             z[dt] = match self.set {
