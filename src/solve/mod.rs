@@ -38,6 +38,9 @@
 //! an iterate separates every training point (a certificate) and reports
 //! [`Status::Separable`].
 
+// Dense numerical kernels index several arrays in step.
+#![allow(clippy::needless_range_loop)]
+
 use crate::dro::{AmbiguityConfig, Norm, SetKind};
 use crate::error::{Error, Result};
 use crate::model::Head;
@@ -81,7 +84,7 @@ impl ExactSet {
         Ok(match cfg.set {
             SetKind::None => ExactSet::Erm,
             SetKind::Wasserstein => match (cfg.norm, cfg.radius, cfg.penalty) {
-                (Some(_), Some(e), _) if e == 0.0 => ExactSet::Erm,
+                (Some(_), Some(0.0), _) => ExactSet::Erm,
                 (Some(norm), Some(eps), _) => ExactSet::W1 { norm, eps },
                 (None, _, Some(g)) if cfg.label_cost.is_none() => {
                     if matches!(head, Head::Multi(_)) {
@@ -96,21 +99,21 @@ impl ExactSet {
                 }
             },
             SetKind::Kl => match (cfg.radius, cfg.penalty) {
-                (Some(r), _) if r == 0.0 => ExactSet::Erm,
+                (Some(0.0), _) => ExactSet::Erm,
                 (Some(r), _) if r >= nf.ln() => ExactSet::Cvar(1.0 / nf),
                 (Some(r), _) => ExactSet::KlRadius(r),
                 (None, Some(l)) => ExactSet::KlPenalty(l),
                 _ => return Err("kl needs a radius or a penalty".into()),
             },
             SetKind::Chi2 => match (cfg.radius, cfg.penalty) {
-                (Some(r), _) if r == 0.0 => ExactSet::Erm,
+                (Some(0.0), _) => ExactSet::Erm,
                 (Some(r), _) if r >= nf - 1.0 => ExactSet::Cvar(1.0 / nf),
                 (Some(r), _) => ExactSet::Chi2Radius(r),
                 (None, Some(l)) => ExactSet::Chi2Penalty(l),
                 _ => return Err("chi2 needs a radius or a penalty".into()),
             },
             SetKind::Cvar => match cfg.radius {
-                Some(r) if r == 0.0 => ExactSet::Erm,
+                Some(0.0) => ExactSet::Erm,
                 Some(r) => ExactSet::Cvar((-r).exp()),
                 None => return Err("cvar needs a radius".into()),
             },
@@ -570,7 +573,7 @@ impl ExactProblem<'_> {
                     ExactSet::KlRadius(rho) => (e[0], rho, 1),
                     _ => (lam, 0.0, 0),
                 };
-                if !(lam > 0.0) {
+                if lam.is_nan() || lam <= 0.0 {
                     return None;
                 }
                 let mx = l.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
@@ -1040,7 +1043,7 @@ impl ExactProblem<'_> {
         let f = |z: &[f64], hess: bool| -> Option<Eval> {
             let mut ev = erm.eval(z, 0.0, hess, &[], &[], m)?;
             let nw = z[..d].iter().map(|v| v * v).sum::<f64>().sqrt();
-            if !(nw > 1e-9) {
+            if nw.is_nan() || nw <= 1e-9 {
                 return None;
             }
             ev.f += eps * nw;
