@@ -27,6 +27,7 @@ pub mod linalg;
 pub mod measure;
 pub mod model;
 pub mod plot;
+pub mod solve;
 pub mod train;
 
 pub use error::{Error, Result};

@@ -13,7 +13,7 @@ use crate::data::{load, AttackKind, Impute, LoadOptions, Norm, Task};
 use crate::dro::{build_inner, AmbiguityConfig, InnerFlow, SetKind};
 use crate::error::{Error, Result};
 use crate::model::{Activation, ModelKind};
-use crate::train::{OptimizerKind, TrainParams, TrainedModel, Trainer};
+use crate::train::{LrSchedule, OptimizerKind, SolverKind, TrainParams, TrainedModel, Trainer};
 use serde::Serialize;
 use std::path::PathBuf;
 use std::time::Instant;
@@ -73,9 +73,25 @@ pub struct TrainArgs {
     /// Minibatch size.
     #[arg(long, default_value_t = 64)]
     pub batch_size: usize,
-    /// Optimiser: adamw or sgd.
-    #[arg(long, default_value = "adamw")]
-    pub optimizer: String,
+    /// Minibatch optimiser: adamw (default) or sgd. Giving it explicitly with `--solver
+    /// auto` asks for minibatch training.
+    #[arg(long)]
+    pub optimizer: Option<String>,
+    /// Solver: auto (the exact full-batch solver wherever the problem is convex: linear,
+    /// logistic and softmax models under none, wasserstein with --w1-norm, kl, chi2, cvar and
+    /// the concave squared-cost penalty; minibatch training otherwise), exact, adamw or sgd.
+    #[arg(long, default_value = "auto")]
+    pub solver: String,
+    /// Exact solver: relative tolerance of the optimality test (gradient norm or duality gap).
+    #[arg(long, default_value_t = 1e-9)]
+    pub tol: f64,
+    /// Minibatch: learning-rate schedule constant, cosine or plateau.
+    #[arg(long, default_value = "cosine")]
+    pub lr_schedule: String,
+    /// Minibatch: stop when the epoch's training objective changes by less than this
+    /// (relative) for 3 consecutive epochs.
+    #[arg(long)]
+    pub stop_tol: Option<f64>,
     /// Weight decay.
     #[arg(long, default_value_t = 0.0)]
     pub weight_decay: f64,
@@ -216,7 +232,33 @@ impl TrainArgs {
 
     /// The training hyper-parameters.
     pub fn params(&self, quiet: bool) -> Result<TrainParams> {
-        let optimizer: OptimizerKind = self.optimizer.parse()?;
+        let solver_name = self.solver.to_ascii_lowercase();
+        let (solver, optimizer): (SolverKind, OptimizerKind) = match solver_name.as_str() {
+            "adamw" | "adam" | "sgd" => {
+                let o: OptimizerKind = solver_name.parse()?;
+                if let Some(given) = &self.optimizer {
+                    if given.parse::<OptimizerKind>()? != o {
+                        return Err(Error::param(
+                            "optimizer",
+                            given,
+                            &format!("conflicts with --solver {}", self.solver),
+                        ));
+                    }
+                }
+                (SolverKind::Minibatch, o)
+            }
+            _ => {
+                let s: SolverKind = solver_name.parse()?;
+                let o: OptimizerKind = self.optimizer.as_deref().unwrap_or("adamw").parse()?;
+                // An explicit --optimizer asks for minibatch training.
+                let s = if s == SolverKind::Auto && self.optimizer.is_some() {
+                    SolverKind::Minibatch
+                } else {
+                    s
+                };
+                (s, o)
+            }
+        };
         let activation: Activation = self.activation.parse()?;
         Ok(TrainParams::default()
             .model(self.model.parse()?)
@@ -230,7 +272,11 @@ impl TrainArgs {
             .seed(self.seed)
             .patience(self.patience)
             .ambiguity(self.ambiguity_config()?)
-            .quiet(quiet))
+            .quiet(quiet)
+            .solver(solver)
+            .tol(self.tol)
+            .lr_schedule(self.lr_schedule.parse::<LrSchedule>()?)
+            .stop_tol(self.stop_tol))
     }
 }
 
@@ -242,6 +288,9 @@ pub fn run(args: &TrainArgs, g: &GlobalOpts) -> Result<TrainedModel> {
     let trained = Trainer::new(params).fit(&data)?;
     trained.save(&args.out)?;
     let r = &trained.report;
+    for w in &r.warnings {
+        eprintln!("warning: {w}");
+    }
     let last = r.epochs.last();
     println!(
         "trained {:?} ({}) on {} rows x {} features in {:.2} s; {} epochs{}",
@@ -257,6 +306,24 @@ pub fn run(args: &TrainArgs, g: &GlobalOpts) -> Result<TrainedModel> {
             String::new()
         }
     );
+    if r.solver == "exact" {
+        println!(
+            "exact solver: objective {:.12}, {} Newton iterations, {} {:.2e} ({}), fit {:.4} s",
+            r.objective.unwrap_or(f64::NAN),
+            r.iterations,
+            r.optimality_measure.as_deref().unwrap_or("optimality"),
+            r.optimality.unwrap_or(f64::NAN),
+            r.status.as_deref().unwrap_or("-"),
+            r.fit_time_s
+        );
+    } else if let Some(gn) = r.grad_norm {
+        println!(
+            "{}: objective {:.6}, full-batch gradient norm {gn:.3e} after {} steps",
+            r.solver,
+            r.objective.unwrap_or(f64::NAN),
+            r.iterations
+        );
+    }
     if let Some(e) = last {
         println!(
             "final loss {:.4}, robust loss {:.4}, radius {:.4}, train accuracy {}",

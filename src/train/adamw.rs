@@ -43,6 +43,11 @@ impl FlatAdamW {
         })
     }
 
+    /// Set the learning rate used by the next steps (learning-rate schedules).
+    pub fn set_learning_rate(&mut self, lr: f64) {
+        self.params.lr = lr;
+    }
+
     /// One step with `grads[k]` the gradient of `vars[k]` (row-major, same length).
     /// The variables are re-read first, so values set from outside since the last step
     /// (e.g. [`crate::model::Model::set_params_flat`]) are respected.

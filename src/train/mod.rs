@@ -42,6 +42,7 @@ use crate::data::{Dataset, RawTable, Schema, TabularData};
 use crate::dro::{build_inner, AmbiguityConfig, Batch, InnerMax, PointLoss, WorstCase};
 use crate::error::{Error, Result};
 use crate::model::{Activation, Architecture, DenseParams, Model, ModelFile, ModelKind};
+use crate::solve::{ExactProblem, ExactSet, Status};
 use candle_core::backprop::GradStore;
 use candle_core::Tensor;
 use candle_nn::{Optimizer, ParamsAdamW, SGD};
@@ -75,6 +76,72 @@ impl std::str::FromStr for OptimizerKind {
     }
 }
 
+/// Which solver fits the model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum SolverKind {
+    /// The exact full-batch solver ([`crate::solve`]) wherever the problem is convex
+    /// (linear, logistic and softmax models under `none`, the 1-Wasserstein set, `kl`,
+    /// `chi2`, `cvar` and the concave squared-cost penalty), minibatch training otherwise.
+    Auto,
+    /// The exact solver; an error where it does not apply.
+    Exact,
+    /// Minibatch training with the `optimizer` (the library default).
+    #[default]
+    Minibatch,
+}
+
+impl std::str::FromStr for SolverKind {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s.to_ascii_lowercase().as_str() {
+            "auto" => Ok(SolverKind::Auto),
+            "exact" | "newton" => Ok(SolverKind::Exact),
+            "minibatch" => Ok(SolverKind::Minibatch),
+            _ => Err(Error::param(
+                "solver",
+                s,
+                "expected auto, exact, adamw or sgd",
+            )),
+        }
+    }
+}
+
+/// The learning-rate schedule of minibatch training.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum LrSchedule {
+    /// `lr` throughout (the library default).
+    #[default]
+    Constant,
+    /// Cosine decay per step, `lr_t = lr (1 + cos(pi t / T)) / 2` over the `T` steps of
+    /// all epochs: the step (and with it the minibatch noise floor) tends to 0.
+    Cosine,
+    /// Halve the rate when the epoch's training objective has not improved by a relative
+    /// `1e-4` for 3 epochs.
+    Plateau,
+}
+
+impl std::str::FromStr for LrSchedule {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s.to_ascii_lowercase().as_str() {
+            "constant" | "none" => Ok(LrSchedule::Constant),
+            "cosine" => Ok(LrSchedule::Cosine),
+            "plateau" => Ok(LrSchedule::Plateau),
+            _ => Err(Error::param(
+                "lr-schedule",
+                s,
+                "expected constant, cosine or plateau",
+            )),
+        }
+    }
+}
+
+fn default_tol() -> f64 {
+    1e-9
+}
+
 /// Training hyper-parameters (builder; check them with [`TrainParams::validate`]).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TrainParams {
@@ -103,6 +170,19 @@ pub struct TrainParams {
     pub ambiguity: AmbiguityConfig,
     /// Hide the progress bar.
     pub quiet: bool,
+    /// The solver (exact full-batch, minibatch, or chosen by convexity).
+    #[serde(default)]
+    pub solver: SolverKind,
+    /// Exact solver: relative tolerance of the optimality test.
+    #[serde(default = "default_tol")]
+    pub tol: f64,
+    /// Minibatch: the learning-rate schedule.
+    #[serde(default)]
+    pub lr_schedule: LrSchedule,
+    /// Minibatch: stop when the epoch's training objective changes by less than this
+    /// (relative) for 3 consecutive epochs (None: run every epoch).
+    #[serde(default)]
+    pub stop_tol: Option<f64>,
 }
 
 impl Default for TrainParams {
@@ -120,6 +200,10 @@ impl Default for TrainParams {
             patience: None,
             ambiguity: AmbiguityConfig::default(),
             quiet: true,
+            solver: SolverKind::Minibatch,
+            tol: default_tol(),
+            lr_schedule: LrSchedule::Constant,
+            stop_tol: None,
         }
     }
 }
@@ -147,6 +231,14 @@ impl TrainParams {
     setter!(patience, Option<usize>, "Set the early-stopping patience.");
     setter!(ambiguity, AmbiguityConfig, "Set the ambiguity set.");
     setter!(quiet, bool, "Hide the progress bar.");
+    setter!(solver, SolverKind, "Set the solver.");
+    setter!(tol, f64, "Set the exact solver's relative tolerance.");
+    setter!(lr_schedule, LrSchedule, "Set the learning-rate schedule.");
+    setter!(
+        stop_tol,
+        Option<f64>,
+        "Set the minibatch stopping tolerance."
+    );
 
     /// Check every hyper-parameter; the inner solver is built once here to validate the
     /// ambiguity configuration.
@@ -155,6 +247,10 @@ impl TrainParams {
         crate::error::check_positive("lr", self.lr)?;
         crate::error::check_count("batch-size", self.batch_size)?;
         crate::error::check_nonneg("weight-decay", self.weight_decay)?;
+        crate::error::check_positive("tol", self.tol)?;
+        if let Some(t) = self.stop_tol {
+            crate::error::check_positive("stop-tol", t)?;
+        }
         if let Some(p) = self.patience {
             crate::error::check_count("patience", p)?;
         }
@@ -230,6 +326,40 @@ pub struct TrainReport {
     pub stopped_early: bool,
     /// Final clean test metrics.
     pub test: Option<Metrics>,
+    /// The solver that produced the parameters: `exact`, `adamw` or `sgd`.
+    #[serde(default)]
+    pub solver: String,
+    /// Newton iterations (exact solver) or optimiser steps (minibatch).
+    #[serde(default)]
+    pub iterations: usize,
+    /// Exact solver: the relative optimality measure reached (see `optimality_measure`).
+    #[serde(default)]
+    pub optimality: Option<f64>,
+    /// `gradient-norm` (`||grad F|| / max(1, |F|)`) or `duality-gap`
+    /// (`(nu mu + lambda_N^2) / max(1, |F|)`).
+    #[serde(default)]
+    pub optimality_measure: Option<String>,
+    /// Exact solver: `converged`, `separable`, `not-concave` or `not-converged`.
+    #[serde(default)]
+    pub status: Option<String>,
+    /// The training objective at the returned parameters: the exact solver's robust
+    /// objective, or the full-batch `sum_i w_i l_i` (+ SGD weight decay) after minibatch
+    /// training.
+    #[serde(default)]
+    pub objective: Option<f64>,
+    /// Minibatch: the norm of the full-batch gradient of the training objective (inner
+    /// problem solved on the whole training part) at the returned parameters.
+    #[serde(default)]
+    pub grad_norm: Option<f64>,
+    /// Why no minimiser exists, when the exact solver detected it.
+    #[serde(default)]
+    pub no_minimiser: Option<String>,
+    /// Warnings (also printed by the CLI).
+    #[serde(default)]
+    pub warnings: Vec<String>,
+    /// Wall time of the fit in seconds.
+    #[serde(default)]
+    pub fit_time_s: f64,
 }
 
 /// Loss and accuracy of a model on a dataset.
@@ -365,6 +495,12 @@ enum Opt {
 }
 
 impl Opt {
+    fn set_lr(&mut self, lr: f64) {
+        match self {
+            Opt::AdamW(o) => o.set_learning_rate(lr),
+            Opt::Sgd(o) => o.set_learning_rate(lr),
+        }
+    }
     /// One step with `grads[k]` the gradient of `vars[k]`.
     fn step(&mut self, vars: &[candle_core::Var], grads: &[Vec<f64>]) -> Result<()> {
         match self {
@@ -390,6 +526,119 @@ impl Trainer {
     /// A trainer with validated hyper-parameters.
     pub fn new(params: ValidParams) -> Self {
         Trainer { params }
+    }
+
+    /// The error of a diverging run: names the learning rate to lower.
+    fn diverged(&self, step: usize, epoch: usize, loss: f64, best: f64) -> Error {
+        Error::Diverged {
+            step,
+            detail: format!(
+                "epoch {epoch}: training loss {loss:.4e} is {:.1e} times its best {best:.4e}; lower --lr (now {})",
+                loss / best.max(f64::MIN_POSITIVE),
+                self.params.lr
+            ),
+        }
+    }
+
+    /// The exact problem to solve, if the solver choice and the problem allow one, and the
+    /// reason minibatch training is used under `auto`.
+    fn exact_choice(
+        &self,
+        arch: &Architecture,
+        n: usize,
+    ) -> Result<(Option<ExactSet>, Vec<String>)> {
+        let p = &self.params;
+        let why = if p.model == ModelKind::Mlp {
+            Err("an MLP is not convex in its parameters".to_string())
+        } else {
+            ExactSet::from_config(&p.ambiguity, arch.head, n)
+        };
+        match (p.solver, why) {
+            (SolverKind::Minibatch, _) => Ok((None, Vec::new())),
+            (SolverKind::Exact | SolverKind::Auto, Ok(s)) => Ok((Some(s), Vec::new())),
+            (SolverKind::Exact, Err(r)) => Err(Error::param("solver", "exact", &r)),
+            (SolverKind::Auto, Err(r)) => {
+                Ok((None, vec![format!("solver auto: minibatch training ({r})")]))
+            }
+        }
+    }
+
+    /// Fit with the exact solver. `Ok(Err(warning))` asks for minibatch training instead
+    /// (`auto` and a squared-cost inner problem that is not concave at the minimiser).
+    fn fit_exact(
+        &self,
+        data: &TabularData,
+        arch: &Architecture,
+        set: ExactSet,
+    ) -> Result<std::result::Result<TrainedModel, String>> {
+        let p = &self.params;
+        let train = &data.train;
+        let schema = &data.schema;
+        let t0 = Instant::now();
+        let prob = ExactProblem {
+            x: &train.x,
+            y: &train.y,
+            d: train.d,
+            head: arch.head,
+            wd: p.weight_decay,
+            set,
+            tol: p.tol,
+            max_iter: 1000,
+        };
+        let fit = prob.solve()?;
+        if fit.status == Status::NotConcave {
+            let w = fit.warnings.join("; ");
+            if p.solver == SolverKind::Auto {
+                return Ok(Err(format!("solver auto: minibatch training ({w})")));
+            }
+            return Err(Error::param("solver", "exact", &w));
+        }
+        if fit.theta.iter().any(|v| !v.is_finite()) || !fit.objective.is_finite() {
+            return Err(Error::Diverged {
+                step: fit.iterations,
+                detail: format!("exact solver: objective {}", fit.objective),
+            });
+        }
+        let model = Model::new(arch.clone(), p.seed)?;
+        model.set_params_flat(&fit.theta)?;
+        let fit_time_s = t0.elapsed().as_secs_f64();
+        let test = if data.test.is_empty() {
+            None
+        } else {
+            Some(metrics(&model, Some(schema), &data.test.x, &data.test.y)?)
+        };
+        let report = TrainReport {
+            ambiguity: build_inner(&p.ambiguity)?.name(),
+            params: (*self.params).clone(),
+            n_train: train.len(),
+            n_val: data.val.len(),
+            n_test: data.test.len(),
+            epochs: Vec::new(),
+            best_epoch: 0,
+            stopped_early: false,
+            test,
+            solver: "exact".into(),
+            iterations: fit.iterations,
+            optimality: Some(fit.optimality).filter(|v| v.is_finite()),
+            optimality_measure: Some(fit.measure.to_string()),
+            status: Some(
+                serde_json::to_value(fit.status)?
+                    .as_str()
+                    .unwrap_or("")
+                    .to_string(),
+            ),
+            objective: Some(fit.objective),
+            grad_norm: None,
+            no_minimiser: (fit.status == Status::Separable).then(|| fit.warnings.join("; ")),
+            warnings: fit.warnings,
+            fit_time_s,
+        };
+        Ok(Ok(TrainedModel {
+            model,
+            schema: schema.clone(),
+            params: (*self.params).clone(),
+            report,
+        }))
     }
 
     /// Train on `data.train` (early stopping on `data.val`, test accuracy on `data.test`),
@@ -424,6 +673,14 @@ impl Trainer {
                 p.patience.unwrap_or(0),
                 "early stopping needs a validation split (--val-fraction > 0)",
             ));
+        }
+        let t_fit = Instant::now();
+        let (exact, mut warnings) = self.exact_choice(&arch, train.len())?;
+        if let Some(set) = exact {
+            match self.fit_exact(data, &arch, set)? {
+                Ok(tm) => return Ok(tm),
+                Err(w) => warnings.push(w),
+            }
         }
         let model = Model::new(arch, p.seed)?;
         let mut opt = match p.optimizer {
@@ -470,6 +727,13 @@ impl Trainer {
         let mut pgrads: Vec<Vec<f64>> = Vec::new();
         let mut bx: Vec<f64> = Vec::with_capacity(bs * d);
         let mut by: Vec<f64> = Vec::with_capacity(bs);
+        let total_steps = p.epochs * n.div_ceil(bs);
+        let init_loss = metrics(&model, Some(schema), &train.x, &train.y)?.loss;
+        let mut best_loss = init_loss;
+        let mut lr_now = p.lr;
+        let (mut plateau_best, mut plateau_wait) = (f64::INFINITY, 0usize);
+        let (mut prev_obj, mut flat_epochs) = (f64::NAN, 0usize);
+        let mut converged = false;
         for epoch in 1..=p.epochs {
             let t0 = Instant::now();
             order.shuffle(&mut rng);
@@ -507,6 +771,13 @@ impl Trainer {
                         ),
                     });
                 }
+                if clean > 1e6 * best_loss.max(init_loss) {
+                    return Err(self.diverged(step, epoch, clean, best_loss));
+                }
+                if p.lr_schedule == LrSchedule::Cosine {
+                    let t = step as f64 / total_steps.max(1) as f64;
+                    opt.set_lr(p.lr * 0.5 * (1.0 + (std::f64::consts::PI * t).cos()));
+                }
                 opt.step(&vars, &pgrads)?;
                 step += 1;
                 sl += clean;
@@ -520,9 +791,16 @@ impl Trainer {
             if !tr.loss.is_finite() {
                 return Err(Error::Diverged {
                     step,
-                    detail: format!("epoch {epoch}: training loss {}", tr.loss),
+                    detail: format!(
+                        "epoch {epoch}: training loss {} (lower --lr, now {})",
+                        tr.loss, p.lr
+                    ),
                 });
             }
+            if tr.loss > 100.0 * best_loss && tr.loss > init_loss {
+                return Err(self.diverged(step, epoch, tr.loss, best_loss));
+            }
+            best_loss = best_loss.min(tr.loss);
             let te = if data.test.is_empty() {
                 None
             } else {
@@ -553,7 +831,39 @@ impl Trainer {
                     .unwrap_or_default()
             ));
             bar.inc(1);
+            // The epoch's training objective: the full-batch loss for ERM, the mean robust
+            // loss over the minibatches otherwise.
+            let epoch_obj = if inner.name() == "none" {
+                tr.loss
+            } else {
+                rec.robust_loss
+            };
             records.push(rec);
+            if p.lr_schedule == LrSchedule::Plateau {
+                if epoch_obj < plateau_best * (1.0 - 1e-4) {
+                    plateau_best = epoch_obj;
+                    plateau_wait = 0;
+                } else {
+                    plateau_wait += 1;
+                    if plateau_wait >= 3 {
+                        lr_now *= 0.5;
+                        opt.set_lr(lr_now);
+                        plateau_wait = 0;
+                    }
+                }
+            }
+            if let Some(tol) = p.stop_tol {
+                if (epoch_obj - prev_obj).abs() <= tol * epoch_obj.abs() {
+                    flat_epochs += 1;
+                } else {
+                    flat_epochs = 0;
+                }
+                prev_obj = epoch_obj;
+                if flat_epochs >= 3 {
+                    converged = true;
+                    break;
+                }
+            }
             if let (Some(pat), Some(v)) = (p.patience, val_loss) {
                 if best.as_ref().is_none_or(|b| v < b.0) {
                     best = Some((v, epoch, model.params_flat()?));
@@ -580,6 +890,21 @@ impl Trainer {
         } else {
             Some(metrics(&model, Some(schema), &data.test.x, &data.test.y)?)
         };
+        // Full-batch objective and gradient norm at the returned parameters.
+        let all: Vec<usize> = (0..n).collect();
+        let full = Batch {
+            x: &train.x,
+            y: &train.y,
+            d,
+            idx: &all,
+        };
+        let wc = inner.solve(&model, &full)?;
+        let objective = outer_objective(&model, &wc, l2)?.to_scalar::<f64>()?;
+        let grad = outer_gradient(&model, &wc, l2)?;
+        let grad_norm = grad.iter().map(|v| v * v).sum::<f64>().sqrt();
+        if converged {
+            stopped_early = true;
+        }
         let report = TrainReport {
             ambiguity: inner.name(),
             params: (*self.params).clone(),
@@ -590,6 +915,19 @@ impl Trainer {
             best_epoch,
             stopped_early,
             test,
+            solver: match p.optimizer {
+                OptimizerKind::AdamW => "adamw".into(),
+                OptimizerKind::Sgd => "sgd".into(),
+            },
+            iterations: step,
+            optimality: None,
+            optimality_measure: None,
+            status: None,
+            objective: Some(objective).filter(|v| v.is_finite()),
+            grad_norm: Some(grad_norm).filter(|v| v.is_finite()),
+            no_minimiser: None,
+            warnings,
+            fit_time_s: t_fit.elapsed().as_secs_f64(),
         };
         Ok(TrainedModel {
             model,
@@ -710,6 +1048,16 @@ impl TrainedModel {
                 best_epoch: 0,
                 stopped_early: false,
                 test: None,
+                solver: String::new(),
+                iterations: 0,
+                optimality: None,
+                optimality_measure: None,
+                status: None,
+                objective: None,
+                grad_norm: None,
+                no_minimiser: None,
+                warnings: Vec::new(),
+                fit_time_s: 0.0,
             },
         };
         Ok(TrainedModel {
