@@ -97,3 +97,55 @@ fn inner_step_blow_ups_stop_training_and_certify() {
     assert!(e.contains("--inner-step-size"), "{e}");
     assert!(!report.exists());
 }
+
+#[test]
+fn flow_and_fit_kl_stop_when_the_energy_climbs_back() {
+    let dir = tempfile::tempdir().unwrap();
+    // `flow`: WFR with a step 10x too large oscillates above its start.
+    let out = dir.path().join("flow");
+    let o = bin()
+        .args([
+            "--quiet", "flow", "--target", "mixture", "--flow", "wfr", "--steps", "400",
+        ])
+        .args(["--particles", "100", "--step-size", "30", "--out-dir"])
+        .arg(&out)
+        .output()
+        .unwrap();
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success(), "flow exited 0");
+    assert!(e.contains("diverged") && e.contains("--step-size"), "{e}");
+    assert!(!out.exists(), "flow wrote outputs");
+    // the same run at the default step converges and writes them
+    let o = bin()
+        .args([
+            "--quiet", "flow", "--target", "mixture", "--flow", "wfr", "--steps", "100",
+        ])
+        .args(["--particles", "100", "--out-dir"])
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(out.join("report.json").exists());
+    // `fit-kl`
+    let out = dir.path().join("fitkl");
+    let o = bin()
+        .args([
+            "--quiet", "fit-kl", "--target", "mixture", "--method", "wfr",
+        ])
+        .args([
+            "--particles",
+            "100",
+            "--steps",
+            "300",
+            "--step-size",
+            "30",
+            "--out-dir",
+        ])
+        .arg(&out)
+        .output()
+        .unwrap();
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success(), "fit-kl exited 0");
+    assert!(e.contains("diverged") && e.contains("--step-size"), "{e}");
+    assert!(dir_is_empty_or_missing(&out), "fit-kl wrote outputs");
+}

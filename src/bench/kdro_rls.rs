@@ -69,7 +69,7 @@ impl Default for KdroRlsConfig {
             eps: 0.1,
             runs: 10,
             n_test: 500,
-            deltas: (0..=25).map(|k| 0.2 * k as f64).collect(),
+            deltas: (0..=25).map(|k| k as f64 / 5.0).collect(),
             seed: 0,
         }
     }
