@@ -110,6 +110,11 @@ pub fn certify_full(
             };
             (wc, solver.name(), ub, note)
         };
+        // An exact value is its own bound (e.g. radius 0).
+        let (upper, note) = match (upper, wc.closed_form) {
+            (None, Some(c)) => (Some(c), Some("the closed form".to_string())),
+            _ => (upper, note),
+        };
         super::check_inner_solution(&wc, empirical, Some(r))?;
         if let Some(u) = upper {
             if wc.value > u + 1e-9 * (1.0 + u.abs()) {

@@ -38,8 +38,9 @@
 //!   box `[-G/lam, G/lam]^r` (best-first, halving the longest edge) with the bound
 //!   `g(c) + ||grad g(c)|| delta + max(H - 2 lam, 0) delta^2 / 2` on a box of centre `c`
 //!   and half-diagonal `delta`; it stops at a gap of `1e-9 (1 + |g|)` or after
-//!   [`BNB_NODES`] boxes, and the upper bound it reports (the largest bound of the open
-//!   boxes) is valid either way.
+//!   [`BNB_NODES`] boxes (fewer in more than 2 dimensions), and the upper bound it reports
+//!   (the largest bound of the open boxes) is valid either way; with many classes (e.g. 10
+//!   digits, a 9-dimensional span) the budget runs out and the bracket is loose.
 //!
 //! With a label cost every class `c` is tried and `phi_i` is the best of
 //! `phi_{i,c} - kappa 1{c != y_i}`.
@@ -92,8 +93,18 @@ pub struct Affine {
     pub d: usize,
 }
 
-/// Boxes a branch and bound may open per inner problem (softmax, non-concave case).
+/// Boxes a branch and bound may open per inner problem (softmax, non-concave case) when
+/// the span has at most 2 dimensions; 2000 up to 4 dimensions, 200 beyond (the bound
+/// reported stays valid when the budget runs out, only looser).
 pub const BNB_NODES: usize = 20_000;
+
+fn bnb_budget(r: usize) -> usize {
+    match r {
+        0..=2 => BNB_NODES,
+        3..=4 => BNB_NODES / 10,
+        _ => BNB_NODES / 100,
+    }
+}
 
 /// Result of the exact certificate at one radius.
 #[derive(Debug, Clone)]
@@ -325,7 +336,7 @@ impl Softmax {
                 upper = best.1;
                 break;
             };
-            if node.ub - best.1 <= 1e-9 * (1.0 + best.1.abs()) || opened >= BNB_NODES {
+            if node.ub - best.1 <= 1e-9 * (1.0 + best.1.abs()) || opened >= bnb_budget(r) {
                 upper = node.ub.max(best.1);
                 break;
             }
