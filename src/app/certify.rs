@@ -1,15 +1,18 @@
 //! `robustflow certify`: for a trained model, the worst-case risk over an ambiguity set at
-//! each radius, bracketed by the value of the feasible distribution the inner flow found
-//! (a lower bound) and an upper bound where theory gives one (Sinha's certificate for
-//! `wasserstein`, the duals for `kl` / `chi2` / `cvar`, the kernel-DRO dual on the support
-//! points for `mmd`), with the exact closed form where one exists (the 1-Wasserstein ball
-//! with a norm cost for logistic regression: `--ambiguity wasserstein --norm l2`). The
-//! mathematics is in [`crate::dro::certify`]; radii are those of
-//! [`crate::dro::AmbiguityConfig`], in the standardised feature space the model sees.
+//! each radius, bracketed by the value of a feasible distribution (a lower bound) and a
+//! valid upper bound where theory gives one, `null` with the reason otherwise: the exact
+//! dual with globally solved inner sups for `wasserstein` (squared cost) on linear,
+//! logistic and softmax models ([`crate::dro::w2exact`]), Sinha's certificate with a proven
+//! smoothness constant for MLPs, the duals for `kl` / `chi2` / `cvar`, none for `mmd`;
+//! with the exact closed form where one exists (the 1-Wasserstein ball with a norm cost for
+//! logistic regression: `--ambiguity wasserstein --norm l2`). The mathematics is in
+//! [`crate::dro::certify`]; radii are those of [`crate::dro::AmbiguityConfig`], in the
+//! standardised feature space the model sees. A diverging inner solve is an error naming
+//! `--inner-step-size`; nothing is written then.
 //!
 //! Outputs: a table on stdout; `--report FILE.json` with `rows` (one object per radius:
-//! `ambiguity, radius, lower_bound, upper_bound, closed_form, radius_reached, multiplier,
-//! empirical_risk`, `null` where there is none); `--dump-worst FILE.csv` with the
+//! `ambiguity, radius, lower_bound, upper_bound, upper_bound_note, closed_form,
+//! radius_reached, multiplier, empirical_risk`, `null` where there is none); `--dump-worst FILE.csv` with the
 //! worst-case particles (`radius`, the standardised features, `label`, `weight`).
 
 use super::GlobalOpts;

@@ -263,7 +263,6 @@ fn finite_or_null(v: f64) -> Value {
 pub fn run(args: &FlowArgs, global: &GlobalOpts) -> Result<Value> {
     let (cfg, seeds) = config_of(args)?;
     let out = &args.out_dir;
-    std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
     let quiet = global.quiet;
     let mut runs: Vec<ExperimentRun> = Vec::new();
     for &seed in &seeds {
@@ -286,6 +285,8 @@ pub fn run(args: &FlowArgs, global: &GlobalOpts) -> Result<Value> {
         }
         runs.push(run);
     }
+    // Only now (every flow finished without diverging) is anything written.
+    std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
     let first = &runs[0];
 
     // trace.csv (all seeds, all flows)

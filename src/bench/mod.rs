@@ -5,6 +5,7 @@
 //! ([`qualitative`]).
 
 pub mod generators;
+pub mod kdro_rls;
 pub mod qualitative;
 pub mod report;
 pub mod rls;

@@ -27,6 +27,7 @@
 pub mod certify;
 pub mod mmd;
 pub(crate) mod tune;
+pub mod w2exact;
 pub mod wasserstein;
 pub mod weights;
 pub mod wfr;
@@ -65,6 +66,18 @@ pub trait PointLoss: Sync {
     /// `empirical + eps L ||w||_*` needs both.
     fn score_lipschitz(&self) -> Option<f64> {
         None
+    }
+    /// For a model without hidden layers: its affine map `z = W x + b` and the loss on
+    /// `z` (linear, logistic, softmax regression). `None` (the default) otherwise. Used by
+    /// the exact squared-cost Wasserstein certificate ([`w2exact`]).
+    fn affine(&self) -> Option<w2exact::Affine> {
+        None
+    }
+    /// A proven upper bound on the Lipschitz constant of `x -> grad_x l(x, y)` (for every
+    /// label), or the reason there is none. Used by Sinha's certificate
+    /// ([`w2exact::sinha_certificate`]).
+    fn input_smoothness(&self) -> std::result::Result<f64, String> {
+        Err("the model gives no bound on the Lipschitz constant of its input gradient".into())
     }
 }
 
@@ -527,11 +540,40 @@ pub fn build_inner(cfg: &AmbiguityConfig) -> Result<Box<dyn InnerMax>> {
         SetKind::None => Box::new(Erm),
         SetKind::Wasserstein if cfg.norm.is_some() => Box::new(W1Dro::new(cfg.clone())?),
         SetKind::Wasserstein => Box::new(WassersteinDro::new(cfg.clone())?),
-        SetKind::Kl | SetKind::Chi2 => Box::new(WeightDro::new(cfg.clone())?),
+        SetKind::Kl | SetKind::Chi2 => Box::new(Checked::new(WeightDro::new(cfg.clone())?, cfg)),
         SetKind::Cvar => Box::new(CvarDro::new(cfg.clone())?),
-        SetKind::Mmd => Box::new(MmdDro::new(cfg.clone())?),
-        SetKind::Wfr => Box::new(WfrDro::new(cfg.clone())?),
+        SetKind::Mmd => Box::new(Checked::new(MmdDro::new(cfg.clone())?, cfg)),
+        SetKind::Wfr => Box::new(Checked::new(WfrDro::new(cfg.clone())?, cfg)),
     })
+}
+
+/// An inner solver whose every solution passes [`check_inner_solution`] (the flows of
+/// `kl` / `chi2` / `mmd` / `wfr`; `wasserstein` checks its own, the closed forms need not).
+struct Checked<S> {
+    inner: S,
+    radius: Option<f64>,
+}
+
+impl<S: InnerMax> Checked<S> {
+    fn new(inner: S, cfg: &AmbiguityConfig) -> Self {
+        Checked {
+            inner,
+            radius: cfg.radius,
+        }
+    }
+}
+
+impl<S: InnerMax> InnerMax for Checked<S> {
+    fn name(&self) -> String {
+        self.inner.name()
+    }
+    fn solve(&mut self, loss: &dyn PointLoss, batch: &Batch) -> Result<WorstCase> {
+        let wc = self.inner.solve(loss, batch)?;
+        let l = finite_losses(loss, batch.x, batch.y)?;
+        let empirical = l.iter().sum::<f64>() / l.len().max(1) as f64;
+        check_inner_solution(&wc, empirical, self.radius)?;
+        Ok(wc)
+    }
 }
 
 /// Check a batch against a loss: shapes, finiteness. Errors name the row.
@@ -583,6 +625,47 @@ pub(crate) fn check_finite_losses(l: &[f64]) -> Result<()> {
             step: 0,
             detail: format!("loss of point {i} is {}", l[i]),
         });
+    }
+    Ok(())
+}
+
+/// The divergence checks of an inner solution (a finite blow-up is as wrong as a NaN):
+/// its risk and radius must be finite, its risk at least the empirical risk `empirical`
+/// (the data itself is feasible, and an ascent from it cannot lose), and its divergence
+/// not far beyond the radius asked for (`radius`, constraint form). A failure is an
+/// [`Error::Diverged`] naming `--inner-step-size`.
+pub(crate) fn check_inner_solution(
+    wc: &WorstCase,
+    empirical: f64,
+    radius: Option<f64>,
+) -> Result<()> {
+    let fail = |what: String| {
+        Err(Error::Diverged {
+            step: 0,
+            detail: format!(
+                "the inner maximisation diverged: {what}; lower --inner-step-size (or raise --inner-steps)"
+            ),
+        })
+    };
+    if !wc.value.is_finite() || !wc.radius.is_finite() {
+        return fail(format!(
+            "robust risk {} at divergence {}",
+            wc.value, wc.radius
+        ));
+    }
+    if wc.value < empirical - 1e-6 * (1.0 + empirical.abs()) {
+        return fail(format!(
+            "robust risk {:.6e} below the empirical risk {:.6e}",
+            wc.value, empirical
+        ));
+    }
+    if let Some(r) = radius {
+        if wc.radius > 10.0 * r + 1e-12 {
+            return fail(format!(
+                "divergence {:.4e} far beyond the radius {r}",
+                wc.radius
+            ));
+        }
     }
     Ok(())
 }

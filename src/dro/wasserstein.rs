@@ -285,6 +285,7 @@ impl InnerMax for WassersteinDro {
         if self.cfg.radius == Some(0.0) {
             return erm_case(loss, batch);
         }
+        let empirical = mean(&finite_losses(loss, batch.x, batch.y)?);
         let warm_on = self.cfg.warm_start && !batch.idx.is_empty();
         let warm = &self.warm;
         let start = |i: usize| -> Option<Vec<f64>> {
@@ -304,19 +305,55 @@ impl InnerMax for WassersteinDro {
             }
             (None, Some(rho)) => {
                 let mut best_ub = f64::INFINITY;
+                // A probe whose particles lost risk (or blew up) diverged: infeasible.
+                let mut sane = 0usize;
+                let mut max_diverged = 0.0f64;
                 let p = tune(
                     rho,
                     self.last_gamma.unwrap_or(1.0),
                     cfg.tune_iters,
                     cfg.tune_tol,
                     |g| {
-                        let s = diverged_as_none(wrm_penalized(loss, batch, cfg, g, &start))?;
+                        let s = diverged_as_none(wrm_penalized(loss, batch, cfg, g, &start))?
+                            .filter(|s| {
+                                let (l, c) = (mean(&s.l), mean(&s.cost));
+                                l.is_finite()
+                                    && c.is_finite()
+                                    && l >= empirical - 1e-6 * (1.0 + empirical.abs())
+                            });
+                        sane += usize::from(s.is_some());
+                        if s.is_none() {
+                            max_diverged = max_diverged.max(g);
+                        }
                         Ok(s.map(|s| {
                             best_ub = best_ub.min(g * rho + mean(&s.phi));
                             (mean(&s.cost), s)
                         }))
                     },
-                )?;
+                )
+                .map_err(|e| match e {
+                    Error::InvalidParameter { .. } if sane == 0 => Error::Diverged {
+                        step: 0,
+                        detail: format!(
+                            "the inner maximisation diverged at every multiplier tried \
+                             (radius {rho}); lower --inner-step-size (or raise --inner-steps)"
+                        ),
+                    },
+                    e => e,
+                })?;
+                // The radius is out of reach only because every smaller multiplier
+                // diverged: the inner step is too large for the loss's curvature.
+                if p.radius < 0.5 * rho && max_diverged >= p.lambda / 4.0 {
+                    return Err(Error::Diverged {
+                        step: 0,
+                        detail: format!(
+                            "the inner maximisation diverged at every multiplier below {:.4e}, \
+                             where it reaches only {:.4e} of the radius {rho}; lower \
+                             --inner-step-size (or raise --inner-steps)",
+                            p.lambda, p.radius
+                        ),
+                    });
+                }
                 if p.active {
                     self.last_gamma = Some(p.lambda);
                 }
@@ -331,7 +368,7 @@ impl InnerMax for WassersteinDro {
                     .insert(batch.idx[i], sol.all_x[i * per..(i + 1) * per].to_vec());
             }
         }
-        Ok(WorstCase {
+        let wc = WorstCase {
             value: mean(&sol.l),
             x: sol.x,
             y: sol.y,
@@ -340,7 +377,9 @@ impl InnerMax for WassersteinDro {
             multiplier: gamma,
             upper_bound: Some(ub),
             closed_form: None,
-        })
+        };
+        super::check_inner_solution(&wc, empirical, cfg.radius)?;
+        Ok(wc)
     }
 }
 

@@ -2,7 +2,10 @@
 //!
 //! Modelled on the `argmin` crate's executor / observer split: [`Executor::run`] owns the
 //! loop, the seeded random number generator, the divergence guard (a NaN or infinite
-//! position, weight or energy stops the run with [`Error::Diverged`] naming the step) and
+//! position, weight or energy stops the run with [`Error::Diverged`] naming the step; so
+//! does an energy that climbs back above its start by more than it ever descended below
+//! it, at [`RISE_LIMIT`] records: the finite blow-up or oscillation of a step size too
+//! large) and
 //! the stopping rules (number of steps, relative energy change below `tol`, wall-time
 //! budget); [`Observer`]s see a [`TraceRecord`] every `trace_every` steps and may stop the
 //! run. The full trace is always returned in [`FlowResult`].
@@ -16,6 +19,13 @@ use rand::SeedableRng;
 use serde::{Deserialize, Serialize};
 use std::io::IsTerminal;
 use std::time::Instant;
+
+/// Records at which the energy `e` exceeds `E_0 + max(E_0 - E_best, 1e-9 |E_0|)` (its
+/// start plus the largest descent so far) after which the driver stops the run as
+/// diverged. A gradient flow's energy decreases; symmetric noise (Langevin, noise
+/// injection) exceeds the mirror image of its own running minimum about once per run,
+/// not this often.
+pub const RISE_LIMIT: usize = 10;
 
 /// Settings of a flow run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -326,6 +336,9 @@ impl Executor {
         let mut stop_reason = format!("reached {} steps", cfg.steps);
         let first = self.record(&name, 0, ups, mu, energy, t0)?;
         let mut last_energy = first.energy;
+        let first_energy = first.energy;
+        let mut best_energy = first.energy;
+        let mut rises = 0usize;
         for o in self.observers.iter_mut() {
             o.observe(&first, mu)?;
         }
@@ -353,6 +366,23 @@ impl Executor {
                     }
                 }
                 trace.push(rec);
+                best_energy = best_energy.min(e);
+                let margin = (first_energy - best_energy).max(1e-9 * first_energy.abs());
+                if e > first_energy + margin {
+                    rises += 1;
+                    if rises >= RISE_LIMIT {
+                        return Err(Error::Diverged {
+                            step: k,
+                            detail: format!(
+                                "energy {} rose above its start {first_energy:.6e} by more than \
+                                 its largest descent ({margin:.3e}) at {rises} records (now \
+                                 {e:.6e}): the step size is too large; lower --step-size (or \
+                                 the flow's own step: --alpha, --svgd-step, --langevin-step)",
+                                energy.name()
+                            ),
+                        });
+                    }
+                }
                 if let Some(r) = stop {
                     stop_reason = r;
                     break 'outer;

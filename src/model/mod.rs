@@ -637,4 +637,105 @@ impl PointLoss for Model {
     fn score_lipschitz(&self) -> Option<f64> {
         (self.layers.len() == 1 && matches!(self.arch.head, Head::Binary)).then_some(1.0)
     }
+    /// `W` (`k x d`), `b` and the loss of a model without hidden layers.
+    fn affine(&self) -> Option<crate::dro::w2exact::Affine> {
+        use crate::dro::w2exact::{Affine, AffineLoss};
+        if self.layers.len() != 1 {
+            return None;
+        }
+        let (w, b) = &self.layers[0];
+        let wt = w.as_tensor().to_vec2::<f64>().ok()?; // d x k
+        let b = b.as_tensor().flatten_all().ok()?.to_vec1::<f64>().ok()?;
+        let (d, k) = (wt.len(), b.len());
+        let mut wk = vec![0.0; k * d];
+        for (j, row) in wt.iter().enumerate() {
+            for (c, v) in row.iter().enumerate() {
+                wk[c * d + j] = *v;
+            }
+        }
+        let loss = match self.arch.head {
+            Head::Binary => AffineLoss::Logistic,
+            Head::Multi(_) => AffineLoss::Softmax,
+            Head::Regression => AffineLoss::Squared,
+        };
+        Some(Affine {
+            loss,
+            w: wk,
+            b,
+            k,
+            d,
+        })
+    }
+    /// A proven bound on the Lipschitz constant of `x -> grad_x l(x, y)`.
+    ///
+    /// Each weight matrix's spectral norm is bounded by `min(||W||_F, sqrt(||W||_1
+    /// ||W||_inf))`. Through a hidden layer `h' = sigma(W h + b)` with `|sigma'| <= 1` and
+    /// `sigma'` `S`-Lipschitz (`S = 1` for elu, `4 / (3 sqrt 3)` for tanh; relu has no
+    /// Lipschitz derivative: no bound), the Lipschitz constant `L` of the map and the
+    /// Lipschitz constant `B` of its Jacobian follow `L' = ||W|| L`,
+    /// `B' = S (||W|| L)^2 + ||W|| B` (from `L = 1`, `B = 0` at the input); the output
+    /// layer gives `L_z = ||W|| L`, `B_z = ||W|| B`. The loss on the logits has gradient
+    /// norm at most `G` and Hessian norm at most `H` (binary cross-entropy `G = 1`,
+    /// `H = 1/4`; softmax cross-entropy `G = sqrt 2`, `H = 1/2`), so the input gradient is
+    /// `H L_z^2 + G B_z`-Lipschitz. The squared loss has an unbounded gradient: no bound
+    /// unless the model is linear (`B_z = 0`, bound `2 L_z^2`).
+    fn input_smoothness(&self) -> std::result::Result<f64, String> {
+        let s_act = match self.arch.activation {
+            _ if self.layers.len() == 1 => 0.0,
+            Activation::Elu => 1.0,
+            Activation::Tanh => 4.0 / (3.0 * 3f64.sqrt()),
+            Activation::Relu => {
+                return Err(
+                    "relu has no Lipschitz derivative: the loss's input gradient is not \
+                     Lipschitz (train with --activation elu or tanh for a certificate)"
+                        .into(),
+                )
+            }
+        };
+        let mut lip = 1.0f64;
+        let mut beta = 0.0f64;
+        let last = self.layers.len() - 1;
+        for (l, (w, _)) in self.layers.iter().enumerate() {
+            let wt = w
+                .as_tensor()
+                .to_vec2::<f64>()
+                .map_err(|e| format!("cannot read the weights: {e}"))?;
+            let fro = wt.iter().flatten().map(|v| v * v).sum::<f64>().sqrt();
+            let rows = wt
+                .iter()
+                .map(|r| r.iter().map(|v| v.abs()).sum::<f64>())
+                .fold(0.0, f64::max);
+            let ncol = wt.first().map(|r| r.len()).unwrap_or(0);
+            let cols = (0..ncol)
+                .map(|c| wt.iter().map(|r| r[c].abs()).sum::<f64>())
+                .fold(0.0, f64::max);
+            let norm = fro.min((rows * cols).sqrt());
+            if l < last {
+                let nl = norm * lip;
+                beta = s_act * nl * nl + norm * beta;
+                lip = nl;
+            } else {
+                lip *= norm;
+                beta *= norm;
+            }
+        }
+        let (g, h) = match self.arch.head {
+            Head::Binary => (1.0, 0.25),
+            Head::Multi(_) => (2f64.sqrt(), 0.5),
+            Head::Regression if beta == 0.0 => return Ok(2.0 * lip * lip),
+            Head::Regression => {
+                return Err(
+                    "the squared loss has an unbounded gradient: its input gradient through \
+                     hidden layers is not Lipschitz"
+                        .into(),
+                )
+            }
+        };
+        let v = h * lip * lip + g * beta;
+        if v.is_finite() {
+            Ok(v)
+        } else {
+            Err(format!("the smoothness bound overflows ({v})"))
+        }
+    }
 }
