@@ -40,10 +40,18 @@ enum Cmd {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     if let Some(t) = cli.global.threads {
-        if t == 0 {
-            eprintln!("error: invalid parameter `threads` = 0: must be >= 1");
-            return ExitCode::from(2);
-        }
+        let t = match robustflow::app::thread_count(t) {
+            Ok((t, warning)) => {
+                if let Some(w) = warning {
+                    eprintln!("warning: {w}");
+                }
+                t
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::from(2);
+            }
+        };
         let _ = rayon::ThreadPoolBuilder::new()
             .num_threads(t)
             .build_global();

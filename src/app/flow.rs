@@ -241,6 +241,17 @@ fn finite_or_null(v: f64) -> Value {
 pub fn run(args: &FlowArgs, global: &GlobalOpts) -> Result<Value> {
     let (cfg, seeds) = config_of(args)?;
     let out = &args.out_dir;
+    let mut guard = crate::outputs::OutputGuard::new();
+    for (flag, s) in [("target", Some(&args.target)), ("init", args.init.as_ref())] {
+        if let Some(s) = s.filter(|s| s.to_ascii_lowercase().ends_with(".csv")) {
+            guard = guard.input(flag, s);
+        }
+    }
+    guard.files_in(
+        "out-dir",
+        out,
+        &[("trace", ".csv"), ("summary", ".csv"), ("report", ".json"), ("particles_", ".csv"), ("", ".png")],
+    )?;
     std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
     let quiet = global.quiet;
     let mut runs: Vec<ExperimentRun> = Vec::new();

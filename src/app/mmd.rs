@@ -184,6 +184,12 @@ pub fn compute(args: &MmdArgs) -> Result<MmdReport> {
 
 /// Run `robustflow mmd`: print the result and write the JSON report when asked.
 pub fn run(args: &MmdArgs, _global: &GlobalOpts) -> Result<MmdReport> {
+    if let Some(p) = &args.report {
+        crate::outputs::OutputGuard::new()
+            .input("x", &args.x)
+            .input("y", &args.y)
+            .file("report", p)?;
+    }
     let r = compute(args)?;
     println!(
         "MMD^2 biased = {:.6e}, unbiased = {:.6e}, permutation p-value = {:.4} ({} permutations; {} kernel, h = {:.4}{}; n = {}, m = {}, d = {})",

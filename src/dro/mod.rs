@@ -436,8 +436,47 @@ impl AmbiguityConfig {
         if let crate::kernel::Bandwidth::Fixed(h) = self.bandwidth {
             check_positive("bandwidth", h)?;
         }
+        if self.extra_support > MAX_EXTRA_SUPPORT {
+            return Err(Error::param(
+                "extra-support",
+                self.extra_support,
+                &format!("at most {MAX_EXTRA_SUPPORT} extra support points (each inner step costs O((n + m)^2) kernel evaluations and O((n + m) d) memory)"),
+            ));
+        }
         if self.set == SetKind::None {
+            // Flags of an ambiguity set given without one would be silently ignored.
+            for (flag, given) in [
+                ("radius", self.radius.is_some()),
+                ("penalty", self.penalty.is_some()),
+                ("w1-norm", self.norm.is_some()),
+                ("kl-penalty", self.kl_penalty.is_some()),
+                ("extra-support", self.extra_support > 0),
+                ("weight-flow", self.weight_flow),
+                ("warm-start", self.warm_start),
+            ] {
+                if given {
+                    return Err(Error::param(
+                        flag,
+                        "given",
+                        "has no effect without an ambiguity set: add --ambiguity wasserstein|kl|chi2|cvar|mmd|wfr, or drop the flag",
+                    ));
+                }
+            }
             return Ok(());
+        }
+        if self.kl_penalty.is_some() && self.set != SetKind::Wfr {
+            return Err(Error::param(
+                "kl-penalty",
+                self.kl_penalty.unwrap_or_default(),
+                "is the KL multiplier of the wfr set only",
+            ));
+        }
+        if self.weight_flow && !matches!(self.set, SetKind::Kl | SetKind::Chi2) {
+            return Err(Error::param(
+                "weight-flow",
+                "given",
+                "is for the kl and chi2 sets only",
+            ));
         }
         match (self.radius, self.penalty) {
             (Some(r), None) => {
@@ -499,6 +538,9 @@ impl AmbiguityConfig {
         Ok(())
     }
 }
+
+/// The largest `--extra-support` (extra support points of the MMD set).
+pub const MAX_EXTRA_SUPPORT: usize = 100_000;
 
 /// Build the inner solver of an ambiguity set (the configuration is validated first).
 pub fn build_inner(cfg: &AmbiguityConfig) -> Result<Box<dyn InnerMax>> {
