@@ -187,6 +187,16 @@ impl Drop for AtomicDir {
     }
 }
 
+/// Check, before any work, that a model directory may be written at `target`: it does not
+/// exist, or it is a directory holding only the files of a model.
+pub fn check_model_dir_target(target: &Path) -> Result<()> {
+    let allowed: Vec<String> = ["model.json", "model.safetensors", "report.json"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    check_replaceable(target, &allowed)
+}
+
 /// An existing `target` may be replaced when it is a directory holding only `allowed`
 /// names (and stale `.*.tmp*` files of older saves).
 fn check_replaceable(target: &Path, allowed: &[String]) -> Result<()> {

@@ -224,6 +224,7 @@ pub fn run(args: &TrainArgs, g: &GlobalOpts) -> Result<TrainedModel> {
         guard = guard.input("test", t);
     }
     guard.replaced_dir("out", &args.out)?;
+    crate::outputs::check_model_dir_target(&args.out)?;
     let params = args.params(g.quiet)?.validate()?;
     let data = load(&args.data, &args.load_options(params.model)?)?;
     let t0 = Instant::now();
@@ -395,6 +396,7 @@ pub fn run_demo(args: &DemoArgs, g: &GlobalOpts) -> Result<Vec<DemoSummary>> {
         };
         build_inner(&cfg)?;
         guard.replaced_dir("out", args.out.join(name))?;
+        crate::outputs::check_model_dir_target(&args.out.join(name))?;
         configs.push((name.to_string(), cfg));
     }
     if configs.is_empty() {

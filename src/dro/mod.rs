@@ -445,19 +445,20 @@ impl AmbiguityConfig {
         }
         if self.set == SetKind::None {
             // Flags of an ambiguity set given without one would be silently ignored.
+            let on = |b: bool| b.then(|| "given".to_string());
             for (flag, given) in [
-                ("radius", self.radius.is_some()),
-                ("penalty", self.penalty.is_some()),
-                ("w1-norm", self.norm.is_some()),
-                ("kl-penalty", self.kl_penalty.is_some()),
-                ("extra-support", self.extra_support > 0),
-                ("weight-flow", self.weight_flow),
-                ("warm-start", self.warm_start),
+                ("radius", self.radius.map(|v| v.to_string())),
+                ("penalty", self.penalty.map(|v| v.to_string())),
+                ("w1-norm", self.norm.map(|v| format!("{v:?}").to_lowercase())),
+                ("kl-penalty", self.kl_penalty.map(|v| v.to_string())),
+                ("extra-support", (self.extra_support > 0).then(|| self.extra_support.to_string())),
+                ("weight-flow", on(self.weight_flow)),
+                ("warm-start", on(self.warm_start)),
             ] {
-                if given {
+                if let Some(value) = given {
                     return Err(Error::param(
                         flag,
-                        "given",
+                        value,
                         "has no effect without an ambiguity set: add --ambiguity wasserstein|kl|chi2|cvar|mmd|wfr, or drop the flag",
                     ));
                 }
