@@ -91,9 +91,7 @@ impl AtomicDir {
         let target = target.as_ref().to_path_buf();
         let name = target
             .file_name()
-            .ok_or_else(|| {
-                Error::Other(format!("{}: not a directory path", target.display()))
-            })?
+            .ok_or_else(|| Error::Other(format!("{}: not a directory path", target.display())))?
             .to_string_lossy()
             .to_string();
         let parent = parent_of(&target);
@@ -373,7 +371,12 @@ impl OutputGuard {
 
     /// Check the files a command writes into the directory `dir` of `flag`: each
     /// `(prefix, suffix)` pattern matches the written names `prefix*suffix`.
-    pub fn files_in(&self, flag: &str, dir: impl AsRef<Path>, patterns: &[(&str, &str)]) -> Result<()> {
+    pub fn files_in(
+        &self,
+        flag: &str,
+        dir: impl AsRef<Path>,
+        patterns: &[(&str, &str)],
+    ) -> Result<()> {
         let dir = dir.as_ref();
         let c = canonical_maybe_missing(dir);
         for inp in &self.inputs {

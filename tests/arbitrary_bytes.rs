@@ -167,13 +167,25 @@ fn valid_model_loads_and_budget_holds() {
     let (json, st, report) = valid_model();
     let m = TrainedModel::from_bytes(json, st, Some(report), dir()).unwrap();
     assert_eq!(m.model.arch.input_dim, m.schema.features.len());
-    let e = Architecture::new(ModelKind::Mlp, 1 << 20, Some(2), &[1 << 10], robustflow::model::Activation::Elu)
-        .unwrap_err();
+    let e = Architecture::new(
+        ModelKind::Mlp,
+        1 << 20,
+        Some(2),
+        &[1 << 10],
+        robustflow::model::Activation::Elu,
+    )
+    .unwrap_err();
     assert!(e.to_string().contains("memory budget"), "{e}");
     // A model built by hand with an architecture never checked by `Architecture::new`
     // is still refused by the safetensors loader.
-    let mut arch = Architecture::new(ModelKind::Logistic, 2, Some(2), &[], robustflow::model::Activation::Elu)
-        .unwrap();
+    let mut arch = Architecture::new(
+        ModelKind::Logistic,
+        2,
+        Some(2),
+        &[],
+        robustflow::model::Activation::Elu,
+    )
+    .unwrap();
     arch.input_dim = usize::MAX;
     let e = Model::from_safetensors(arch, st, Path::new("x/model.safetensors")).unwrap_err();
     assert!(e.to_string().contains("memory budget"), "{e}");

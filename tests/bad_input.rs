@@ -432,7 +432,12 @@ mod models_flags_outputs {
     /// its message contains every one of `needles`.
     fn fails_with(o: &Output, needles: &[&str]) -> String {
         let e = stderr(o);
-        assert_eq!(o.status.code(), Some(1), "expected a clean error, got {:?}: {e}", o.status);
+        assert_eq!(
+            o.status.code(),
+            Some(1),
+            "expected a clean error, got {:?}: {e}",
+            o.status
+        );
         assert!(e.starts_with("error: "), "{e}");
         assert!(!e.contains("panicked"), "{e}");
         for n in needles {
@@ -477,7 +482,15 @@ mod models_flags_outputs {
         let out = dir.join("model");
         let s = seed.to_string();
         let o = run(&[
-            "train", "--data", p(&data), "--epochs", "3", "--seed", &s, "--out", p(&out),
+            "train",
+            "--data",
+            p(&data),
+            "--epochs",
+            "3",
+            "--seed",
+            &s,
+            "--out",
+            p(&out),
         ]);
         assert!(o.status.success(), "{}", stderr(&o));
         (data, out)
@@ -514,34 +527,94 @@ mod models_flags_outputs {
         type Edit = Box<dyn Fn(&mut Value)>;
         let cases: Vec<(&str, Edit)> = vec![
             // 1-3: schema lengths shorter than the features (was an index panic)
-            ("std has 2 entries", Box::new(|v| { v["schema"]["std"].as_array_mut().unwrap().pop(); })),
-            ("mean has 2 entries", Box::new(|v| { v["schema"]["mean"].as_array_mut().unwrap().pop(); })),
-            ("features has 2 entries", Box::new(|v| { v["schema"]["features"].as_array_mut().unwrap().pop(); })),
+            (
+                "std has 2 entries",
+                Box::new(|v| {
+                    v["schema"]["std"].as_array_mut().unwrap().pop();
+                }),
+            ),
+            (
+                "mean has 2 entries",
+                Box::new(|v| {
+                    v["schema"]["mean"].as_array_mut().unwrap().pop();
+                }),
+            ),
+            (
+                "features has 2 entries",
+                Box::new(|v| {
+                    v["schema"]["features"].as_array_mut().unwrap().pop();
+                }),
+            ),
             // 4-5: huge dimensions (was "memory allocation failed", an abort)
-            ("memory budget", Box::new(|v| v["arch"]["input_dim"] = Value::from(1u64 << 40))),
-            ("memory budget", Box::new(|v| {
-                v["arch"]["kind"] = "mlp".into();
-                v["arch"]["hidden"] = serde_json::json!([100000000]);
-            })),
+            (
+                "memory budget",
+                Box::new(|v| v["arch"]["input_dim"] = Value::from(1u64 << 40)),
+            ),
+            (
+                "memory budget",
+                Box::new(|v| {
+                    v["arch"]["kind"] = "mlp".into();
+                    v["arch"]["hidden"] = serde_json::json!([100000000]);
+                }),
+            ),
             // 6: zero dimension
-            ("input_dim is 0", Box::new(|v| v["arch"]["input_dim"] = Value::from(0))),
+            (
+                "input_dim is 0",
+                Box::new(|v| v["arch"]["input_dim"] = Value::from(0)),
+            ),
             // 7-8: non-positive standard deviation, non-finite mean
-            ("std of feature 2", Box::new(|v| v["schema"]["std"][1] = Value::from(0.0))),
-            ("std of feature 1", Box::new(|v| v["schema"]["std"][0] = Value::from(-1.0))),
-            ("not a robustflow model.json", Box::new(|v| v["schema"]["mean"][0] = Value::Null)),
+            (
+                "std of feature 2",
+                Box::new(|v| v["schema"]["std"][1] = Value::from(0.0)),
+            ),
+            (
+                "std of feature 1",
+                Box::new(|v| v["schema"]["std"][0] = Value::from(-1.0)),
+            ),
+            (
+                "not a robustflow model.json",
+                Box::new(|v| v["schema"]["mean"][0] = Value::Null),
+            ),
             // 10-11: format version
             ("reads format 1", Box::new(|v| v["format"] = Value::from(2))),
-            ("no numeric `format`", Box::new(|v| { v.as_object_mut().unwrap().remove("format"); })),
+            (
+                "no numeric `format`",
+                Box::new(|v| {
+                    v.as_object_mut().unwrap().remove("format");
+                }),
+            ),
             // 12: family and head disagree
-            ("cannot have a", Box::new(|v| v["arch"]["head"] = serde_json::json!({"multi": 3}))),
+            (
+                "cannot have a",
+                Box::new(|v| v["arch"]["head"] = serde_json::json!({"multi": 3})),
+            ),
             // 13: classes vs head
-            ("classes, the model's head has 2", Box::new(|v| { v["schema"]["classes"].as_array_mut().unwrap().push("2".into()); })),
+            (
+                "classes, the model's head has 2",
+                Box::new(|v| {
+                    v["schema"]["classes"]
+                        .as_array_mut()
+                        .unwrap()
+                        .push("2".into());
+                }),
+            ),
             // 14: task vs head
-            ("does not match the model's head", Box::new(|v| v["schema"]["task"] = "regression".into())),
+            (
+                "does not match the model's head",
+                Box::new(|v| v["schema"]["task"] = "regression".into()),
+            ),
             // 15: encoded widths vs input dimension
-            ("the columns encode 2 features", Box::new(|v| { v["schema"]["columns"].as_array_mut().unwrap().pop(); })),
+            (
+                "the columns encode 2 features",
+                Box::new(|v| {
+                    v["schema"]["columns"].as_array_mut().unwrap().pop();
+                }),
+            ),
             // 16: an unknown model kind
-            ("not a robustflow model.json", Box::new(|v| v["arch"]["kind"] = "transformer".into())),
+            (
+                "not a robustflow model.json",
+                Box::new(|v| v["arch"]["kind"] = "transformer".into()),
+            ),
         ];
         for (needle, f) in cases {
             std::fs::write(model.join("model.json"), &original).unwrap();
@@ -549,14 +622,21 @@ mod models_flags_outputs {
             load_fails(&model, &data, "model.json", needle);
         }
         // 17-19: not JSON, empty, not UTF-8
-        for bytes in [&b"{\"format\": 1, "[..], &b""[..], &[0xff, 0xfe, 0x00, 0x80][..]] {
+        for bytes in [
+            &b"{\"format\": 1, "[..],
+            &b""[..],
+            &[0xff, 0xfe, 0x00, 0x80][..],
+        ] {
             std::fs::write(model.join("model.json"), bytes).unwrap();
             load_fails(&model, &data, "model.json", "not a robustflow model.json");
         }
         // 20: missing model.json: an I/O error naming the path
         std::fs::remove_file(model.join("model.json")).unwrap();
         let e = TrainedModel::load(&model).unwrap_err();
-        assert!(matches!(e, Error::Io { .. }) && e.to_string().contains("model.json"), "{e}");
+        assert!(
+            matches!(e, Error::Io { .. }) && e.to_string().contains("model.json"),
+            "{e}"
+        );
     }
 
     /// Truncated, random, mis-shaped, non-finite and oversized `model.safetensors`: errors
@@ -579,10 +659,20 @@ mod models_flags_outputs {
         load_fails(&model, &data, &path, "safetensors");
         // 24: the weights of another architecture (wrong shapes)
         let other = tempfile::tempdir().unwrap();
-        let arch = Architecture::new(ModelKind::Logistic, 5, Some(2), &[], robustflow::model::Activation::Elu)
-            .unwrap_or_else(|_| unreachable!());
+        let arch = Architecture::new(
+            ModelKind::Logistic,
+            5,
+            Some(2),
+            &[],
+            robustflow::model::Activation::Elu,
+        )
+        .unwrap_or_else(|_| unreachable!());
         let m = Model::new(arch.clone(), 0).unwrap();
-        m.save(other.path().join("m"), &ModelFile::new(arch, None, Value::Null)).unwrap();
+        m.save(
+            other.path().join("m"),
+            &ModelFile::new(arch, None, Value::Null),
+        )
+        .unwrap();
         std::fs::copy(other.path().join("m/model.safetensors"), &st).unwrap();
         load_fails(&model, &data, &path, "expected [3, 1] f64");
         // 25: a NaN weight
@@ -593,7 +683,10 @@ mod models_flags_outputs {
         let meta = ModelFile::new(m0.arch.clone(), None, Value::Null);
         m0.save(other.path().join("m"), &meta).unwrap();
         let e = Model::load(other.path().join("m")).unwrap_err().to_string();
-        assert!(e.contains("model.safetensors") && e.contains("l0.weight") && e.contains("NaN"), "{e}");
+        assert!(
+            e.contains("model.safetensors") && e.contains("l0.weight") && e.contains("NaN"),
+            "{e}"
+        );
         // 26: a huge file is refused before it is read
         std::fs::write(&st, &good).unwrap();
         let f = std::fs::OpenOptions::new().write(true).open(&st).unwrap();
@@ -615,26 +708,82 @@ mod models_flags_outputs {
         write_data(&data, 40, 2);
         let out = dir.path().join("m");
         // 28: --hidden 100000000 (was an abort)
-        let o = run(&["train", "--data", p(&data), "--model", "mlp", "--hidden", "100000000", "--out", p(&out)]);
+        let o = run(&[
+            "train",
+            "--data",
+            p(&data),
+            "--model",
+            "mlp",
+            "--hidden",
+            "100000000",
+            "--out",
+            p(&out),
+        ]);
         fails_with(&o, &["`hidden`", "memory budget"]);
         // 29: two wide layers: the product exceeds the budget
-        let o = run(&["train", "--data", p(&data), "--model", "mlp", "--hidden", "10000,10000", "--out", p(&out)]);
+        let o = run(&[
+            "train",
+            "--data",
+            p(&data),
+            "--model",
+            "mlp",
+            "--hidden",
+            "10000,10000",
+            "--out",
+            p(&out),
+        ]);
         fails_with(&o, &["`hidden`", "memory budget"]);
         // 30: --extra-support 100000000 (was an abort)
         let o = run(&[
-            "train", "--data", p(&data), "--ambiguity", "mmd", "--penalty", "1",
-            "--extra-support", "100000000", "--out", p(&out),
+            "train",
+            "--data",
+            p(&data),
+            "--ambiguity",
+            "mmd",
+            "--penalty",
+            "1",
+            "--extra-support",
+            "100000000",
+            "--out",
+            p(&out),
         ]);
         fails_with(&o, &["`extra-support`", "at most 100000"]);
         assert!(!out.exists(), "nothing written on error");
         // Library: the architecture's parameter count is checked with overflow-safe math.
-        let e = Architecture::new(ModelKind::Mlp, usize::MAX / 2, Some(2), &[3], robustflow::model::Activation::Elu)
-            .unwrap_err();
+        let e = Architecture::new(
+            ModelKind::Mlp,
+            usize::MAX / 2,
+            Some(2),
+            &[3],
+            robustflow::model::Activation::Elu,
+        )
+        .unwrap_err();
         assert!(e.to_string().contains("memory budget"), "{e}");
-        assert!(Architecture::new(ModelKind::Logistic, MAX_PARAMS - 1, Some(2), &[], robustflow::model::Activation::Elu).is_ok());
-        assert!(Architecture::new(ModelKind::Logistic, MAX_PARAMS, Some(2), &[], robustflow::model::Activation::Elu).is_err());
+        assert!(Architecture::new(
+            ModelKind::Logistic,
+            MAX_PARAMS - 1,
+            Some(2),
+            &[],
+            robustflow::model::Activation::Elu
+        )
+        .is_ok());
+        assert!(Architecture::new(
+            ModelKind::Logistic,
+            MAX_PARAMS,
+            Some(2),
+            &[],
+            robustflow::model::Activation::Elu
+        )
+        .is_err());
         // A forward pass bigger than the activation budget is an error, not an abort.
-        let arch = Architecture::new(ModelKind::Mlp, 1, Some(2), &[1 << 12], robustflow::model::Activation::Elu).unwrap();
+        let arch = Architecture::new(
+            ModelKind::Mlp,
+            1,
+            Some(2),
+            &[1 << 12],
+            robustflow::model::Activation::Elu,
+        )
+        .unwrap();
         let m = Model::new(arch, 0).unwrap();
         let rows = MAX_ACTIVATIONS / (1 << 12) + 1;
         let e = m.input(&vec![0.0; rows]).unwrap_err();
@@ -654,13 +803,30 @@ mod models_flags_outputs {
         let x = dir.path().join("x.csv");
         std::fs::write(&x, "a\n1\n2\n3\n").unwrap();
         let o = bin()
-            .args(["--threads", "100000", "mmd", "--x", p(&x), "--y", p(&x), "--permutations", "5"])
+            .args([
+                "--threads",
+                "100000",
+                "mmd",
+                "--x",
+                p(&x),
+                "--y",
+                p(&x),
+                "--permutations",
+                "5",
+            ])
             .output()
             .unwrap();
         assert!(o.status.success(), "{}", stderr(&o));
-        assert!(stderr(&o).contains("warning: --threads 100000"), "{}", stderr(&o));
+        assert!(
+            stderr(&o).contains("warning: --threads 100000"),
+            "{}",
+            stderr(&o)
+        );
         // 32: --threads 0 is a usage error (exit 2)
-        let o = bin().args(["--threads", "0", "mmd", "--x", p(&x), "--y", p(&x)]).output().unwrap();
+        let o = bin()
+            .args(["--threads", "0", "mmd", "--x", p(&x), "--y", p(&x)])
+            .output()
+            .unwrap();
         assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
         assert!(stderr(&o).contains("`threads`"));
     }
@@ -674,13 +840,32 @@ mod models_flags_outputs {
         write_data(&data, 60, 3);
         let out = dir.path().join("demo");
         let o = run(&[
-            "demo", "--data", p(&data), "--out", p(&out), "--sets", "none", "--epochs", "2",
-            "--eps", "0.5", "--seeds", "2", "--seed", "18446744073709551615",
+            "demo",
+            "--data",
+            p(&data),
+            "--out",
+            p(&out),
+            "--sets",
+            "none",
+            "--epochs",
+            "2",
+            "--eps",
+            "0.5",
+            "--seeds",
+            "2",
+            "--seed",
+            "18446744073709551615",
         ]);
         assert!(o.status.success(), "{}", stderr(&o));
         let v: Value =
-            serde_json::from_str(&std::fs::read_to_string(out.join("comparison.json")).unwrap()).unwrap();
-        let seeds: Vec<u64> = v["runs"].as_array().unwrap().iter().map(|r| r["seed"].as_u64().unwrap()).collect();
+            serde_json::from_str(&std::fs::read_to_string(out.join("comparison.json")).unwrap())
+                .unwrap();
+        let seeds: Vec<u64> = v["runs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["seed"].as_u64().unwrap())
+            .collect();
         assert_eq!(seeds, vec![u64::MAX, 0]);
         for s in v["summary"].as_array().unwrap() {
             let m = s["mean"].as_f64().expect("a finite mean");
@@ -695,22 +880,49 @@ mod models_flags_outputs {
         let (data, model) = trained(dir.path(), 0);
         let out = dir.path().join("m2");
         let train = |extra: &[&str]| {
-            let mut a = vec!["train", "--data", p(&data), "--epochs", "1", "--out", p(&out)];
+            let mut a = vec![
+                "train",
+                "--data",
+                p(&data),
+                "--epochs",
+                "1",
+                "--out",
+                p(&out),
+            ];
             a.extend_from_slice(extra);
             run(&a)
         };
         // 34-37: ambiguity flags without an ambiguity set
-        fails_with(&train(&["--radius", "0.1"]), &["`radius`", "without an ambiguity set"]);
-        fails_with(&train(&["--penalty", "1"]), &["`penalty`", "without an ambiguity set"]);
+        fails_with(
+            &train(&["--radius", "0.1"]),
+            &["`radius`", "without an ambiguity set"],
+        );
+        fails_with(
+            &train(&["--penalty", "1"]),
+            &["`penalty`", "without an ambiguity set"],
+        );
         fails_with(&train(&["--extra-support", "5"]), &["`extra-support`"]);
         fails_with(&train(&["--warm-start"]), &["`warm-start`"]);
         // 38-39: flags of another ambiguity set
         fails_with(
-            &train(&["--ambiguity", "wasserstein", "--penalty", "1", "--kl-penalty", "1"]),
+            &train(&[
+                "--ambiguity",
+                "wasserstein",
+                "--penalty",
+                "1",
+                "--kl-penalty",
+                "1",
+            ]),
             &["`kl-penalty`", "wfr"],
         );
         fails_with(
-            &train(&["--ambiguity", "wasserstein", "--penalty", "1", "--weight-flow"]),
+            &train(&[
+                "--ambiguity",
+                "wasserstein",
+                "--penalty",
+                "1",
+                "--weight-flow",
+            ]),
             &["`weight-flow`"],
         );
         assert!(!out.exists());
@@ -721,7 +933,10 @@ mod models_flags_outputs {
             run(&a)
         };
         fails_with(&eval(&["--eps", "0.3"]), &["`eps`", "--attack"]);
-        fails_with(&eval(&["--attack-steps", "5"]), &["`attack-steps`", "--attack"]);
+        fails_with(
+            &eval(&["--attack-steps", "5"]),
+            &["`attack-steps`", "--attack"],
+        );
         // 42: --eps 1e308 blames eps, not a flag the user never set
         let e = fails_with(&eval(&["--attack", "pgd", "--eps", "1e308"]), &["`eps`"]);
         assert!(!e.contains("attack-step-size"), "{e}");
@@ -742,9 +957,16 @@ mod models_flags_outputs {
             run(&a)
         };
         // 43: eval --predictions over --data (was: the data file overwritten)
-        fails_with(&eval(&["--predictions", p(&data)]), &["`predictions`", "would overwrite", "`--data`"]);
+        fails_with(
+            &eval(&["--predictions", p(&data)]),
+            &["`predictions`", "would overwrite", "`--data`"],
+        );
         // 44: the same file through another spelling of the path
-        let odd = format!("{}/./../{}/data.csv", p(dir.path()), dir.path().file_name().unwrap().to_str().unwrap());
+        let odd = format!(
+            "{}/./../{}/data.csv",
+            p(dir.path()),
+            dir.path().file_name().unwrap().to_str().unwrap()
+        );
         fails_with(&eval(&["--report", &odd]), &["`report`", "`--data`"]);
         // 45: over a file of the model directory
         fails_with(&eval(&["--csv", p(&mj)]), &["`csv`", "`--model`"]);
@@ -758,37 +980,93 @@ mod models_flags_outputs {
         fails_with(&eval(&["--predictions", p(&hard)]), &["`predictions`"]);
         // 48: two outputs on one path
         let r = dir.path().join("r.out");
-        fails_with(&eval(&["--report", p(&r), "--csv", p(&r)]), &["`csv`", "also the output"]);
+        fails_with(
+            &eval(&["--report", p(&r), "--csv", p(&r)]),
+            &["`csv`", "also the output"],
+        );
         // 49: certify --report over the data
         let o = run(&[
-            "certify", "--model", p(&model), "--data", p(&data), "--ambiguity", "kl",
-            "--radius", "0.1", "--report", p(&data),
+            "certify",
+            "--model",
+            p(&model),
+            "--data",
+            p(&data),
+            "--ambiguity",
+            "kl",
+            "--radius",
+            "0.1",
+            "--report",
+            p(&data),
         ]);
         fails_with(&o, &["`report`", "`--data`"]);
         // 50: mmd --report over --x
-        let o = run(&["mmd", "--x", p(&data), "--y", p(&data), "--report", p(&data)]);
+        let o = run(&[
+            "mmd",
+            "--x",
+            p(&data),
+            "--y",
+            p(&data),
+            "--report",
+            p(&data),
+        ]);
         fails_with(&o, &["`report`", "`--x`"]);
         // 51: train --out a directory holding the training data (it would be replaced)
-        let o = run(&["train", "--data", p(&data), "--epochs", "1", "--out", p(dir.path())]);
-        fails_with(&o, &["`out`", "would replace a directory holding", "`--data`"]);
+        let o = run(&[
+            "train",
+            "--data",
+            p(&data),
+            "--epochs",
+            "1",
+            "--out",
+            p(dir.path()),
+        ]);
+        fails_with(
+            &o,
+            &["`out`", "would replace a directory holding", "`--data`"],
+        );
         // 52: train --out an existing directory with the user's own files
         let user = dir.path().join("notes");
         std::fs::create_dir(&user).unwrap();
         std::fs::write(user.join("todo.txt"), "keep me").unwrap();
-        let o = run(&["train", "--data", p(&data), "--epochs", "1", "--out", p(&user)]);
+        let o = run(&[
+            "train",
+            "--data",
+            p(&data),
+            "--epochs",
+            "1",
+            "--out",
+            p(&user),
+        ]);
         fails_with(&o, &["notes", "todo.txt", "new or empty directory"]);
-        assert_eq!(std::fs::read_to_string(user.join("todo.txt")).unwrap(), "keep me");
+        assert_eq!(
+            std::fs::read_to_string(user.join("todo.txt")).unwrap(),
+            "keep me"
+        );
         // 53: train --out a file
         let plain = dir.path().join("plain.txt");
         std::fs::write(&plain, "x").unwrap();
-        let o = run(&["train", "--data", p(&data), "--epochs", "1", "--out", p(&plain)]);
+        let o = run(&[
+            "train",
+            "--data",
+            p(&data),
+            "--epochs",
+            "1",
+            "--out",
+            p(&plain),
+        ]);
         fails_with(&o, &["not a directory"]);
         assert_eq!(std::fs::read_to_string(&plain).unwrap(), "x");
         // 54: fit-kl with --out-dir holding its --samples as trace.csv
         let fk = dir.path().join("fk");
         std::fs::create_dir(&fk).unwrap();
         std::fs::write(fk.join("trace.csv"), "x1,x2\n0,0\n1,1\n2,0\n").unwrap();
-        let o = run(&["fit-kl", "--samples", p(&fk.join("trace.csv")), "--out-dir", p(&fk)]);
+        let o = run(&[
+            "fit-kl",
+            "--samples",
+            p(&fk.join("trace.csv")),
+            "--out-dir",
+            p(&fk),
+        ]);
         fails_with(&o, &["`out-dir`", "`--samples`"]);
         // Nothing was touched.
         assert_eq!(std::fs::read(&data).unwrap(), before);
@@ -800,7 +1078,15 @@ mod models_flags_outputs {
 
     /// Predictions of `model` on `data` (the CSV written by eval).
     fn predictions(model: &Path, data: &Path, out: &Path) -> String {
-        let o = run(&["eval", "--model", p(model), "--data", p(data), "--predictions", p(out)]);
+        let o = run(&[
+            "eval",
+            "--model",
+            p(model),
+            "--data",
+            p(data),
+            "--predictions",
+            p(out),
+        ]);
         assert!(o.status.success(), "{}", stderr(&o));
         std::fs::read_to_string(out).unwrap()
     }
@@ -826,7 +1112,18 @@ mod models_flags_outputs {
         write_data(&other, 60, 9);
         let train_b = |fault: Option<&str>| {
             let mut c = bin();
-            c.args(["--quiet", "train", "--data", p(&other), "--epochs", "4", "--seed", "5", "--out", p(&model)]);
+            c.args([
+                "--quiet",
+                "train",
+                "--data",
+                p(&other),
+                "--epochs",
+                "4",
+                "--seed",
+                "5",
+                "--out",
+                p(&model),
+            ]);
             if let Some(f) = fault {
                 c.env(FAULT_ENV, f);
             }
@@ -835,7 +1132,10 @@ mod models_flags_outputs {
         // Killed after writing every new file, before any rename: the old model is intact.
         let o = train_b(Some("after-files"));
         assert!(!o.status.success());
-        assert_eq!(predictions(&model, &data, &dir.path().join("a2.csv")), pred_a);
+        assert_eq!(
+            predictions(&model, &data, &dir.path().join("a2.csv")),
+            pred_a
+        );
         assert_eq!(siblings(dir.path()).len(), 1, "{:?}", siblings(dir.path()));
         // Killed after moving the old directory aside: no model at all (an error), not a
         // mix of files.
@@ -865,7 +1165,11 @@ mod models_flags_outputs {
         std::fs::write(&probe, "x").unwrap();
         let want = std::fs::metadata(&probe).unwrap().permissions().mode() & 0o777;
         for n in &names {
-            let m = std::fs::metadata(model.join(n)).unwrap().permissions().mode() & 0o777;
+            let m = std::fs::metadata(model.join(n))
+                .unwrap()
+                .permissions()
+                .mode()
+                & 0o777;
             assert_eq!(m, want, "{n}: {m:o} vs {want:o}");
         }
     }
@@ -895,21 +1199,43 @@ mod models_flags_outputs {
         let out = dir.path().join("bench");
         let bench = |epochs: &str| {
             run(&[
-                "bench", "--suite", "quick", "--datasets", "circles", "--methods", "erm",
-                "--seeds", "0", "--epochs", epochs, "--out-dir", p(&out),
+                "bench",
+                "--suite",
+                "quick",
+                "--datasets",
+                "circles",
+                "--methods",
+                "erm",
+                "--seeds",
+                "0",
+                "--epochs",
+                epochs,
+                "--out-dir",
+                p(&out),
             ])
         };
         let o = bench("2");
         assert!(o.status.success(), "{}", stderr(&o));
         let results = std::fs::read(out.join("results.csv")).unwrap();
         let o = bench("3");
-        fails_with(&o, &["`out-dir`", "other settings", "epochs: 2 then, 3 now"]);
+        fails_with(
+            &o,
+            &["`out-dir`", "other settings", "epochs: 2 then, 3 now"],
+        );
         assert_eq!(std::fs::read(out.join("results.csv")).unwrap(), results);
         let prov: Value =
-            serde_json::from_str(&std::fs::read_to_string(out.join("results.json")).unwrap()).unwrap();
-        assert_eq!(prov["config"]["epochs"], 2, "provenance still says what produced the rows");
+            serde_json::from_str(&std::fs::read_to_string(out.join("results.json")).unwrap())
+                .unwrap();
+        assert_eq!(
+            prov["config"]["epochs"], 2,
+            "provenance still says what produced the rows"
+        );
         let o = bench("2");
         assert!(o.status.success(), "{}", stderr(&o));
-        assert!(String::from_utf8_lossy(&o.stdout).contains("0 computed"), "{}", String::from_utf8_lossy(&o.stdout));
+        assert!(
+            String::from_utf8_lossy(&o.stdout).contains("0 computed"),
+            "{}",
+            String::from_utf8_lossy(&o.stdout)
+        );
     }
 }

@@ -203,7 +203,13 @@ pub fn run(args: &BenchArgs, g: &GlobalOpts) -> Result<Option<RunSummary>> {
     guard.files_in(
         "out-dir",
         &args.out_dir,
-        &[("results", ".csv"), ("results", ".json"), ("settings", ".json"), ("summary", ".md"), ("", ".png")],
+        &[
+            ("results", ".csv"),
+            ("results", ".json"),
+            ("settings", ".json"),
+            ("summary", ".md"),
+            ("", ".png"),
+        ],
     )?;
     if args.write_data {
         guard.files_in("out-dir", args.out_dir.join("data"), &[("", ".csv")])?;

@@ -718,7 +718,12 @@ pub fn run(a: &FitKlArgs, g: &GlobalOpts) -> Result<()> {
     guard.files_in(
         "out-dir",
         &a.out_dir,
-        &[("trace", ".csv"), ("report", ".json"), ("particles_", ".csv"), ("", ".png")],
+        &[
+            ("trace", ".csv"),
+            ("report", ".json"),
+            ("particles_", ".csv"),
+            ("", ".png"),
+        ],
     )?;
     std::fs::create_dir_all(&a.out_dir).map_err(|e| Error::io(&a.out_dir, e))?;
     let mut methods_first: BTreeMap<String, MethodReport> = BTreeMap::new();

@@ -250,7 +250,13 @@ pub fn run(args: &FlowArgs, global: &GlobalOpts) -> Result<Value> {
     guard.files_in(
         "out-dir",
         out,
-        &[("trace", ".csv"), ("summary", ".csv"), ("report", ".json"), ("particles_", ".csv"), ("", ".png")],
+        &[
+            ("trace", ".csv"),
+            ("summary", ".csv"),
+            ("report", ".json"),
+            ("particles_", ".csv"),
+            ("", ".png"),
+        ],
     )?;
     std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
     let quiet = global.quiet;

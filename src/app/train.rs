@@ -359,7 +359,11 @@ pub fn run_demo(args: &DemoArgs, g: &GlobalOpts) -> Result<Vec<DemoSummary>> {
     let eps = super::eval::parse_eps(&args.eps)?;
     crate::error::check_count("seeds", args.seeds as usize)?;
     let guard = crate::outputs::OutputGuard::new().input("data", &args.data);
-    guard.files_in("out", &args.out, &[("comparison", ".csv"), ("comparison", ".json")])?;
+    guard.files_in(
+        "out",
+        &args.out,
+        &[("comparison", ".csv"), ("comparison", ".json")],
+    )?;
     let robust_cfg = AmbiguityConfig {
         set: SetKind::Wasserstein,
         penalty: Some(args.penalty),

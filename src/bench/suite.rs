@@ -612,7 +612,11 @@ pub fn synthetic(name: &str, cfg: &SuiteConfig, seed: u64) -> Result<SyntheticTa
     let n = cfg.n_synthetic;
     let s = seed.wrapping_mul(1000);
     Ok(match name {
-        "circles" => (circles(n, true, s.wrapping_add(1)), circles(n, false, s.wrapping_add(2)), vec![]),
+        "circles" => (
+            circles(n, true, s.wrapping_add(1)),
+            circles(n, false, s.wrapping_add(2)),
+            vec![],
+        ),
         "gaussian" => {
             let extra = cfg
                 .shifts

@@ -449,9 +449,15 @@ impl AmbiguityConfig {
             for (flag, given) in [
                 ("radius", self.radius.map(|v| v.to_string())),
                 ("penalty", self.penalty.map(|v| v.to_string())),
-                ("w1-norm", self.norm.map(|v| format!("{v:?}").to_lowercase())),
+                (
+                    "w1-norm",
+                    self.norm.map(|v| format!("{v:?}").to_lowercase()),
+                ),
                 ("kl-penalty", self.kl_penalty.map(|v| v.to_string())),
-                ("extra-support", (self.extra_support > 0).then(|| self.extra_support.to_string())),
+                (
+                    "extra-support",
+                    (self.extra_support > 0).then(|| self.extra_support.to_string()),
+                ),
                 ("weight-flow", on(self.weight_flow)),
                 ("warm-start", on(self.warm_start)),
             ] {

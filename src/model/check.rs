@@ -174,7 +174,10 @@ pub fn check_schema(schema: &Schema, arch: &Architecture, path: &Path) -> Result
         match &c.encoder {
             ColumnEncoder::Numeric { fill } => {
                 if let Some(f) = fill.filter(|f| !f.is_finite()) {
-                    return Err(e(format!("column {:?}: fill value {f} is not finite", c.name)));
+                    return Err(e(format!(
+                        "column {:?}: fill value {f} is not finite",
+                        c.name
+                    )));
                 }
                 width += 1;
             }

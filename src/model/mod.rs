@@ -515,10 +515,7 @@ impl Model {
         let dims = check::layer_dims(&meta.arch);
         // validated by ModelFile::parse: no overflow, within the budget
         let n_params = check::param_count(&dims).unwrap_or(usize::MAX) as u64;
-        let bytes = read_limited(
-            &spath,
-            n_params * 8 + check::SAFETENSORS_HEADER_SLACK,
-        )?;
+        let bytes = read_limited(&spath, n_params * 8 + check::SAFETENSORS_HEADER_SLACK)?;
         let model = Model::from_safetensors(meta.arch.clone(), &bytes, &spath)?;
         Ok((model, meta))
     }
@@ -654,7 +651,7 @@ impl ModelFile {
             }
             None => {
                 return Err(err(
-                    "not a robustflow model.json: no numeric `format` field".into()
+                    "not a robustflow model.json: no numeric `format` field".into(),
                 ))
             }
         }
