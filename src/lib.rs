@@ -26,6 +26,7 @@ pub mod kernel;
 pub mod linalg;
 pub mod measure;
 pub mod model;
+pub mod outputs;
 pub mod plot;
 pub mod solve;
 pub mod train;

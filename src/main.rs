@@ -39,18 +39,26 @@ enum Cmd {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    if cli.global.threads == Some(0) {
-        eprintln!("error: invalid parameter `threads` = 0: must be >= 1");
-        return ExitCode::from(2);
-    }
+    // The thread count, capped (with a warning) at a few per core.
+    let threads = match cli.global.threads.map(robustflow::app::thread_count) {
+        None => None,
+        Some(Ok((t, warning))) => {
+            if let Some(w) = warning {
+                eprintln!("warning: {w}");
+            }
+            Some(t)
+        }
+        Some(Err(e)) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
     // candle re-reads its thread count on every matmul (from /proc/cpuinfo unless
     // RAYON_NUM_THREADS is set): pin it once, before any other thread starts.
     robustflow::model::pin_candle_threads(
-        cli.global
-            .threads
-            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())),
+        threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())),
     );
-    if let Some(t) = cli.global.threads {
+    if let Some(t) = threads {
         let _ = rayon::ThreadPoolBuilder::new()
             .num_threads(t)
             .build_global();

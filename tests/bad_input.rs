@@ -842,4 +842,844 @@ fn huge_finite_values_standardise_without_overflow() {
     let e = d.schema.apply(&t).unwrap_err();
     assert_data(&e, Some(1), Some("2 (b)"));
     assert!(e.to_string().contains("cannot be standardised"), "{e}");
+
+// ======================================================================================
+// Issue 16, models, flags and outputs. Every loaded model is validated before use, sizes
+// are checked against the memory budget before allocating, model directories are written
+// as a unit, outputs never overwrite inputs, counts and seeds are bounded or wrap. (The
+// CSV-dialect cases of issue 16 are in their own section.)
+// ======================================================================================
+
+mod models_flags_outputs {
+    use robustflow::model::check::{MAX_ACTIVATIONS, MAX_PARAMS};
+    use robustflow::model::{Architecture, Model, ModelFile, ModelKind};
+    use robustflow::outputs::{AtomicDir, OutputGuard, FAULT_ENV};
+    use robustflow::train::TrainedModel;
+    use robustflow::Error;
+    use serde_json::Value;
+    use std::path::{Path, PathBuf};
+    use std::process::{Command, Output};
+
+    fn bin() -> Command {
+        Command::new(env!("CARGO_BIN_EXE_robustflow"))
+    }
+
+    fn run(args: &[&str]) -> Output {
+        bin().arg("--quiet").args(args).output().unwrap()
+    }
+
+    fn stderr(o: &Output) -> String {
+        String::from_utf8_lossy(&o.stderr).to_string()
+    }
+
+    /// The command fails with exit code 1 (an error, not a panic (101) or an abort), and
+    /// its message contains every one of `needles`.
+    fn fails_with(o: &Output, needles: &[&str]) -> String {
+        let e = stderr(o);
+        assert_eq!(
+            o.status.code(),
+            Some(1),
+            "expected a clean error, got {:?}: {e}",
+            o.status
+        );
+        assert!(e.starts_with("error: "), "{e}");
+        assert!(!e.contains("panicked"), "{e}");
+        for n in needles {
+            assert!(e.contains(n), "{n:?} not in: {e}");
+        }
+        e
+    }
+
+    fn p(path: &Path) -> &str {
+        path.to_str().unwrap()
+    }
+
+    /// A two-class CSV with three numeric features (deterministic).
+    fn write_data(path: &Path, n: usize, seed: u64) {
+        let mut s = String::from("a,b,c,label\n");
+        let mut state = seed.wrapping_mul(6364136223846793005).wrapping_add(7);
+        let mut u = || {
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            ((state >> 11) as f64) / ((1u64 << 53) as f64)
+        };
+        for i in 0..n {
+            let c = i % 2;
+            let shift = if c == 1 { 1.0 } else { -1.0 };
+            s.push_str(&format!(
+                "{},{},{},{c}\n",
+                u() + shift,
+                u() - 0.5,
+                2.0 * u() + 0.5 * shift
+            ));
+        }
+        std::fs::write(path, s).unwrap();
+    }
+
+    /// A tiny trained model in `dir/model` (and its data in `dir/data.csv`).
+    fn trained(dir: &Path, seed: u64) -> (PathBuf, PathBuf) {
+        let data = dir.join("data.csv");
+        if !data.exists() {
+            write_data(&data, 60, 1);
+        }
+        let out = dir.join("model");
+        let s = seed.to_string();
+        let o = run(&[
+            "train",
+            "--data",
+            p(&data),
+            "--epochs",
+            "3",
+            "--seed",
+            &s,
+            "--out",
+            p(&out),
+        ]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        (data, out)
+    }
+
+    fn edit_json(dir: &Path, f: impl FnOnce(&mut Value)) {
+        let path = dir.join("model.json");
+        let mut v: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        f(&mut v);
+        std::fs::write(&path, serde_json::to_string(&v).unwrap()).unwrap();
+    }
+
+    /// Load the edited model through the library (an `Error::Data` naming `file` whose
+    /// message contains `needle`) and through `eval` (exit 1, same message).
+    fn load_fails(model: &Path, data: &Path, file: &str, needle: &str) {
+        match TrainedModel::load(model) {
+            Err(e @ Error::Data { .. }) => {
+                let m = e.to_string();
+                assert!(m.contains(file) && m.contains(needle), "{m}");
+            }
+            Err(e) => panic!("expected Error::Data about {file}, got {e:?}"),
+            Ok(_) => panic!("a broken model ({needle}) was accepted"),
+        }
+        let o = run(&["eval", "--model", p(model), "--data", p(data)]);
+        fails_with(&o, &[file, needle]);
+    }
+
+    /// Each edit of a valid model.json gives a clear error naming model.json.
+    #[test]
+    fn broken_model_json_fields_are_errors_naming_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let (data, model) = trained(dir.path(), 0);
+        let original = std::fs::read(model.join("model.json")).unwrap();
+        type Edit = Box<dyn Fn(&mut Value)>;
+        let cases: Vec<(&str, Edit)> = vec![
+            // 1-3: schema lengths shorter than the features (was an index panic)
+            (
+                "std has 2 entries",
+                Box::new(|v| {
+                    v["schema"]["std"].as_array_mut().unwrap().pop();
+                }),
+            ),
+            (
+                "mean has 2 entries",
+                Box::new(|v| {
+                    v["schema"]["mean"].as_array_mut().unwrap().pop();
+                }),
+            ),
+            (
+                "features has 2 entries",
+                Box::new(|v| {
+                    v["schema"]["features"].as_array_mut().unwrap().pop();
+                }),
+            ),
+            // 4-5: huge dimensions (was "memory allocation failed", an abort)
+            (
+                "memory budget",
+                Box::new(|v| v["arch"]["input_dim"] = Value::from(1u64 << 40)),
+            ),
+            (
+                "memory budget",
+                Box::new(|v| {
+                    v["arch"]["kind"] = "mlp".into();
+                    v["arch"]["hidden"] = serde_json::json!([100000000]);
+                }),
+            ),
+            // 6: zero dimension
+            (
+                "input_dim is 0",
+                Box::new(|v| v["arch"]["input_dim"] = Value::from(0)),
+            ),
+            // 7-8: non-positive standard deviation, non-finite mean
+            (
+                "std of feature 2",
+                Box::new(|v| v["schema"]["std"][1] = Value::from(0.0)),
+            ),
+            (
+                "std of feature 1",
+                Box::new(|v| v["schema"]["std"][0] = Value::from(-1.0)),
+            ),
+            (
+                "not a robustflow model.json",
+                Box::new(|v| v["schema"]["mean"][0] = Value::Null),
+            ),
+            // 10-11: format version
+            ("reads format 1", Box::new(|v| v["format"] = Value::from(2))),
+            (
+                "no numeric `format`",
+                Box::new(|v| {
+                    v.as_object_mut().unwrap().remove("format");
+                }),
+            ),
+            // 12: family and head disagree
+            (
+                "cannot have a",
+                Box::new(|v| v["arch"]["head"] = serde_json::json!({"multi": 3})),
+            ),
+            // 13: classes vs head
+            (
+                "classes, the model's head has 2",
+                Box::new(|v| {
+                    v["schema"]["classes"]
+                        .as_array_mut()
+                        .unwrap()
+                        .push("2".into());
+                }),
+            ),
+            // 14: task vs head
+            (
+                "does not match the model's head",
+                Box::new(|v| v["schema"]["task"] = "regression".into()),
+            ),
+            // 15: encoded widths vs input dimension
+            (
+                "the columns encode 2 features",
+                Box::new(|v| {
+                    v["schema"]["columns"].as_array_mut().unwrap().pop();
+                }),
+            ),
+            // 16: an unknown model kind
+            (
+                "not a robustflow model.json",
+                Box::new(|v| v["arch"]["kind"] = "transformer".into()),
+            ),
+        ];
+        for (needle, f) in cases {
+            std::fs::write(model.join("model.json"), &original).unwrap();
+            edit_json(&model, f);
+            load_fails(&model, &data, "model.json", needle);
+        }
+        // 17-19: not JSON, empty, not UTF-8
+        for bytes in [
+            &b"{\"format\": 1, "[..],
+            &b""[..],
+            &[0xff, 0xfe, 0x00, 0x80][..],
+        ] {
+            std::fs::write(model.join("model.json"), bytes).unwrap();
+            load_fails(&model, &data, "model.json", "not a robustflow model.json");
+        }
+        // 20: missing model.json: an I/O error naming the path
+        std::fs::remove_file(model.join("model.json")).unwrap();
+        let e = TrainedModel::load(&model).unwrap_err();
+        assert!(
+            matches!(e, Error::Io { .. }) && e.to_string().contains("model.json"),
+            "{e}"
+        );
+    }
+
+    /// Truncated, random, mis-shaped, non-finite and oversized `model.safetensors`: errors
+    /// naming the file's path.
+    #[test]
+    fn broken_safetensors_are_errors_naming_the_path() {
+        let dir = tempfile::tempdir().unwrap();
+        let (data, model) = trained(dir.path(), 0);
+        let st = model.join("model.safetensors");
+        let good = std::fs::read(&st).unwrap();
+        let path = st.to_str().unwrap().to_string();
+        // 21-22: truncated at several lengths (was "candle: invalid header length", no path)
+        for len in [0, 3, 8, 20, good.len() / 2, good.len() - 1] {
+            std::fs::write(&st, &good[..len]).unwrap();
+            load_fails(&model, &data, &path, "not a valid safetensors file");
+        }
+        // 23: random bytes
+        let random: Vec<u8> = (0..good.len()).map(|i| (i * 7919 % 251) as u8).collect();
+        std::fs::write(&st, &random).unwrap();
+        load_fails(&model, &data, &path, "safetensors");
+        // 24: the weights of another architecture (wrong shapes)
+        let other = tempfile::tempdir().unwrap();
+        let arch = Architecture::new(
+            ModelKind::Logistic,
+            5,
+            Some(2),
+            &[],
+            robustflow::model::Activation::Elu,
+        )
+        .unwrap_or_else(|_| unreachable!());
+        let m = Model::new(arch.clone(), 0).unwrap();
+        m.save(
+            other.path().join("m"),
+            &ModelFile::new(arch, None, Value::Null),
+        )
+        .unwrap();
+        std::fs::copy(other.path().join("m/model.safetensors"), &st).unwrap();
+        load_fails(&model, &data, &path, "expected [3, 1] f64");
+        // 25: a NaN weight
+        let (m0, _) = Model::load(other.path().join("m")).unwrap();
+        let mut w = m0.params_flat().unwrap();
+        w[2] = f64::NAN;
+        m0.set_params_flat(&w).unwrap();
+        let meta = ModelFile::new(m0.arch.clone(), None, Value::Null);
+        m0.save(other.path().join("m"), &meta).unwrap();
+        let e = Model::load(other.path().join("m")).unwrap_err().to_string();
+        assert!(
+            e.contains("model.safetensors") && e.contains("l0.weight") && e.contains("NaN"),
+            "{e}"
+        );
+        // 26: a huge file is refused before it is read
+        std::fs::write(&st, &good).unwrap();
+        let f = std::fs::OpenOptions::new().write(true).open(&st).unwrap();
+        f.set_len(1 << 40).unwrap();
+        drop(f);
+        load_fails(&model, &data, &path, "bytes, more than");
+        // 27: a corrupt report.json is an error naming it
+        std::fs::write(&st, &good).unwrap();
+        assert!(TrainedModel::load(&model).is_ok());
+        std::fs::write(model.join("report.json"), "{").unwrap();
+        let e = TrainedModel::load(&model).unwrap_err().to_string();
+        assert!(e.contains("report.json"), "{e}");
+    }
+
+    #[test]
+    fn sizes_from_flags_are_checked_against_the_memory_budget() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("d.csv");
+        write_data(&data, 40, 2);
+        let out = dir.path().join("m");
+        // 28: --hidden 100000000 (was an abort)
+        let o = run(&[
+            "train",
+            "--data",
+            p(&data),
+            "--model",
+            "mlp",
+            "--hidden",
+            "100000000",
+            "--out",
+            p(&out),
+        ]);
+        fails_with(&o, &["`hidden`", "memory budget"]);
+        // 29: two wide layers: the product exceeds the budget
+        let o = run(&[
+            "train",
+            "--data",
+            p(&data),
+            "--model",
+            "mlp",
+            "--hidden",
+            "10000,10000",
+            "--out",
+            p(&out),
+        ]);
+        fails_with(&o, &["`hidden`", "memory budget"]);
+        // 30: --extra-support 100000000 (was an abort)
+        let o = run(&[
+            "train",
+            "--data",
+            p(&data),
+            "--ambiguity",
+            "mmd",
+            "--penalty",
+            "1",
+            "--extra-support",
+            "100000000",
+            "--out",
+            p(&out),
+        ]);
+        fails_with(&o, &["`extra-support`", "at most 100000"]);
+        assert!(!out.exists(), "nothing written on error");
+        // Library: the architecture's parameter count is checked with overflow-safe math.
+        let e = Architecture::new(
+            ModelKind::Mlp,
+            usize::MAX / 2,
+            Some(2),
+            &[3],
+            robustflow::model::Activation::Elu,
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("memory budget"), "{e}");
+        assert!(Architecture::new(
+            ModelKind::Logistic,
+            MAX_PARAMS - 1,
+            Some(2),
+            &[],
+            robustflow::model::Activation::Elu
+        )
+        .is_ok());
+        assert!(Architecture::new(
+            ModelKind::Logistic,
+            MAX_PARAMS,
+            Some(2),
+            &[],
+            robustflow::model::Activation::Elu
+        )
+        .is_err());
+        // A forward pass bigger than the activation budget is an error, not an abort.
+        let arch = Architecture::new(
+            ModelKind::Mlp,
+            1,
+            Some(2),
+            &[1 << 12],
+            robustflow::model::Activation::Elu,
+        )
+        .unwrap();
+        let m = Model::new(arch, 0).unwrap();
+        let rows = MAX_ACTIVATIONS / (1 << 12) + 1;
+        let e = m.input(&vec![0.0; rows]).unwrap_err();
+        assert!(e.to_string().contains("memory budget"), "{e}");
+    }
+
+    #[test]
+    fn thread_counts_are_bounded() {
+        use robustflow::app::{thread_count_for, MAX_THREADS_PER_CORE};
+        // 31: --threads 100000 is capped at 4 per core, with a warning
+        let (t, w) = thread_count_for(100_000, 2).unwrap();
+        assert_eq!(t, 2 * MAX_THREADS_PER_CORE);
+        assert!(w.unwrap().contains("--threads 100000"));
+        assert_eq!(thread_count_for(3, 2).unwrap(), (3, None));
+        assert!(thread_count_for(0, 2).is_err());
+        let dir = tempfile::tempdir().unwrap();
+        let x = dir.path().join("x.csv");
+        std::fs::write(&x, "a\n1\n2\n3\n").unwrap();
+        let o = bin()
+            .args([
+                "--threads",
+                "100000",
+                "mmd",
+                "--x",
+                p(&x),
+                "--y",
+                p(&x),
+                "--permutations",
+                "5",
+            ])
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", stderr(&o));
+        assert!(
+            stderr(&o).contains("warning: --threads 100000"),
+            "{}",
+            stderr(&o)
+        );
+        // 32: --threads 0 is a usage error (exit 2)
+        let o = bin()
+            .args(["--threads", "0", "mmd", "--x", p(&x), "--y", p(&x)])
+            .output()
+            .unwrap();
+        assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+        assert!(stderr(&o).contains("`threads`"));
+    }
+
+    /// 33: `demo --seed 2^64-1 --seeds 2` wraps to seed 0 instead of overflowing (which ran
+    /// no seed and printed an all-NaN table).
+    #[test]
+    fn largest_seed_wraps_around() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("d.csv");
+        write_data(&data, 60, 3);
+        let out = dir.path().join("demo");
+        let o = run(&[
+            "demo",
+            "--data",
+            p(&data),
+            "--out",
+            p(&out),
+            "--sets",
+            "none",
+            "--epochs",
+            "2",
+            "--eps",
+            "0.5",
+            "--seeds",
+            "2",
+            "--seed",
+            "18446744073709551615",
+        ]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        let v: Value =
+            serde_json::from_str(&std::fs::read_to_string(out.join("comparison.json")).unwrap())
+                .unwrap();
+        let seeds: Vec<u64> = v["runs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["seed"].as_u64().unwrap())
+            .collect();
+        assert_eq!(seeds, vec![u64::MAX, 0]);
+        for s in v["summary"].as_array().unwrap() {
+            let m = s["mean"].as_f64().expect("a finite mean");
+            assert!((0.0..=1.0).contains(&m), "{s}");
+        }
+        assert!(out.join("none/model.json").exists());
+    }
+
+    #[test]
+    fn flags_that_would_be_ignored_are_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let (data, model) = trained(dir.path(), 0);
+        let out = dir.path().join("m2");
+        let train = |extra: &[&str]| {
+            let mut a = vec![
+                "train",
+                "--data",
+                p(&data),
+                "--epochs",
+                "1",
+                "--out",
+                p(&out),
+            ];
+            a.extend_from_slice(extra);
+            run(&a)
+        };
+        // 34-37: ambiguity flags without an ambiguity set
+        fails_with(
+            &train(&["--radius", "0.1"]),
+            &["`radius`", "without an ambiguity set"],
+        );
+        fails_with(
+            &train(&["--penalty", "1"]),
+            &["`penalty`", "without an ambiguity set"],
+        );
+        fails_with(&train(&["--extra-support", "5"]), &["`extra-support`"]);
+        fails_with(&train(&["--warm-start"]), &["`warm-start`"]);
+        // 38-39: flags of another ambiguity set
+        fails_with(
+            &train(&[
+                "--ambiguity",
+                "wasserstein",
+                "--penalty",
+                "1",
+                "--kl-penalty",
+                "1",
+            ]),
+            &["`kl-penalty`", "wfr"],
+        );
+        fails_with(
+            &train(&[
+                "--ambiguity",
+                "wasserstein",
+                "--penalty",
+                "1",
+                "--weight-flow",
+            ]),
+            &["`weight-flow`"],
+        );
+        assert!(!out.exists());
+        // 40-41: attack settings without --attack
+        let eval = |extra: &[&str]| {
+            let mut a = vec!["eval", "--model", p(&model), "--data", p(&data)];
+            a.extend_from_slice(extra);
+            run(&a)
+        };
+        fails_with(&eval(&["--eps", "0.3"]), &["`eps`", "--attack"]);
+        fails_with(
+            &eval(&["--attack-steps", "5"]),
+            &["`attack-steps`", "--attack"],
+        );
+        // 42: --eps 1e308 blames eps, not a flag the user never set
+        let e = fails_with(&eval(&["--attack", "pgd", "--eps", "1e308"]), &["`eps`"]);
+        assert!(!e.contains("attack-step-size"), "{e}");
+        // and the defaults still work with --attack
+        let o = eval(&["--attack", "fgsm"]);
+        assert!(o.status.success(), "{}", stderr(&o));
+    }
+
+    #[test]
+    fn outputs_never_overwrite_inputs() {
+        let dir = tempfile::tempdir().unwrap();
+        let (data, model) = trained(dir.path(), 0);
+        let before = std::fs::read(&data).unwrap();
+        let mj = model.join("model.json");
+        let eval = |extra: &[&str]| {
+            let mut a = vec!["eval", "--model", p(&model), "--data", p(&data)];
+            a.extend_from_slice(extra);
+            run(&a)
+        };
+        // 43: eval --predictions over --data (was: the data file overwritten)
+        fails_with(
+            &eval(&["--predictions", p(&data)]),
+            &["`predictions`", "would overwrite", "`--data`"],
+        );
+        // 44: the same file through another spelling of the path
+        let odd = format!(
+            "{}/./../{}/data.csv",
+            p(dir.path()),
+            dir.path().file_name().unwrap().to_str().unwrap()
+        );
+        fails_with(&eval(&["--report", &odd]), &["`report`", "`--data`"]);
+        // 45: over a file of the model directory
+        fails_with(&eval(&["--csv", p(&mj)]), &["`csv`", "`--model`"]);
+        // 46: a symlink to the data
+        let link = dir.path().join("link.csv");
+        std::os::unix::fs::symlink(&data, &link).unwrap();
+        fails_with(&eval(&["--predictions", p(&link)]), &["`predictions`"]);
+        // 47: a hard link to the data
+        let hard = dir.path().join("hard.csv");
+        std::fs::hard_link(&data, &hard).unwrap();
+        fails_with(&eval(&["--predictions", p(&hard)]), &["`predictions`"]);
+        // 48: two outputs on one path
+        let r = dir.path().join("r.out");
+        fails_with(
+            &eval(&["--report", p(&r), "--csv", p(&r)]),
+            &["`csv`", "also the output"],
+        );
+        // 49: certify --report over the data
+        let o = run(&[
+            "certify",
+            "--model",
+            p(&model),
+            "--data",
+            p(&data),
+            "--ambiguity",
+            "kl",
+            "--radius",
+            "0.1",
+            "--report",
+            p(&data),
+        ]);
+        fails_with(&o, &["`report`", "`--data`"]);
+        // 50: mmd --report over --x
+        let o = run(&[
+            "mmd",
+            "--x",
+            p(&data),
+            "--y",
+            p(&data),
+            "--report",
+            p(&data),
+        ]);
+        fails_with(&o, &["`report`", "`--x`"]);
+        // 51: train --out a directory holding the training data (it would be replaced)
+        let o = run(&[
+            "train",
+            "--data",
+            p(&data),
+            "--epochs",
+            "1",
+            "--out",
+            p(dir.path()),
+        ]);
+        fails_with(
+            &o,
+            &["`out`", "would replace a directory holding", "`--data`"],
+        );
+        // 52: train --out an existing directory with the user's own files
+        let user = dir.path().join("notes");
+        std::fs::create_dir(&user).unwrap();
+        std::fs::write(user.join("todo.txt"), "keep me").unwrap();
+        let o = run(&[
+            "train",
+            "--data",
+            p(&data),
+            "--epochs",
+            "1",
+            "--out",
+            p(&user),
+        ]);
+        fails_with(&o, &["notes", "todo.txt", "new or empty directory"]);
+        assert_eq!(
+            std::fs::read_to_string(user.join("todo.txt")).unwrap(),
+            "keep me"
+        );
+        // 53: train --out a file
+        let plain = dir.path().join("plain.txt");
+        std::fs::write(&plain, "x").unwrap();
+        let o = run(&[
+            "train",
+            "--data",
+            p(&data),
+            "--epochs",
+            "1",
+            "--out",
+            p(&plain),
+        ]);
+        fails_with(&o, &["not a directory"]);
+        assert_eq!(std::fs::read_to_string(&plain).unwrap(), "x");
+        // 54: fit-kl with --out-dir holding its --samples as trace.csv
+        let fk = dir.path().join("fk");
+        std::fs::create_dir(&fk).unwrap();
+        std::fs::write(fk.join("trace.csv"), "x1,x2\n0,0\n1,1\n2,0\n").unwrap();
+        let o = run(&[
+            "fit-kl",
+            "--samples",
+            p(&fk.join("trace.csv")),
+            "--out-dir",
+            p(&fk),
+        ]);
+        fails_with(&o, &["`out-dir`", "`--samples`"]);
+        // Nothing was touched.
+        assert_eq!(std::fs::read(&data).unwrap(), before);
+        assert!(TrainedModel::load(&model).is_ok());
+        // The guard on its own: a new file in a new directory is fine.
+        let g = OutputGuard::new().input("data", &data);
+        assert!(g.file("report", dir.path().join("new/dir/r.json")).is_ok());
+    }
+
+    /// Predictions of `model` on `data` (the CSV written by eval).
+    fn predictions(model: &Path, data: &Path, out: &Path) -> String {
+        let o = run(&[
+            "eval",
+            "--model",
+            p(model),
+            "--data",
+            p(data),
+            "--predictions",
+            p(out),
+        ]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        std::fs::read_to_string(out).unwrap()
+    }
+
+    fn siblings(dir: &Path) -> Vec<String> {
+        let mut v: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+            .filter(|n| n.starts_with(".model."))
+            .collect();
+        v.sort();
+        v
+    }
+
+    /// 55-57: a save killed at any point leaves the old model or no model, never new
+    /// weights beside an old schema; the next save cleans up; modes are consistent.
+    #[test]
+    fn interrupted_save_never_leaves_a_loadable_wrong_model() {
+        let dir = tempfile::tempdir().unwrap();
+        let (data, model) = trained(dir.path(), 0);
+        let pred_a = predictions(&model, &data, &dir.path().join("a.csv"));
+        let other = dir.path().join("other.csv");
+        write_data(&other, 60, 9);
+        let train_b = |fault: Option<&str>| {
+            let mut c = bin();
+            c.args([
+                "--quiet",
+                "train",
+                "--data",
+                p(&other),
+                "--epochs",
+                "4",
+                "--seed",
+                "5",
+                "--out",
+                p(&model),
+            ]);
+            if let Some(f) = fault {
+                c.env(FAULT_ENV, f);
+            }
+            c.output().unwrap()
+        };
+        // Killed after writing every new file, before any rename: the old model is intact.
+        let o = train_b(Some("after-files"));
+        assert!(!o.status.success());
+        assert_eq!(
+            predictions(&model, &data, &dir.path().join("a2.csv")),
+            pred_a
+        );
+        assert_eq!(siblings(dir.path()).len(), 1, "{:?}", siblings(dir.path()));
+        // Killed after moving the old directory aside: no model at all (an error), not a
+        // mix of files.
+        let o = train_b(Some("after-aside"));
+        assert!(!o.status.success());
+        let o = run(&["eval", "--model", p(&model), "--data", p(&data)]);
+        fails_with(&o, &["model.json"]);
+        // A half-written temporary directory of a dead process is ignored, then cleaned.
+        let half = dir.path().join(".model.tmp-99999999-1");
+        std::fs::create_dir(&half).unwrap();
+        std::fs::write(half.join("model.json"), "{\"format\": 1").unwrap();
+        // The next save succeeds and removes every stale temporary.
+        let o = train_b(None);
+        assert!(o.status.success(), "{}", stderr(&o));
+        assert_eq!(siblings(dir.path()), Vec::<String>::new());
+        let pred_b = predictions(&model, &data, &dir.path().join("b.csv"));
+        assert_ne!(pred_b, pred_a, "the new model is in place");
+        // Exactly the model files, all with the same mode as any file this process creates.
+        use std::os::unix::fs::PermissionsExt;
+        let mut names: Vec<String> = std::fs::read_dir(&model)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+            .collect();
+        names.sort();
+        assert_eq!(names, ["model.json", "model.safetensors", "report.json"]);
+        let probe = dir.path().join("probe");
+        std::fs::write(&probe, "x").unwrap();
+        let want = std::fs::metadata(&probe).unwrap().permissions().mode() & 0o777;
+        for n in &names {
+            let m = std::fs::metadata(model.join(n))
+                .unwrap()
+                .permissions()
+                .mode()
+                & 0o777;
+            assert_eq!(m, want, "{n}: {m:o} vs {want:o}");
+        }
+    }
+
+    /// 58: the atomic directory on its own: an uncommitted unit leaves nothing behind and
+    /// the target untouched.
+    #[test]
+    fn uncommitted_atomic_dir_leaves_the_target_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let t = dir.path().join("unit");
+        let u = AtomicDir::begin(&t, &["a.txt"]).unwrap();
+        u.write("a.txt", b"one").unwrap();
+        u.commit().unwrap();
+        let u = AtomicDir::begin(&t, &["a.txt"]).unwrap();
+        u.write("a.txt", b"two").unwrap();
+        drop(u);
+        assert_eq!(std::fs::read_to_string(t.join("a.txt")).unwrap(), "one");
+        let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+        assert_eq!(names.len(), 1);
+    }
+
+    /// 59-60: `bench` resume is keyed by the settings: other settings into the same
+    /// --out-dir are an error naming what changed; the same settings resume.
+    #[test]
+    fn bench_resume_refuses_other_settings() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("bench");
+        let bench = |epochs: &str| {
+            run(&[
+                "bench",
+                "--suite",
+                "quick",
+                "--datasets",
+                "circles",
+                "--methods",
+                "erm",
+                "--seeds",
+                "0",
+                "--epochs",
+                epochs,
+                "--out-dir",
+                p(&out),
+            ])
+        };
+        let o = bench("2");
+        assert!(o.status.success(), "{}", stderr(&o));
+        let results = std::fs::read(out.join("results.csv")).unwrap();
+        let o = bench("3");
+        fails_with(
+            &o,
+            &["`out-dir`", "other settings", "epochs: 2 then, 3 now"],
+        );
+        assert_eq!(std::fs::read(out.join("results.csv")).unwrap(), results);
+        let prov: Value =
+            serde_json::from_str(&std::fs::read_to_string(out.join("results.json")).unwrap())
+                .unwrap();
+        assert_eq!(
+            prov["config"]["epochs"], 2,
+            "provenance still says what produced the rows"
+        );
+        let o = bench("2");
+        assert!(o.status.success(), "{}", stderr(&o));
+        assert!(
+            String::from_utf8_lossy(&o.stdout).contains("0 computed"),
+            "{}",
+            String::from_utf8_lossy(&o.stdout)
+        );
+    }
 }

@@ -254,6 +254,27 @@ pub fn run(args: &BenchArgs, g: &GlobalOpts) -> Result<Option<RunSummary>> {
     }
     let cfg = args.config()?;
     let shard = parse_shard(&args.shard)?;
+    // The bundled CSVs are inputs: no output may land on one of them.
+    let mut guard = crate::outputs::OutputGuard::new();
+    if let Ok(rd) = std::fs::read_dir(&args.data_dir) {
+        for e in rd.flatten() {
+            guard = guard.input("data-dir", e.path());
+        }
+    }
+    guard.files_in(
+        "out-dir",
+        &args.out_dir,
+        &[
+            ("results", ".csv"),
+            ("results", ".json"),
+            ("settings", ".json"),
+            ("summary", ".md"),
+            ("", ".png"),
+        ],
+    )?;
+    if args.write_data {
+        guard.files_in("out-dir", args.out_dir.join("data"), &[("", ".csv")])?;
+    }
     if args.write_data {
         let dir = args.out_dir.join("data");
         for name in ["circles", "gaussian", "subpop"] {

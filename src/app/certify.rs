@@ -189,6 +189,17 @@ pub fn table(rows: &[CertifyRow]) -> String {
 
 /// Run `robustflow certify`.
 pub fn run(args: &CertifyArgs, _g: &GlobalOpts) -> Result<CertifyReport> {
+    let guard = crate::outputs::OutputGuard::new()
+        .input("data", &args.data)
+        .model_dir("model", &args.model);
+    let outs: Vec<(&str, &std::path::Path)> = [
+        ("dump-worst", args.dump_worst.as_deref()),
+        ("report", args.report.as_deref()),
+    ]
+    .into_iter()
+    .filter_map(|(f, p)| p.map(|p| (f, p)))
+    .collect();
+    guard.files(&outs)?;
     let cfg = args.config()?;
     let radii = parse_radii(&args.radius)?;
     let model = TrainedModel::load(&args.model)?;

@@ -33,12 +33,13 @@ pub struct EvalArgs {
     /// Norm of the attack budget: l2 or linf.
     #[arg(long, default_value = "l2")]
     pub norm: String,
-    /// Attack budgets, comma separated, in standardised units.
-    #[arg(long, default_value = "0.1,0.5,1")]
-    pub eps: String,
-    /// PGD iterations.
-    #[arg(long, default_value_t = 20)]
-    pub attack_steps: usize,
+    /// Attack budgets, comma separated, in standardised units (default 0.1,0.5,1; needs
+    /// --attack).
+    #[arg(long)]
+    pub eps: Option<String>,
+    /// PGD iterations (default 20; needs --attack).
+    #[arg(long)]
+    pub attack_steps: Option<usize>,
     /// Covariate shift of the standardised features: `COL+D`, `COL-D`, `COL*F`, comma
     /// separated; `*` = every feature (e.g. `'*+0.5'`).
     #[arg(long)]
@@ -95,7 +96,16 @@ pub fn parse_eps(s: &str) -> Result<Vec<f64>> {
             let v: f64 = t
                 .parse()
                 .map_err(|_| Error::param("eps", t, "not a number"))?;
-            crate::error::check_nonneg("eps", v)
+            crate::error::check_nonneg("eps", v)?;
+            // The PGD step 2.5 eps / steps must be finite too: blame `eps`, the flag given.
+            if !(2.5 * v).is_finite() {
+                return Err(Error::param(
+                    "eps",
+                    t,
+                    "too large: the attack step 2.5 eps / steps overflows",
+                ));
+            }
+            Ok(v)
         })
         .collect()
 }
@@ -192,6 +202,33 @@ pub fn table(rows: &[EvalRow]) -> String {
 
 /// Run `robustflow eval`.
 pub fn run(args: &EvalArgs, _g: &GlobalOpts) -> Result<EvalReport> {
+    let guard = crate::outputs::OutputGuard::new()
+        .input("data", &args.data)
+        .model_dir("model", &args.model);
+    let outs: Vec<(&str, &std::path::Path)> = [
+        ("predictions", args.predictions.as_deref()),
+        ("report", args.report.as_deref()),
+        ("csv", args.csv.as_deref()),
+    ]
+    .into_iter()
+    .filter_map(|(f, p)| p.map(|p| (f, p)))
+    .collect();
+    guard.files(&outs)?;
+    if args.attack.is_none() {
+        for (flag, given) in [
+            ("eps", args.eps.is_some()),
+            ("attack-steps", args.attack_steps.is_some()),
+        ] {
+            if given {
+                return Err(Error::param(
+                    flag,
+                    "given",
+                    "has no effect without --attack fgsm|pgd",
+                ));
+            }
+        }
+    }
+    let attack_steps = args.attack_steps.unwrap_or(20);
     let model = TrainedModel::load(&args.model)?;
     let table_in = RawTable::read(&args.data)?;
     let data = model.encode(&table_in)?;
@@ -205,8 +242,8 @@ pub fn run(args: &EvalArgs, _g: &GlobalOpts) -> Result<EvalReport> {
     }
     let kind: Option<AttackKind> = args.attack.as_deref().map(str::parse).transpose()?;
     let norm: Norm = args.norm.parse()?;
-    let eps = parse_eps(&args.eps)?;
-    crate::error::check_count("attack-steps", args.attack_steps)?;
+    let eps = parse_eps(args.eps.as_deref().unwrap_or("0.1,0.5,1"))?;
+    crate::error::check_count("attack-steps", attack_steps)?;
     let shift = args
         .shift
         .as_deref()
@@ -219,7 +256,7 @@ pub fn run(args: &EvalArgs, _g: &GlobalOpts) -> Result<EvalReport> {
         kind,
         norm,
         &eps,
-        args.attack_steps,
+        attack_steps,
         shift.as_ref(),
     )?;
     println!(

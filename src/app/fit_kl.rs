@@ -717,6 +717,22 @@ pub fn run(a: &FitKlArgs, g: &GlobalOpts) -> Result<()> {
         ));
     }
     let stein_bandwidth: Bandwidth = a.stein_bandwidth.parse()?;
+    let mut guard = crate::outputs::OutputGuard::new();
+    for (flag, p) in [("samples", &a.samples), ("data", &a.data)] {
+        if let Some(p) = p {
+            guard = guard.input(flag, p);
+        }
+    }
+    guard.files_in(
+        "out-dir",
+        &a.out_dir,
+        &[
+            ("trace", ".csv"),
+            ("report", ".json"),
+            ("particles_", ".csv"),
+            ("", ".png"),
+        ],
+    )?;
     std::fs::create_dir_all(&a.out_dir).map_err(|e| Error::io(&a.out_dir, e))?;
     let mut methods_first: BTreeMap<String, MethodReport> = BTreeMap::new();
     let mut summary = SeedSummary {
@@ -730,7 +746,8 @@ pub fn run(a: &FitKlArgs, g: &GlobalOpts) -> Result<()> {
     let mut first_kernels = None;
     let mut first_fr_beta = f64::NAN;
     let mut info = serde_json::Value::Null;
-    for seed in a.seed..a.seed + a.seeds {
+    // `seed + i` wraps around at 2^64 (a seed is an opaque RNG key; no overflow).
+    for seed in (0..a.seeds).map(|i| a.seed.wrapping_add(i)) {
         let built = build_target(a, seed)?;
         let methods = parse_methods(&a.method, &built.target)?;
         if !approx.is_exact()

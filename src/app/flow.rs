@@ -263,6 +263,23 @@ fn finite_or_null(v: f64) -> Value {
 pub fn run(args: &FlowArgs, global: &GlobalOpts) -> Result<Value> {
     let (cfg, seeds) = config_of(args)?;
     let out = &args.out_dir;
+    let mut guard = crate::outputs::OutputGuard::new();
+    for (flag, s) in [("target", Some(&args.target)), ("init", args.init.as_ref())] {
+        if let Some(s) = s.filter(|s| s.to_ascii_lowercase().ends_with(".csv")) {
+            guard = guard.input(flag, s);
+        }
+    }
+    guard.files_in(
+        "out-dir",
+        out,
+        &[
+            ("trace", ".csv"),
+            ("summary", ".csv"),
+            ("report", ".json"),
+            ("particles_", ".csv"),
+            ("", ".png"),
+        ],
+    )?;
     let quiet = global.quiet;
     let mut runs: Vec<ExperimentRun> = Vec::new();
     for &seed in &seeds {

@@ -257,6 +257,12 @@ pub fn compute(args: &MmdArgs) -> Result<MmdReport> {
 
 /// Run `robustflow mmd`: print the result and write the JSON report when asked.
 pub fn run(args: &MmdArgs, _global: &GlobalOpts) -> Result<MmdReport> {
+    if let Some(p) = &args.report {
+        crate::outputs::OutputGuard::new()
+            .input("x", &args.x)
+            .input("y", &args.y)
+            .file("report", p)?;
+    }
     let r = compute(args)?;
     let p = match r.p_value {
         Some(p) => format!(

@@ -282,6 +282,12 @@ impl TrainArgs {
 
 /// Run `robustflow train`; returns the trained model (also saved to `--out`).
 pub fn run(args: &TrainArgs, g: &GlobalOpts) -> Result<TrainedModel> {
+    let mut guard = crate::outputs::OutputGuard::new().input("data", &args.data);
+    if let Some(t) = &args.test {
+        guard = guard.input("test", t);
+    }
+    guard.replaced_dir("out", &args.out)?;
+    crate::outputs::check_model_dir_target(&args.out)?;
     let params = args.params(g.quiet)?.validate()?;
     let data = load(&args.data, &args.load_options(params.model)?)?;
     let t0 = Instant::now();
@@ -436,6 +442,12 @@ fn mean_std(v: &[f64]) -> (f64, f64) {
 pub fn run_demo(args: &DemoArgs, g: &GlobalOpts) -> Result<Vec<DemoSummary>> {
     let eps = super::eval::parse_eps(&args.eps)?;
     crate::error::check_count("seeds", args.seeds as usize)?;
+    let guard = crate::outputs::OutputGuard::new().input("data", &args.data);
+    guard.files_in(
+        "out",
+        &args.out,
+        &[("comparison", ".csv"), ("comparison", ".json")],
+    )?;
     let robust_cfg = AmbiguityConfig {
         set: SetKind::Wasserstein,
         penalty: Some(args.penalty),
@@ -471,6 +483,8 @@ pub fn run_demo(args: &DemoArgs, g: &GlobalOpts) -> Result<Vec<DemoSummary>> {
             }
         };
         build_inner(&cfg)?;
+        guard.replaced_dir("out", args.out.join(name))?;
+        crate::outputs::check_model_dir_target(&args.out.join(name))?;
         configs.push((name.to_string(), cfg));
     }
     if configs.is_empty() {
@@ -479,7 +493,8 @@ pub fn run_demo(args: &DemoArgs, g: &GlobalOpts) -> Result<Vec<DemoSummary>> {
     let t_all = Instant::now();
     let mut per_seed = Vec::new();
     let mut sizes = (0, 0);
-    for seed in args.seed..args.seed + args.seeds {
+    // `seed + i` wraps around at 2^64 (a seed is an opaque RNG key; no overflow).
+    for seed in (0..args.seeds).map(|i| args.seed.wrapping_add(i)) {
         let opts = LoadOptions {
             seed,
             ..LoadOptions::default()

@@ -333,7 +333,7 @@ pub fn circles_boundaries(out_dir: &Path, cfg: &QualitativeConfig) -> Result<Vec
     }
     // the plot: first seed, every model's boundary over the training points
     let seed = cfg.seeds[0];
-    let train = circles(cfg.n_points, true, seed.wrapping_mul(1000) + 1);
+    let train = circles(cfg.n_points, true, seed.wrapping_mul(1000).wrapping_add(1));
     let pts = |c: f64| -> Vec<(f64, f64, f64)> {
         train
             .x

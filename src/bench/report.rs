@@ -1,6 +1,12 @@
 //! Running a grid (with sharding, resume and a progress bar) and writing its outputs:
 //! `results.csv`, `summary.md` (mean and standard deviation over seeds, best of each
 //! column in bold), PNG plots and `results.json` (provenance).
+//!
+//! Resume is keyed by the settings: `settings.json` records every setting that changes
+//! results (all of [`SuiteConfig`] but the cell lists `datasets`, `methods`, `seeds` and the
+//! preset's name) and their hash ([`settings_key`]). Rerunning into a directory whose
+//! `results.csv` was produced with other settings is an error naming the settings that
+//! differ; adding datasets, methods or seeds with the same settings resumes.
 
 use super::suite::{
     done_keys, read_results, run_cell, shard_cells, write_results, Row, SuiteConfig,
@@ -46,6 +52,7 @@ pub fn run_suite(
         ));
     }
     std::fs::create_dir_all(out_dir).map_err(|e| Error::io(out_dir, e))?;
+    check_settings(cfg, out_dir)?;
     // the commit of the code that runs (read now: HEAD may move during a long run)
     let commit = git_commit();
     let t0 = Instant::now();
@@ -96,12 +103,117 @@ pub fn run_suite(
     Ok(summary)
 }
 
+/// The settings of `cfg` that change results (everything but the cell lists and the preset
+/// name) as JSON, and their 64-bit FNV-1a hash (`fnv1a64:` and 16 hex digits).
+pub fn settings_key(cfg: &SuiteConfig) -> Result<(serde_json::Value, String)> {
+    let mut v = serde_json::to_value(cfg)?;
+    if let Some(m) = v.as_object_mut() {
+        for k in ["suite", "datasets", "methods", "seeds"] {
+            m.remove(k);
+        }
+    }
+    let text = serde_json::to_string(&v)?;
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in text.bytes() {
+        h ^= b as u64;
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    Ok((v, format!("fnv1a64:{h:016x}")))
+}
+
+/// The settings recorded in `dir` (`settings.json`, or the `config` of an older
+/// `results.json`), if any.
+fn recorded_settings(dir: &Path) -> Result<Option<(serde_json::Value, String)>> {
+    let read = |p: PathBuf| -> Result<Option<serde_json::Value>> {
+        match std::fs::read_to_string(&p) {
+            Ok(t) => serde_json::from_str(&t).map(Some).map_err(|e| Error::Data {
+                path: p.clone(),
+                row: None,
+                col: None,
+                msg: format!("not valid JSON: {e}"),
+            }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(Error::io(&p, e)),
+        }
+    };
+    if let Some(v) = read(dir.join("settings.json"))? {
+        let hash = v["settings_hash"].as_str().unwrap_or("").to_string();
+        return Ok(Some((v["settings"].clone(), hash)));
+    }
+    if let Some(v) = read(dir.join("results.json"))? {
+        if let Ok(c) = serde_json::from_value::<SuiteConfig>(v["config"].clone()) {
+            return settings_key(&c).map(Some);
+        }
+    }
+    Ok(None)
+}
+
+/// Refuse to resume into `out_dir` when its results came from other settings; record the
+/// settings otherwise.
+fn check_settings(cfg: &SuiteConfig, out_dir: &Path) -> Result<()> {
+    let (settings, hash) = settings_key(cfg)?;
+    let have_rows = !read_results(&out_dir.join("results.csv"))?.is_empty();
+    match recorded_settings(out_dir)? {
+        Some((old, old_hash)) if old_hash != hash => {
+            let mut diff: Vec<String> = Vec::new();
+            if let (Some(a), Some(b)) = (old.as_object(), settings.as_object()) {
+                for k in a.keys().chain(b.keys()).collect::<BTreeSet<_>>() {
+                    if a.get(k) != b.get(k) {
+                        diff.push(format!(
+                            "{k}: {} then, {} now",
+                            a.get(k).map(|v| v.to_string()).unwrap_or("-".into()),
+                            b.get(k).map(|v| v.to_string()).unwrap_or("-".into())
+                        ));
+                    }
+                }
+            }
+            return Err(Error::param(
+                "out-dir",
+                out_dir.display(),
+                &format!(
+                    "holds results of other settings ({}); use a new --out-dir (or delete it) to run with these settings",
+                    if diff.is_empty() { format!("settings hash {old_hash} vs {hash}") } else { diff.join("; ") }
+                ),
+            ));
+        }
+        None if have_rows => {
+            return Err(Error::param(
+                "out-dir",
+                out_dir.display(),
+                "holds a results.csv without a record of its settings (no settings.json); use a new --out-dir",
+            ))
+        }
+        _ => {}
+    }
+    crate::io::write_json_atomic(
+        out_dir.join("settings.json"),
+        &serde_json::json!({ "settings_hash": hash, "settings": settings }),
+    )
+}
+
 /// Merge the `results.csv` of several directories into `out_dir` (rows deduplicated by
 /// key; the same key with different numbers is an error naming both directories).
 pub fn merge(dirs: &[PathBuf], out_dir: &Path) -> Result<Vec<Row>> {
     let mut by_key: BTreeMap<_, (Row, PathBuf)> = BTreeMap::new();
     let mut cfg: Option<SuiteConfig> = None;
+    let mut first_settings: Option<(String, PathBuf)> = None;
     for d in dirs {
+        if let Some((_, h)) = recorded_settings(d)? {
+            match &first_settings {
+                Some((h0, d0)) if *h0 != h => {
+                    return Err(Error::param(
+                        "merge",
+                        d.display(),
+                        &format!(
+                            "was run with other settings than {} ({h} vs {h0}); only shards of one configuration can be merged",
+                            d0.display()
+                        ),
+                    ))
+                }
+                None => first_settings = Some((h, d.clone())),
+                _ => {}
+            }
+        }
         let p = d.join("results.csv");
         if !p.exists() {
             return Err(Error::param(
@@ -133,6 +245,13 @@ pub fn merge(dirs: &[PathBuf], out_dir: &Path) -> Result<Vec<Row>> {
     }
     let rows: Vec<Row> = by_key.into_values().map(|(r, _)| r).collect();
     std::fs::create_dir_all(out_dir).map_err(|e| Error::io(out_dir, e))?;
+    if let Some(c) = &cfg {
+        let (settings, hash) = settings_key(c)?;
+        crate::io::write_json_atomic(
+            out_dir.join("settings.json"),
+            &serde_json::json!({ "settings_hash": hash, "settings": settings }),
+        )?;
+    }
     write_results(&out_dir.join("results.csv"), &rows)?;
     let s = RunSummary {
         cells: 0,

@@ -635,7 +635,11 @@ pub fn synthetic(name: &str, cfg: &SuiteConfig, seed: u64) -> Result<SyntheticTa
     let n = cfg.n_synthetic;
     let s = seed.wrapping_mul(1000);
     Ok(match name {
-        "circles" => (circles(n, true, s + 1), circles(n, false, s + 2), vec![]),
+        "circles" => (
+            circles(n, true, s.wrapping_add(1)),
+            circles(n, false, s.wrapping_add(2)),
+            vec![],
+        ),
         "gaussian" => {
             let extra = cfg
                 .shifts
@@ -645,13 +649,13 @@ pub fn synthetic(name: &str, cfg: &SuiteConfig, seed: u64) -> Result<SyntheticTa
                     (
                         "covariate_shift".to_string(),
                         d,
-                        gaussian_shift(n, 5, 2.0, d, 1.0, s + 10 + k as u64),
+                        gaussian_shift(n, 5, 2.0, d, 1.0, s.wrapping_add(10 + k as u64)),
                     )
                 })
                 .collect();
             (
-                gaussian_shift(n, 5, 2.0, 0.0, 1.0, s + 1),
-                gaussian_shift(n, 5, 2.0, 0.0, 1.0, s + 2),
+                gaussian_shift(n, 5, 2.0, 0.0, 1.0, s.wrapping_add(1)),
+                gaussian_shift(n, 5, 2.0, 0.0, 1.0, s.wrapping_add(2)),
                 extra,
             )
         }
@@ -671,13 +675,13 @@ pub fn synthetic(name: &str, cfg: &SuiteConfig, seed: u64) -> Result<SyntheticTa
                     (
                         "subpopulation".to_string(),
                         m,
-                        subpopulation(n, m, s + 20 + k as u64),
+                        subpopulation(n, m, s.wrapping_add(20 + k as u64)),
                     )
                 })
                 .collect();
             (
-                subpopulation(n, 0.1, s + 1),
-                subpopulation(n, 0.1, s + 2),
+                subpopulation(n, 0.1, s.wrapping_add(1)),
+                subpopulation(n, 0.1, s.wrapping_add(2)),
                 extra,
             )
         }

@@ -453,8 +453,54 @@ impl AmbiguityConfig {
         if let crate::kernel::Bandwidth::Fixed(h) = self.bandwidth {
             check_positive("bandwidth", h)?;
         }
+        if self.extra_support > MAX_EXTRA_SUPPORT {
+            return Err(Error::param(
+                "extra-support",
+                self.extra_support,
+                &format!("at most {MAX_EXTRA_SUPPORT} extra support points (each inner step costs O((n + m)^2) kernel evaluations and O((n + m) d) memory)"),
+            ));
+        }
         if self.set == SetKind::None {
+            // Flags of an ambiguity set given without one would be silently ignored.
+            let on = |b: bool| b.then(|| "given".to_string());
+            for (flag, given) in [
+                ("radius", self.radius.map(|v| v.to_string())),
+                ("penalty", self.penalty.map(|v| v.to_string())),
+                (
+                    "w1-norm",
+                    self.norm.map(|v| format!("{v:?}").to_lowercase()),
+                ),
+                ("kl-penalty", self.kl_penalty.map(|v| v.to_string())),
+                (
+                    "extra-support",
+                    (self.extra_support > 0).then(|| self.extra_support.to_string()),
+                ),
+                ("weight-flow", on(self.weight_flow)),
+                ("warm-start", on(self.warm_start)),
+            ] {
+                if let Some(value) = given {
+                    return Err(Error::param(
+                        flag,
+                        value,
+                        "has no effect without an ambiguity set: add --ambiguity wasserstein|kl|chi2|cvar|mmd|wfr, or drop the flag",
+                    ));
+                }
+            }
             return Ok(());
+        }
+        if self.kl_penalty.is_some() && self.set != SetKind::Wfr {
+            return Err(Error::param(
+                "kl-penalty",
+                self.kl_penalty.unwrap_or_default(),
+                "is the KL multiplier of the wfr set only",
+            ));
+        }
+        if self.weight_flow && !matches!(self.set, SetKind::Kl | SetKind::Chi2) {
+            return Err(Error::param(
+                "weight-flow",
+                "given",
+                "is for the kl and chi2 sets only",
+            ));
         }
         match (self.radius, self.penalty) {
             (Some(r), None) => {
@@ -532,6 +578,9 @@ impl AmbiguityConfig {
         Ok(())
     }
 }
+
+/// The largest `--extra-support` (extra support points of the MMD set).
+pub const MAX_EXTRA_SUPPORT: usize = 100_000;
 
 /// Build the inner solver of an ambiguity set (the configuration is validated first).
 pub fn build_inner(cfg: &AmbiguityConfig) -> Result<Box<dyn InnerMax>> {

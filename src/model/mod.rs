@@ -16,7 +16,10 @@
 //!
 //! A model is saved to a directory as `model.safetensors` (the parameters, bit-exact f64)
 //! and `model.json` ([`ModelFile`]: architecture, schema, training configuration, crate
-//! version), both written atomically.
+//! version), written as a unit (see [`crate::outputs::AtomicDir`]). Loading validates
+//! every field, dimension and value before use ([`check`]).
+
+pub mod check;
 
 use crate::data::Schema;
 use crate::dro::PointLoss;
@@ -185,10 +188,22 @@ impl Architecture {
             for &h in hidden {
                 crate::error::check_count("hidden", h)?;
             }
+            check::check_hidden_budget(hidden)?;
             hidden.to_vec()
         } else {
             Vec::new()
         };
+        let mut dims = vec![input_dim];
+        dims.extend_from_slice(&hidden);
+        dims.push(head.n_out());
+        check::check_param_budget(
+            if hidden.is_empty() {
+                "input dimension"
+            } else {
+                "hidden"
+            },
+            &dims,
+        )?;
         Ok(Architecture {
             kind,
             input_dim,
@@ -352,6 +367,7 @@ impl Model {
                 x.len()
             )));
         }
+        check::check_activation_budget(&self.arch, x.len() / d)?;
         Ok(Tensor::from_slice(x, (x.len() / d, d), &self.device)?)
     }
 
@@ -513,70 +529,150 @@ impl Model {
         }
     }
 
-    /// Save the parameters (`model.safetensors`) and `meta` (`model.json`) into `dir`,
-    /// both atomically.
+    /// Save the parameters (`model.safetensors`) and `meta` (`model.json`) into `dir`, as a
+    /// unit (see [`crate::outputs::AtomicDir`]).
     pub fn save(&self, dir: impl AsRef<Path>, meta: &ModelFile) -> Result<()> {
+        self.save_with(dir, meta, &[])
+    }
+
+    /// Like [`Model::save`], with extra files `(name, bytes)` written into the same unit
+    /// (e.g. `report.json`).
+    pub fn save_with(
+        &self,
+        dir: impl AsRef<Path>,
+        meta: &ModelFile,
+        extra: &[(&str, Vec<u8>)],
+    ) -> Result<()> {
         let dir = dir.as_ref();
-        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+        let mut allowed = vec!["model.json", "model.safetensors"];
+        allowed.extend(extra.iter().map(|(n, _)| *n));
+        let unit = crate::outputs::AtomicDir::begin(dir, &allowed)?;
+        let mut meta = meta.clone();
+        meta.arch = self.arch.clone();
+        let mut json = serde_json::to_string_pretty(&meta)?;
+        json.push('\n');
+        unit.write("model.json", json.as_bytes())?;
+        for (name, bytes) in extra {
+            unit.write(name, bytes)?;
+        }
         let tensors: HashMap<String, Tensor> = self
             .var_names()
             .into_iter()
             .zip(self.vars())
             .map(|(n, v)| (n, v.as_tensor().clone()))
             .collect();
-        let path = dir.join("model.safetensors");
-        let tmp = dir.join(format!(".model.safetensors.tmp{}", std::process::id()));
-        candle_core::safetensors::save(&tensors, &tmp)?;
-        std::fs::rename(&tmp, &path).map_err(|e| Error::io(&path, e))?;
-        let mut meta = meta.clone();
-        meta.arch = self.arch.clone();
-        crate::io::write_json_atomic(dir.join("model.json"), &meta)
+        candle_core::safetensors::save(&tensors, unit.tmp_path().join("model.safetensors"))
+            .map_err(|e| Error::Data {
+                path: dir.join("model.safetensors"),
+                row: None,
+                col: None,
+                msg: format!("cannot write the weights: {e}"),
+            })?;
+        unit.sync_file("model.safetensors", "model.json")?;
+        unit.commit()
     }
 
-    /// Load a model directory written by [`Model::save`].
+    /// Load a model directory written by [`Model::save`]: `model.json` and
+    /// `model.safetensors` are read and fully validated ([`check`]) before use; errors
+    /// name the file.
     pub fn load(dir: impl AsRef<Path>) -> Result<(Self, ModelFile)> {
         let dir = dir.as_ref();
         let jpath = dir.join("model.json");
-        let text = std::fs::read_to_string(&jpath).map_err(|e| Error::io(&jpath, e))?;
-        let meta: ModelFile = serde_json::from_str(&text).map_err(|e| Error::Data {
-            path: jpath.clone(),
-            row: None,
-            col: None,
-            msg: format!("not a robustflow model.json: {e}"),
-        })?;
-        let model = Model::new(meta.arch.clone(), 0)?;
+        let text = read_limited(&jpath, check::MAX_JSON_BYTES)?;
+        let meta = ModelFile::parse(&text, &jpath)?;
         let spath = dir.join("model.safetensors");
-        if !spath.exists() {
-            return Err(Error::io(
-                &spath,
-                std::io::Error::new(std::io::ErrorKind::NotFound, "model.safetensors not found"),
-            ));
-        }
-        let tensors = candle_core::safetensors::load(&spath, &model.device)?;
-        for (name, v) in model.var_names().into_iter().zip(model.vars()) {
-            let t = tensors.get(&name).ok_or_else(|| Error::Data {
-                path: spath.clone(),
-                row: None,
-                col: None,
-                msg: format!("tensor {name} missing"),
-            })?;
-            if t.shape() != v.shape() || t.dtype() != DType::F64 {
-                return Err(Error::Data {
-                    path: spath.clone(),
-                    row: None,
-                    col: None,
-                    msg: format!(
-                        "tensor {name}: shape {:?} {:?}, expected {:?} f64",
-                        t.shape(),
-                        t.dtype(),
-                        v.shape()
-                    ),
-                });
-            }
-            v.set(t)?;
-        }
+        let dims = check::layer_dims(&meta.arch);
+        // validated by ModelFile::parse: no overflow, within the budget
+        let n_params = check::param_count(&dims).unwrap_or(usize::MAX) as u64;
+        let bytes = read_limited(&spath, n_params * 8 + check::SAFETENSORS_HEADER_SLACK)?;
+        let model = Model::from_safetensors(meta.arch.clone(), &bytes, &spath)?;
         Ok((model, meta))
     }
+
+    /// Build a model of architecture `arch` from the bytes of a `model.safetensors` file
+    /// (`path` names it in errors): every tensor `l{i}.weight`, `l{i}.bias` must be present
+    /// with the architecture's shape, dtype f64 and finite values. The architecture must
+    /// have been checked ([`ModelFile::parse`] does).
+    pub fn from_safetensors(arch: Architecture, bytes: &[u8], path: &Path) -> Result<Self> {
+        let err = |msg: String| Error::Data {
+            path: path.to_path_buf(),
+            row: None,
+            col: None,
+            msg,
+        };
+        check::check_architecture(&arch, path)?;
+        let tensors = candle_core::safetensors::load_buffer(bytes, &Device::Cpu)
+            .map_err(|e| err(format!("not a valid safetensors file: {e}")))?;
+        let dims = check::layer_dims(&arch);
+        let n_layers = dims.len() - 1;
+        let expected: Vec<String> = (0..n_layers)
+            .flat_map(|l| [format!("l{l}.weight"), format!("l{l}.bias")])
+            .collect();
+        if let Some(extra) = tensors.keys().find(|k| !expected.contains(k)) {
+            return Err(err(format!(
+                "unexpected tensor {extra:?} (the architecture in model.json has {n_layers} layers)"
+            )));
+        }
+        let device = Device::Cpu;
+        let mut layers = Vec::with_capacity(n_layers);
+        for (l, w) in dims.windows(2).enumerate() {
+            let mut pair = Vec::with_capacity(2);
+            for (name, shape) in [
+                (format!("l{l}.weight"), vec![w[0], w[1]]),
+                (format!("l{l}.bias"), vec![w[1]]),
+            ] {
+                let t = tensors
+                    .get(&name)
+                    .ok_or_else(|| err(format!("tensor {name} missing")))?;
+                if t.dims() != shape.as_slice() || t.dtype() != DType::F64 {
+                    return Err(err(format!(
+                        "tensor {name}: shape {:?} {:?}, expected {shape:?} f64 (the architecture in model.json)",
+                        t.dims(),
+                        t.dtype(),
+                    )));
+                }
+                let v = t
+                    .flatten_all()
+                    .and_then(|f| f.to_vec1::<f64>())
+                    .map_err(|e| err(format!("tensor {name}: {e}")))?;
+                if let Some(k) = v.iter().position(|a| !a.is_finite()) {
+                    return Err(err(format!(
+                        "tensor {name}: value {k} is {}, not finite",
+                        v[k]
+                    )));
+                }
+                let t = Tensor::from_vec(v, shape.as_slice(), &device)?;
+                pair.push(Var::from_tensor(&t)?);
+            }
+            let b = pair.pop().expect("two tensors per layer");
+            let w = pair.pop().expect("two tensors per layer");
+            layers.push((w, b));
+        }
+        Ok(Model {
+            arch,
+            layers,
+            device,
+        })
+    }
+}
+
+/// Read a file of at most `limit` bytes as bytes (UTF-8 checked by the caller); errors name
+/// the path. The size is checked before reading, so a huge file is an error, not an abort.
+fn read_limited(path: &Path, limit: u64) -> Result<Vec<u8>> {
+    let len = std::fs::metadata(path)
+        .map_err(|e| Error::io(path, e))?
+        .len();
+    if len > limit {
+        return Err(Error::Data {
+            path: path.to_path_buf(),
+            row: None,
+            col: None,
+            msg: format!(
+                "the file is {len} bytes, more than the {limit} bytes a model of this size can need"
+            ),
+        });
+    }
+    std::fs::read(path).map_err(|e| Error::io(path, e))
 }
 
 /// The contents of `model.json`.
@@ -595,10 +691,52 @@ pub struct ModelFile {
 }
 
 impl ModelFile {
+    /// Parse and validate the contents of a `model.json` (`path` names it in errors):
+    /// format version, architecture and schema ([`check`]). The bytes need not be UTF-8
+    /// (invalid UTF-8 is an error).
+    pub fn parse(bytes: &[u8], path: &Path) -> Result<Self> {
+        let err = |msg: String| Error::Data {
+            path: path.to_path_buf(),
+            row: None,
+            col: None,
+            msg,
+        };
+        let text = std::str::from_utf8(bytes)
+            .map_err(|e| err(format!("not a robustflow model.json: not UTF-8 text ({e})")))?;
+        // The version first, so a newer format gets a version message, not a field error.
+        let v: serde_json::Value = serde_json::from_str(text)
+            .map_err(|e| err(format!("not a robustflow model.json: {e}")))?;
+        match v.get("format").and_then(|f| f.as_u64()) {
+            Some(f) if f == check::FORMAT_VERSION as u64 => {}
+            Some(f) => {
+                return Err(err(format!(
+                    "format {f}; this robustflow ({}) reads format {} (written by robustflow {})",
+                    env!("CARGO_PKG_VERSION"),
+                    check::FORMAT_VERSION,
+                    v.get("crate_version")
+                        .and_then(|c| c.as_str())
+                        .unwrap_or("unknown")
+                )))
+            }
+            None => {
+                return Err(err(
+                    "not a robustflow model.json: no numeric `format` field".into(),
+                ))
+            }
+        }
+        let meta: ModelFile = serde_json::from_value(v)
+            .map_err(|e| err(format!("not a robustflow model.json: {e}")))?;
+        check::check_architecture(&meta.arch, path)?;
+        if let Some(s) = &meta.schema {
+            check::check_schema(s, &meta.arch, path)?;
+        }
+        Ok(meta)
+    }
+
     /// A model file for `arch` and `schema`, stamped with this crate's version.
     pub fn new(arch: Architecture, schema: Option<Schema>, training: serde_json::Value) -> Self {
         ModelFile {
-            format: 1,
+            format: check::FORMAT_VERSION,
             crate_version: env!("CARGO_PKG_VERSION").to_string(),
             arch,
             schema,

@@ -265,6 +265,7 @@ impl TrainParams {
             for &h in &self.hidden {
                 crate::error::check_count("hidden", h)?;
             }
+            crate::model::check::check_hidden_budget(&self.hidden)?;
         }
         build_inner(&self.ambiguity)?;
         Ok(ValidParams(self))
@@ -1000,7 +1001,8 @@ impl TrainedModel {
         crate::dro::certify::certify(&self.model, &batch, cfg, radii)
     }
 
-    /// Save to `dir`: `model.safetensors`, `model.json` and `report.json` (atomic writes).
+    /// Save to `dir`: `model.safetensors`, `model.json` and `report.json`, written as a
+    /// unit (see [`crate::outputs::AtomicDir`]).
     pub fn save(&self, dir: impl AsRef<Path>) -> Result<()> {
         let dir = dir.as_ref();
         let meta = ModelFile::new(
@@ -1008,14 +1010,51 @@ impl TrainedModel {
             Some(self.schema.clone()),
             serde_json::to_value(&self.params)?,
         );
-        self.model.save(dir, &meta)?;
-        crate::io::write_json_atomic(dir.join("report.json"), &self.report)
+        let mut report = serde_json::to_string_pretty(&self.report)?;
+        report.push('\n');
+        self.model
+            .save_with(dir, &meta, &[("report.json", report.into_bytes())])
     }
 
-    /// Load a model directory written by [`TrainedModel::save`].
+    /// Load a model directory written by [`TrainedModel::save`]; every file is validated
+    /// before use (see [`TrainedModel::from_bytes`]).
     pub fn load(dir: impl AsRef<Path>) -> Result<Self> {
         let dir = dir.as_ref();
         let (model, meta) = Model::load(dir)?;
+        let rpath = dir.join("report.json");
+        let report = match std::fs::read(&rpath) {
+            Ok(t) => Some(t),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(e) => return Err(Error::io(&rpath, e)),
+        };
+        Self::from_parts(model, meta, report.as_deref(), dir)
+    }
+
+    /// Build a trained model from the bytes of `model.json`, `model.safetensors` and
+    /// (optionally) `report.json` of the directory `dir` (used in error messages). Every
+    /// field, dimension and value is checked ([`crate::model::check`]): bad bytes give an
+    /// error naming the file, never a panic.
+    pub fn from_bytes(
+        model_json: &[u8],
+        safetensors: &[u8],
+        report_json: Option<&[u8]>,
+        dir: &Path,
+    ) -> Result<Self> {
+        let meta = ModelFile::parse(model_json, &dir.join("model.json"))?;
+        let model = Model::from_safetensors(
+            meta.arch.clone(),
+            safetensors,
+            &dir.join("model.safetensors"),
+        )?;
+        Self::from_parts(model, meta, report_json, dir)
+    }
+
+    fn from_parts(
+        model: Model,
+        meta: ModelFile,
+        report_json: Option<&[u8]>,
+        dir: &Path,
+    ) -> Result<Self> {
         let jpath = dir.join("model.json");
         let schema = meta.schema.ok_or_else(|| Error::Data {
             path: jpath.clone(),
@@ -1031,14 +1070,14 @@ impl TrainedModel {
                 msg: format!("training configuration: {e}"),
             })?;
         let rpath = dir.join("report.json");
-        let report = match std::fs::read_to_string(&rpath) {
-            Ok(t) => serde_json::from_str(&t).map_err(|e| Error::Data {
+        let report = match report_json {
+            Some(t) => serde_json::from_slice(t).map_err(|e| Error::Data {
                 path: rpath.clone(),
                 row: None,
                 col: None,
                 msg: format!("{e}"),
             })?,
-            Err(_) => TrainReport {
+            None => TrainReport {
                 ambiguity: format!("{:?}", params.ambiguity.set).to_lowercase(),
                 params: params.clone(),
                 n_train: 0,
