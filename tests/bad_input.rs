@@ -842,6 +842,7 @@ fn huge_finite_values_standardise_without_overflow() {
     let e = d.schema.apply(&t).unwrap_err();
     assert_data(&e, Some(1), Some("2 (b)"));
     assert!(e.to_string().contains("cannot be standardised"), "{e}");
+}
 
 // ======================================================================================
 // Issue 16, models, flags and outputs. Every loaded model is validated before use, sizes

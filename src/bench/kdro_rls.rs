@@ -93,35 +93,11 @@ impl KdroRlsConfig {
     }
 }
 
+/// Read an all-numeric CSV matrix (errors name the file, row and column; non-finite
+/// values are rejected by the reader).
 fn read_matrix(path: &Path) -> Result<Vec<Vec<f64>>> {
-    let t = crate::data::RawTable::read(path)?;
-    let mut rows = Vec::with_capacity(t.rows.len());
-    for (i, r) in t.rows.iter().enumerate() {
-        let mut v = Vec::with_capacity(r.len());
-        for (j, c) in r.iter().enumerate() {
-            let x: f64 = c.trim().parse().map_err(|_| Error::Data {
-                path: path.to_path_buf(),
-                row: Some(i + 1),
-                col: Some(format!(
-                    "{} ({})",
-                    j + 1,
-                    t.columns.get(j).cloned().unwrap_or_default()
-                )),
-                msg: format!("`{c}` is not a number"),
-            })?;
-            if !x.is_finite() {
-                return Err(Error::Data {
-                    path: path.to_path_buf(),
-                    row: Some(i + 1),
-                    col: Some(format!("{}", j + 1)),
-                    msg: format!("`{c}` is not finite"),
-                });
-            }
-            v.push(x);
-        }
-        rows.push(v);
-    }
-    Ok(rows)
+    let t = crate::io::read_numeric_csv(path)?;
+    Ok(t.values.outer_iter().map(|r| r.to_vec()).collect())
 }
 
 /// Read `A.csv`, `B.csv`, `b.csv` (header row, one matrix row per line) from `dir` and keep
