@@ -50,6 +50,10 @@ fn inner_step_blow_ups_stop_training_and_certify() {
                 "2",
                 "--ambiguity",
                 "wasserstein",
+                // the minibatch path (with `auto` the concave squared-cost penalty of a
+                // logistic model is solved exactly and has no inner step size)
+                "--solver",
+                "adamw",
             ])
             .args(form)
             .args(["--inner-step-size", "1e6", "--out"])

@@ -451,3 +451,31 @@ fn diverging_sgd_exits_non_zero_and_saves_nothing() {
     assert!(!out.join("model.safetensors").exists());
     assert!(!out.join("report.json").exists());
 }
+
+#[test]
+fn exact_solver_names_the_minibatch_settings_it_does_not_use() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |extra: &[&str], out: &str| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_robustflow"))
+            .args(["--quiet", "train", "--data", "datasets/breast_cancer.csv"])
+            .args(["--model", "logistic", "--ambiguity", "wasserstein"])
+            .args(["--w1-norm", "l2", "--radius", "0.1"])
+            .args(extra)
+            .arg("--out")
+            .arg(dir.path().join(out))
+            .output()
+            .unwrap()
+    };
+    let o = run(&["--epochs", "7", "--lr", "0.3"], "a");
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{e}");
+    assert!(
+        e.contains("does not use --epochs 7, --lr 0.3") && e.contains("--solver adamw"),
+        "{e}"
+    );
+    // with the defaults nothing is said about them
+    let o = run(&[], "b");
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{e}");
+    assert!(!e.contains("does not use"), "{e}");
+}

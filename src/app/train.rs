@@ -230,6 +230,35 @@ impl TrainArgs {
         })
     }
 
+    /// The minibatch-only settings given with a value other than their default (`--epochs`,
+    /// `--lr`, `--batch-size`, `--inner-steps`, `--inner-step-size`, `--lr-schedule`,
+    /// `--stop-tol`), as `--flag value` strings: the exact solver does not use them.
+    pub fn minibatch_settings_given(&self) -> Vec<String> {
+        let mut v = Vec::new();
+        if self.epochs != 50 {
+            v.push(format!("--epochs {}", self.epochs));
+        }
+        if self.lr != 0.01 {
+            v.push(format!("--lr {}", self.lr));
+        }
+        if self.batch_size != 64 {
+            v.push(format!("--batch-size {}", self.batch_size));
+        }
+        if self.inner_steps != 20 {
+            v.push(format!("--inner-steps {}", self.inner_steps));
+        }
+        if self.inner_step_size != 0.1 {
+            v.push(format!("--inner-step-size {}", self.inner_step_size));
+        }
+        if !self.lr_schedule.eq_ignore_ascii_case("cosine") {
+            v.push(format!("--lr-schedule {}", self.lr_schedule));
+        }
+        if let Some(t) = self.stop_tol {
+            v.push(format!("--stop-tol {t}"));
+        }
+        v
+    }
+
     /// The training hyper-parameters.
     pub fn params(&self, quiet: bool) -> Result<TrainParams> {
         let solver_name = self.solver.to_ascii_lowercase();
@@ -296,6 +325,15 @@ pub fn run(args: &TrainArgs, g: &GlobalOpts) -> Result<TrainedModel> {
     let r = &trained.report;
     for w in &r.warnings {
         eprintln!("warning: {w}");
+    }
+    if r.solver == "exact" {
+        let unused = args.minibatch_settings_given();
+        if !unused.is_empty() {
+            eprintln!(
+                "warning: the exact solver does not use {}; give --solver adamw (or sgd) for minibatch training",
+                unused.join(", ")
+            );
+        }
     }
     let last = r.epochs.last();
     println!(
