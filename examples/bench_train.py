@@ -89,6 +89,8 @@ def rf_cmd(binary, train, test, out, workload, lr="1e-3", epochs=5, extra=()):
         "--data", str(train), "--test", str(test), "--target", "y",
         "--model", "mlp", "--hidden", "64,64", "--activation", "relu",
         "--epochs", str(epochs), "--lr", lr, "--batch-size", "128", "--seed", "0",
+        # the torch loop runs AdamW at a constant rate (the CLI's default schedule is cosine)
+        "--lr-schedule", "constant",
         "--out", str(out),
     ]
     cmd += WORKLOADS[workload]["rf"]

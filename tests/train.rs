@@ -454,3 +454,41 @@ fn certify_brackets_the_w1_closed_form_of_a_trained_logistic_model() {
         "radius 0: ERM"
     );
 }
+
+/// After minibatch ERM the reported objective is the mean training loss and the gradient
+/// norm is the norm of the full-data gradient (ERM's per-batch objectives average to the
+/// full-data one), computed batch by batch.
+#[test]
+fn reported_objective_and_gradient_norm_are_the_full_data_ones_for_erm() {
+    let data = breast_cancer();
+    let p = TrainParams::default()
+        .model(ModelKind::Logistic)
+        .epochs(3)
+        .lr(0.05)
+        .batch_size(50)
+        .seed(2)
+        .validate()
+        .unwrap();
+    let t = Trainer::new(p).fit(&data).unwrap();
+    let full = t.evaluate(&data.train).unwrap().loss;
+    let obj = t.report.objective.unwrap();
+    assert!(
+        (obj - full).abs() <= 1e-12 * full.max(1.0),
+        "{obj} vs {full}"
+    );
+    let n = data.train.len();
+    let wc = WorstCase {
+        x: data.train.x.clone(),
+        y: data.train.y.clone(),
+        w: vec![1.0 / n as f64; n],
+        value: full,
+        radius: 0.0,
+        multiplier: 0.0,
+        upper_bound: None,
+        closed_form: None,
+    };
+    let g = outer_gradient(&t.model, &wc, 0.0).unwrap();
+    let gn = g.iter().map(|v| v * v).sum::<f64>().sqrt();
+    let rep = t.report.grad_norm.unwrap();
+    assert!((gn - rep).abs() <= 1e-10 * gn.max(1e-12), "{gn} vs {rep}");
+}

@@ -344,12 +344,12 @@ pub struct TrainReport {
     #[serde(default)]
     pub status: Option<String>,
     /// The training objective at the returned parameters: the exact solver's robust
-    /// objective, or the full-batch `sum_i w_i l_i` (+ SGD weight decay) after minibatch
-    /// training.
+    /// objective, or after minibatch training the mean over one pass of minibatches (in
+    /// data order) of each batch's robust objective `sum_i w_i l_i` (+ SGD weight decay).
     #[serde(default)]
     pub objective: Option<f64>,
-    /// Minibatch: the norm of the full-batch gradient of the training objective (inner
-    /// problem solved on the whole training part) at the returned parameters.
+    /// Minibatch: the norm of the gradient of that objective (each batch's inner problem
+    /// solved at the returned parameters, Danskin) at the returned parameters.
     #[serde(default)]
     pub grad_norm: Option<f64>,
     /// Why no minimiser exists, when the exact solver detected it.
@@ -891,17 +891,33 @@ impl Trainer {
         } else {
             Some(metrics(&model, Some(schema), &data.test.x, &data.test.y)?)
         };
-        // Full-batch objective and gradient norm at the returned parameters.
+        // The training objective and its gradient norm at the returned parameters: the
+        // mean over one pass of minibatches in data order of each batch's robust objective
+        // (the minibatch DRO objective that training minimises), so memory stays O(batch)
+        // and a kernel inner flow never runs on the whole training part (O(n^2)).
+        let mut objective = 0.0;
+        let mut grad: Vec<f64> = Vec::new();
+        let mut bgrads: Vec<Vec<f64>> = Vec::new();
         let all: Vec<usize> = (0..n).collect();
-        let full = Batch {
-            x: &train.x,
-            y: &train.y,
-            d,
-            idx: &all,
-        };
-        let wc = inner.solve(&model, &full)?;
-        let objective = outer_objective(&model, &wc, l2)?.to_scalar::<f64>()?;
-        let grad = outer_gradient(&model, &wc, l2)?;
+        for idx in all.chunks(bs) {
+            let (lo, hi) = (idx[0], idx[idx.len() - 1] + 1);
+            let batch = Batch {
+                x: &train.x[lo * d..hi * d],
+                y: &train.y[lo..hi],
+                d,
+                idx,
+            };
+            let wc = inner.solve(&model, &batch)?;
+            let frac = idx.len() as f64 / n as f64;
+            objective += frac * outer_value_and_grads(&model, &wc, l2, &mut bgrads)?;
+            let flat = bgrads.concat();
+            if grad.is_empty() {
+                grad = vec![0.0; flat.len()];
+            }
+            for (g, v) in grad.iter_mut().zip(&flat) {
+                *g += frac * v;
+            }
+        }
         let grad_norm = grad.iter().map(|v| v * v).sum::<f64>().sqrt();
         if converged {
             stopped_early = true;
