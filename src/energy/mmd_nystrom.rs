@@ -9,8 +9,9 @@
 //! drawn (seeded, without replacement) from the target sample. Not quadratic-structured
 //! for the exact MMD-prox step.
 
+use super::mmd_rff::{feature_first_variation, feature_value};
 use super::{Energy, FirstVariation};
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::kernel::rff::Nystrom;
 use crate::kernel::Kernel;
 use crate::measure::Particles;
@@ -33,18 +34,6 @@ impl MmdNystromEnergy {
         let e_pi = nystrom.embedding(target.x_slice(), &target.weights())?;
         Ok(MmdNystromEnergy { nystrom, e_pi })
     }
-
-    fn delta(&self, mu: &Particles) -> Result<Vec<f64>> {
-        if mu.dim() != self.nystrom.d {
-            return Err(Error::Shape(format!(
-                "particles have d = {}, target has d = {}",
-                mu.dim(),
-                self.nystrom.d
-            )));
-        }
-        let e = self.nystrom.embedding(mu.x_slice(), &mu.weights())?;
-        Ok(e.iter().zip(&self.e_pi).map(|(a, b)| a - b).collect())
-    }
 }
 
 impl Energy for MmdNystromEnergy {
@@ -52,8 +41,7 @@ impl Energy for MmdNystromEnergy {
         "mmd-nystrom".into()
     }
     fn value(&self, mu: &Particles) -> Result<f64> {
-        let delta = self.delta(mu)?;
-        Ok(0.5 * delta.iter().map(|a| a * a).sum::<f64>())
+        feature_value(&self.nystrom, &self.e_pi, mu)
     }
     fn first_variation_at(
         &self,
@@ -61,12 +49,7 @@ impl Energy for MmdNystromEnergy {
         at: &[f64],
         with_grad: bool,
     ) -> Result<FirstVariation> {
-        let delta = self.delta(mu)?;
-        let (g, grad) = self.nystrom.witness(at, &delta, with_grad)?;
-        Ok(FirstVariation {
-            g,
-            grad: with_grad.then_some(grad),
-        })
+        feature_first_variation(&self.nystrom, &self.e_pi, mu, at, with_grad)
     }
     fn mmd2_to_target(&self, mu: &Particles) -> Option<Result<f64>> {
         Some(self.value(mu).map(|f| 2.0 * f))

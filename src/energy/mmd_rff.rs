@@ -8,7 +8,7 @@
 
 use super::{Energy, FirstVariation};
 use crate::error::{Error, Result};
-use crate::kernel::rff::RandomFourierFeatures;
+use crate::kernel::rff::{FeatureMap, RandomFourierFeatures};
 use crate::kernel::Kernel;
 use crate::measure::Particles;
 
@@ -28,18 +28,45 @@ impl MmdRffEnergy {
         let z_pi = rff.embedding(target.x_slice(), &target.weights())?;
         Ok(MmdRffEnergy { rff, z_pi })
     }
+}
 
-    fn delta(&self, mu: &Particles) -> Result<Vec<f64>> {
-        if mu.dim() != self.rff.d {
-            return Err(Error::Shape(format!(
-                "particles have d = {}, target has d = {}",
-                mu.dim(),
-                self.rff.d
-            )));
-        }
-        let z = self.rff.embedding(mu.x_slice(), &mu.weights())?;
-        Ok(z.iter().zip(&self.z_pi).map(|(a, b)| a - b).collect())
+/// `e_mu - e_pi` for a feature map (shared by the feature-map MMD energies).
+pub(crate) fn feature_delta(
+    map: &dyn FeatureMap,
+    e_pi: &[f64],
+    mu: &Particles,
+) -> Result<Vec<f64>> {
+    if mu.dim() != map.input_dim() {
+        return Err(Error::Shape(format!(
+            "particles have d = {}, target has d = {}",
+            mu.dim(),
+            map.input_dim()
+        )));
     }
+    let e = map.mean_embedding(mu.x_slice(), &mu.weights())?;
+    Ok(e.iter().zip(e_pi).map(|(a, b)| a - b).collect())
+}
+
+/// `F(mu) = 1/2 |e_mu - e_pi|^2`.
+pub(crate) fn feature_value(map: &dyn FeatureMap, e_pi: &[f64], mu: &Particles) -> Result<f64> {
+    let delta = feature_delta(map, e_pi, mu)?;
+    Ok(0.5 * delta.iter().map(|a| a * a).sum::<f64>())
+}
+
+/// The first variation: the approximate witness `phi(x) . (e_mu - e_pi)` and its gradient.
+pub(crate) fn feature_first_variation(
+    map: &dyn FeatureMap,
+    e_pi: &[f64],
+    mu: &Particles,
+    at: &[f64],
+    with_grad: bool,
+) -> Result<FirstVariation> {
+    let delta = feature_delta(map, e_pi, mu)?;
+    let (g, grad) = map.witness_of(at, &delta, with_grad)?;
+    Ok(FirstVariation {
+        g,
+        grad: with_grad.then_some(grad),
+    })
 }
 
 impl Energy for MmdRffEnergy {
@@ -47,8 +74,7 @@ impl Energy for MmdRffEnergy {
         "mmd-rff".into()
     }
     fn value(&self, mu: &Particles) -> Result<f64> {
-        let delta = self.delta(mu)?;
-        Ok(0.5 * delta.iter().map(|a| a * a).sum::<f64>())
+        feature_value(&self.rff, &self.z_pi, mu)
     }
     fn first_variation_at(
         &self,
@@ -56,12 +82,7 @@ impl Energy for MmdRffEnergy {
         at: &[f64],
         with_grad: bool,
     ) -> Result<FirstVariation> {
-        let delta = self.delta(mu)?;
-        let (g, grad) = self.rff.witness(at, &delta, with_grad)?;
-        Ok(FirstVariation {
-            g,
-            grad: with_grad.then_some(grad),
-        })
+        feature_first_variation(&self.rff, &self.z_pi, mu, at, with_grad)
     }
     fn mmd2_to_target(&self, mu: &Particles) -> Option<Result<f64>> {
         Some(self.value(mu).map(|f| 2.0 * f))

@@ -491,3 +491,40 @@ impl Nystrom {
         Ok(zx.iter().zip(&zy).map(|(a, b)| (a - b) * (a - b)).sum())
     }
 }
+
+/// A finite feature map `phi` with `k(x, y) ~ phi(x) . phi(y)` (random Fourier features,
+/// Nystrom): what the feature-map MMD energies ([`crate::energy::MmdRffEnergy`],
+/// [`crate::energy::MmdNystromEnergy`]) need of it.
+pub trait FeatureMap {
+    /// The input dimension `d`.
+    fn input_dim(&self) -> usize;
+    /// The weighted mean embedding `sum_i w_i phi(x_i)`.
+    fn mean_embedding(&self, x: &[f64], w: &[f64]) -> Result<Vec<f64>>;
+    /// The witness `f(x_i) = phi(x_i) . delta` at the rows of `x` and, when `grad`, its
+    /// gradients (row-major `n x d`; empty otherwise).
+    fn witness_of(&self, x: &[f64], delta: &[f64], grad: bool) -> Result<(Vec<f64>, Vec<f64>)>;
+}
+
+impl FeatureMap for RandomFourierFeatures {
+    fn input_dim(&self) -> usize {
+        self.d
+    }
+    fn mean_embedding(&self, x: &[f64], w: &[f64]) -> Result<Vec<f64>> {
+        self.embedding(x, w)
+    }
+    fn witness_of(&self, x: &[f64], delta: &[f64], grad: bool) -> Result<(Vec<f64>, Vec<f64>)> {
+        self.witness(x, delta, grad)
+    }
+}
+
+impl FeatureMap for Nystrom {
+    fn input_dim(&self) -> usize {
+        self.d
+    }
+    fn mean_embedding(&self, x: &[f64], w: &[f64]) -> Result<Vec<f64>> {
+        self.embedding(x, w)
+    }
+    fn witness_of(&self, x: &[f64], delta: &[f64], grad: bool) -> Result<(Vec<f64>, Vec<f64>)> {
+        self.witness(x, delta, grad)
+    }
+}
