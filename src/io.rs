@@ -121,7 +121,7 @@ pub fn parse_numeric_csv(text: &str, path: &Path) -> Result<NumericTable> {
 /// Parse numeric CSV from any byte source (see [`read_numeric_csv`]); `path` is used in
 /// error messages.
 pub fn parse_numeric_reader<R: std::io::Read>(src: R, path: &Path) -> Result<NumericTable> {
-    use crate::data::reader::{foreign_delimiter, Record, TokError, Tokenizer};
+    use crate::data::reader::{foreign_delimiter, Record, Tokenizer};
     let data_err = |row: Option<usize>, col: Option<String>, msg: String| Error::Data {
         path: path.into(),
         row,
@@ -137,14 +137,7 @@ pub fn parse_numeric_reader<R: std::io::Read>(src: R, path: &Path) -> Result<Num
                 Ok(false) => return Ok(false),
                 Ok(true) if rec.is_blank() => continue,
                 Ok(true) => return Ok(true),
-                Err(TokError::Io(e)) => return Err(Error::io(path, e)),
-                Err(TokError::UnterminatedQuote { line }) => {
-                    return Err(data_err(
-                        row,
-                        None,
-                        format!("unterminated quoted field: the quote opened on line {line} is never closed"),
-                    ))
-                }
+                Err(e) => return Err(e.into_error(path, row)),
             }
         }
     };

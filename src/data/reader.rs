@@ -81,6 +81,24 @@ pub enum TokError {
     },
 }
 
+impl TokError {
+    /// The user-facing error: I/O errors name the file; an unterminated quote names the
+    /// file, the data row being read (`row`) and the line where the quote opened.
+    pub fn into_error(self, path: &std::path::Path, row: Option<usize>) -> crate::Error {
+        match self {
+            TokError::Io(e) => crate::Error::io(path, e),
+            TokError::UnterminatedQuote { line } => crate::Error::Data {
+                path: path.to_path_buf(),
+                row,
+                col: None,
+                msg: format!(
+                    "unterminated quoted field: the quote opened on line {line} is never closed"
+                ),
+            },
+        }
+    }
+}
+
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum St {
     StartField,

@@ -16,7 +16,7 @@
 //! back in shortest form (`1.50` reads back as `1.5`, `1.0` as `1`).
 
 use super::is_missing;
-use super::reader::{foreign_delimiter, Record, TokError, Tokenizer};
+use super::reader::{foreign_delimiter, Record, Tokenizer};
 use crate::error::{Error, Result};
 use std::borrow::Cow;
 use std::collections::{BTreeSet, HashMap};
@@ -183,14 +183,7 @@ impl RawTable {
         let mut next = |rec: &mut Record, row: Option<usize>| -> Result<bool> {
             match tok.next_record(rec) {
                 Ok(b) => Ok(b),
-                Err(TokError::Io(e)) => Err(Error::io(path, e)),
-                Err(TokError::UnterminatedQuote { line }) => Err(err(
-                    row,
-                    None,
-                    format!(
-                        "unterminated quoted field: the quote opened on line {line} is never closed"
-                    ),
-                )),
+                Err(e) => Err(e.into_error(path, row)),
             }
         };
         let utf8 = |row: usize, j: usize, line: usize| {
