@@ -291,12 +291,12 @@ pub fn axpy_columns(y: &mut [f64], terms: &[(f64, &[f64])], off: usize) {
         unsafe fn b256(y: &mut [f64], terms: &[(f64, &[f64])], off: usize) {
             body(y, terms, off)
         }
-        match crate::kernel::SimdLevel::detect() {
+        match crate::simd::SimdLevel::detect() {
             // SAFETY: the level was detected on this CPU.
-            crate::kernel::SimdLevel::Avx512 => return unsafe { b512(y, terms, off) },
+            crate::simd::SimdLevel::Avx512 => return unsafe { b512(y, terms, off) },
             // SAFETY: as above.
-            crate::kernel::SimdLevel::Avx2Fma => return unsafe { b256(y, terms, off) },
-            crate::kernel::SimdLevel::Baseline => {}
+            crate::simd::SimdLevel::Avx2Fma => return unsafe { b256(y, terms, off) },
+            crate::simd::SimdLevel::Baseline => {}
         }
     }
     body(y, terms, off)
