@@ -28,7 +28,9 @@ pub mod measure;
 pub mod model;
 pub mod outputs;
 pub mod plot;
+pub mod simd;
 pub mod solve;
+pub mod stats;
 pub mod train;
 
 pub use error::{Error, Result};

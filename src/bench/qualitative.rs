@@ -10,13 +10,13 @@
 //! on circles).
 
 use super::generators::circles;
-use super::report::mean_std;
 use super::rls::{run_rls, RlsData};
 use super::suite::{bench_data, SuiteConfig};
 use crate::dro::{AmbiguityConfig, SetKind};
 use crate::error::{Error, Result};
 use crate::model::ModelKind;
 use crate::plot::{line_chart, scatter_weighted, Series, WeightedPoints};
+use crate::stats::mean_std;
 use crate::train::{TrainParams, TrainedModel, Trainer};
 use serde::Serialize;
 use std::path::Path;

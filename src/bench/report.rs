@@ -13,6 +13,7 @@ use super::suite::{
 };
 use crate::error::{Error, Result};
 use crate::plot::{line_chart, Series};
+pub use crate::stats::mean_std;
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::IsTerminal;
@@ -298,18 +299,6 @@ struct Machine {
     os: &'static str,
     arch: &'static str,
     rayon_threads: usize,
-}
-
-/// Mean and (sample) standard deviation.
-pub fn mean_std(v: &[f64]) -> (f64, f64) {
-    let n = v.len() as f64;
-    let m = v.iter().sum::<f64>() / n.max(1.0);
-    let s = if v.len() > 1 {
-        (v.iter().map(|x| (x - m).powi(2)).sum::<f64>() / (n - 1.0)).sqrt()
-    } else {
-        0.0
-    };
-    (m, s)
 }
 
 type Agg = BTreeMap<String, BTreeMap<(String, String), BTreeMap<String, Vec<(f64, f64)>>>>;
