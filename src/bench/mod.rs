@@ -6,6 +6,7 @@
 
 pub mod generators;
 pub mod kdro_rls;
+pub mod methods;
 pub mod qualitative;
 pub mod report;
 pub mod rls;

@@ -23,7 +23,7 @@
 //!   best response. `w1` is not run: its exact form needs a Lipschitz loss.
 //!
 //! Each method's radius or penalty is chosen from its 3-point grid (the classification
-//! grid's, [`super::suite::method_grid`]; `kdro`: `lambda` in {1, 10, 100}) on a validation
+//! grid's, [`super::methods::method_grid`]; `kdro`: `lambda` in {1, 10, 100}) on a validation
 //! split of fresh training-distribution draws, by the same rule as the classification
 //! cells: the mean of the validation loss at `Delta = 0` and at the middle `Delta` of the
 //! test list (the validation draws stretched by `1 + Delta`, as PGD at the middle budget
@@ -333,7 +333,7 @@ pub const KDRO_LAMBDAS: [f64; 3] = [1.0, 10.0, 100.0];
 
 /// An `rls` method's grid: `(label, fit)`. `erm` and `ro` have no parameter; `kdro` has
 /// [`KDRO_LAMBDAS`]; the ambiguity sets have the classification grid of
-/// [`super::suite::method_grid`]. `w1` is an error (not defined for this loss).
+/// [`super::methods::method_grid`]. `w1` is an error (not defined for this loss).
 pub fn rls_grid(method: &str, inner_steps: usize, seed: u64) -> Result<Vec<(String, RlsFit)>> {
     Ok(match method {
         "erm" => vec![("-".into(), RlsFit::Erm)],
@@ -349,7 +349,7 @@ pub fn rls_grid(method: &str, inner_steps: usize, seed: u64) -> Result<Vec<(Stri
                 "the exact 1-Wasserstein set needs a Lipschitz loss; not run on the rls task",
             ))
         }
-        _ => super::suite::method_grid(method, inner_steps, seed)?
+        _ => super::methods::method_grid(method, inner_steps, seed)?
             .into_iter()
             .map(|(l, c)| (l, RlsFit::Set(c)))
             .collect(),
