@@ -1,4 +1,4 @@
-//! Every flow step against the facts of DESIGN.md section 3 (and research/papers.md
+//! Every flow step against the facts of docs/DESIGN.md §3 (and research/papers.md
 //! section 9):
 //!
 //! 1. for small steps the energy decreases, at the rate the continuous flow dissipates it

@@ -2,7 +2,7 @@
 //! and by samples (MMD energy) are recovered by every forward-KL method; the acceptance
 //! mixture's masses are recovered by IFT and WFR and not by the reverse-KL baselines; the
 //! Bayesian logistic-regression posterior on two features of `datasets/breast_cancer.csv`
-//! matches a quadrature reference; facts 4 and 5 of DESIGN.md section 3.
+//! matches a quadrature reference; facts 4 and 5 of docs/DESIGN.md §3.
 
 use ndarray::{array, Array1, Array2};
 use rand::rngs::StdRng;
@@ -295,7 +295,7 @@ fn simplex(n: usize, seed: u64) -> Vec<f64> {
     v.iter().map(|a| a / s).collect()
 }
 
-/// Fact 4 of DESIGN.md section 3: the FR flow of the inclusive KL on a common support is
+/// Fact 4 of docs/DESIGN.md §3: the FR flow of the inclusive KL on a common support is
 /// `w_t = e^{-beta t} w_0 + (1 - e^{-beta t}) p`. The core's FR mirror step and the WFR step
 /// (whose transport part is void here) on [`CommonSupportKl`] converge to it at first order
 /// in the step, keep the atoms, and `KL(p | w_t) <= e^{-beta t} KL(p | w_0)` along the run.
@@ -351,7 +351,7 @@ fn fact4_fr_and_wfr_flows_of_inclusive_kl_follow_the_closed_form() {
     }
 }
 
-/// Fact 5 of DESIGN.md section 3: on a common support the kernel-smoothed first variation
+/// Fact 5 of docs/DESIGN.md §3: on a common support the kernel-smoothed first variation
 /// of the inclusive KL, `K_mu(1 - p/w)`, is the witness of `1/2 MMD^2(mu, pi)` (the first
 /// variation of the MMD energy), at arbitrary evaluation points, for every base kernel.
 #[test]

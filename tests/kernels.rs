@@ -1,4 +1,4 @@
-//! Kernels and kernel sums against their definitions (DESIGN.md section 1).
+//! Kernels and kernel sums against their definitions (docs/DESIGN.md §1).
 //!
 //! - the fused, streamed sums (`kernel_sums`, `kernel_sums_with_grad`, `kernel_sums_multi`,
 //!   `gram`, `GramOp`) equal the naive double loop written from the closed-form kernels, to
@@ -23,7 +23,7 @@ use robustflow::Error;
 
 const KINDS: [KernelKind; 3] = [KernelKind::Gaussian, KernelKind::Imq, KernelKind::Laplace];
 
-/// The kernels written out from their definitions (DESIGN.md section 1), independently of
+/// The kernels written out from their definitions (docs/DESIGN.md §1), independently of
 /// `Kernel::phi`.
 fn naive_k(kind: KernelKind, h: f64, x: &[f64], y: &[f64]) -> f64 {
     let r2: f64 = x.iter().zip(y).map(|(a, b)| (a - b) * (a - b)).sum();

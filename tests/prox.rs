@@ -1,4 +1,4 @@
-//! The MMD-geometry weight step (DESIGN.md section 3, facts 3 and 7; research/papers.md
+//! The MMD-geometry weight step (docs/DESIGN.md §3, facts 3 and 7; research/papers.md
 //! section 9, items 1-3) and the linear algebra behind it.
 //!
 //! - Affine prox (sum-to-one only) on fixed atoms: the excess energy contracts by exactly

@@ -1,4 +1,4 @@
-//! `robustflow flow`: the MMD-minimisation sampling experiment (DESIGN.md section 3).
+//! `robustflow flow`: the MMD-minimisation sampling experiment (docs/DESIGN.md §3).
 //!
 //! Several flows of `F(mu) = 1/2 MMD^2(mu, pi_m)` are run on the same seed from the same
 //! initial particles and compared at equal numbers of elementary updates (one IFT or WFR

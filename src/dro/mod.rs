@@ -2,7 +2,7 @@
 //!
 //! The inner sup over an ambiguity set `A` around the data `P_N = 1/N sum_i delta_{xi_i}`
 //! is solved by a flow of [`crate::flow`] on particles started at the data, on the energy
-//! `F(mu) = -E_mu[l] + lambda D(mu, P_N)` (penalty form; DESIGN.md section 4). The outer
+//! `F(mu) = -E_mu[l] + lambda D(mu, P_N)` (penalty form; docs/DESIGN.md §4). The outer
 //! step (in [`crate::model`] / the trainer) is ordinary gradient descent on
 //! `sum_i w_i l(theta, xi_i)` with the worst-case particles held fixed (Danskin).
 //!
@@ -166,7 +166,7 @@ impl InnerMax for Erm {
     }
 }
 
-/// The ambiguity sets of DESIGN.md section 4.
+/// The ambiguity sets of docs/DESIGN.md §4.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum SetKind {

@@ -1,4 +1,4 @@
-//! The MMD-minimisation sampling experiments of DESIGN.md section 3 as a library: the
+//! The MMD-minimisation sampling experiments of docs/DESIGN.md §3 as a library: the
 //! reference targets, initial laws, the flows to compare and one seeded run of all of them
 //! on the same initial particles.
 //!

@@ -29,7 +29,7 @@
 //!   gradient there). Needs only the first variation, so it works for every energy.
 //! - `Affine`: the prox with only the constraint `sum w = 1` (weights may turn negative),
 //!   solved exactly by a dense KKT system; on fixed atoms it contracts the excess energy by
-//!   exactly `1 / (1 + eta)^2` (DESIGN.md section 3, fact 3). For tests and small `n`.
+//!   exactly `1 / (1 + eta)^2` (docs/DESIGN.md §3, fact 3). For tests and small `n`.
 
 use super::{FlowStep, StepContext};
 use crate::energy::{Energy, WeightQuadratic};

@@ -1,6 +1,6 @@
 //! Gradient flows of an energy in a chosen geometry, as particle steps, and one driver.
 //!
-//! A flow is "energy + geometry" (DESIGN.md section 3). Each geometry is a [`FlowStep`]:
+//! A flow is "energy + geometry" (docs/DESIGN.md §3). Each geometry is a [`FlowStep`]:
 //!
 //! | step | continuous flow | particle update |
 //! |---|---|---|

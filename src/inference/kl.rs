@@ -5,7 +5,7 @@
 //! `sum_i p_i log(p_i / w_i)` on probability vectors), first variation
 //! `g_i = 1 - p_i / w_i = 1 - dpi/dmu (x_i)`.
 //!
-//! Two facts of DESIGN.md section 3 are stated with it:
+//! Two facts of docs/DESIGN.md §3 are stated with it:
 //! - fact 4: the spherical Fisher-Rao flow `dw/dt = -beta w (g - sum_j w_j g_j)` is the
 //!   linear ODE `dw/dt = beta (p - w)`, so `w_t = e^{-beta t} w_0 + (1 - e^{-beta t}) p`,
 //!   and `KL(p | w_t) <= e^{-beta t} KL(p | w_0)` by convexity in the second argument;
@@ -92,7 +92,7 @@ impl CommonSupportKl {
     /// The closed-form spherical FR flow (fact 4) from a probability vector `w0`: with
     /// `s = sum_i p_i`, `dw/dt = -beta (s w - p)`, so
     /// `w_t = e^{-beta s t} w_0 + (1 - e^{-beta s t}) p / s` (for `s = 1` the formula of
-    /// DESIGN.md).
+    /// docs/DESIGN.md §3).
     pub fn fr_solution(&self, w0: &[f64], beta: f64, t: f64) -> Vec<f64> {
         let s: f64 = self.p.iter().sum();
         let a = (-beta * s * t).exp();

@@ -5,7 +5,7 @@
 //! the inclusive KL with the kernel gives the MMD witness `K(mu - pi)`: the Wasserstein part
 //! of the kernelised forward-KL flow is the MMD flow (Arbel et al. 2019) and its Fisher-Rao
 //! part is the MMD-geometry weight flow, so IFT and WFR on `1/2 MMD^2` fit a target given by
-//! samples (DESIGN.md sections 2, 3 and 5). With an unnormalised density the Stein kernel
+//! samples (docs/DESIGN.md §2, §3 and §5). With an unnormalised density the Stein kernel
 //! `k_pi` ([`stein`]) replaces `k`: the energy becomes `1/2 KSD^2(mu | pi)` ([`KsdEnergy`]),
 //! its transport part is KSD descent (Korba et al. 2021) and the exact MMD-prox weight step
 //! becomes the KSD-optimal reweighting QP (black-box importance sampling, Liu, Lee 2017).
@@ -15,7 +15,7 @@
 //!   regression targets (plus Stein support for the core's Gaussian and Gaussian mixture).
 //! - [`stein`]: Stein kernel, KSD V/U-statistics, [`KsdEnergy`].
 //! - [`fit`]: methods, [`fit()`](fit::fit), reports.
-//! - [`kl`]: the inclusive KL on a common support (facts 4 and 5 of DESIGN.md section 3).
+//! - [`kl`]: the inclusive KL on a common support (facts 4 and 5 of docs/DESIGN.md §3).
 
 pub mod fit;
 pub mod kl;
