@@ -7,8 +7,9 @@
 //! the MMD geometry, Interaction-Force Transport, and the baselines SVGD and Langevin.
 //! Kernel sums are fused and streamed ([`kernel`]).
 //!
-//! The mathematics is summarised in the README and in each module's documentation, with
-//! references to the papers.
+//! The mathematics is summarised in `docs/DESIGN.md` (which the module docs cite as
+//! `docs/DESIGN.md §N`) and in each module's documentation, with references to the
+//! papers; the layers and how to extend them are in `docs/ARCHITECTURE.md`.
 
 #![warn(missing_docs)]
 

@@ -418,12 +418,8 @@ pub fn run_kdro_rls(prob: &RobustLeastSquares, cfg: &KdroRlsConfig) -> Result<Ve
     for (di, &delta) in cfg.deltas.iter().enumerate() {
         for (mi, name) in METHODS.iter().enumerate() {
             let v = &losses[mi][di];
-            let mean = v.iter().sum::<f64>() / v.len() as f64;
-            let std = if v.len() > 1 {
-                (v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (v.len() - 1) as f64).sqrt()
-            } else {
-                0.0
-            };
+            // runs >= 1 (checked), so this is the same formula as before
+            let (mean, std) = crate::stats::mean_std(v);
             rows.push(KdroRlsRow {
                 delta,
                 method: name.to_string(),

@@ -42,10 +42,10 @@
 //!
 //! Everything needed to encode new data the same way is kept in a serialisable
 //! [`Schema`], saved with a model and reapplied at prediction time ([`Schema::apply`]):
-//! a missing or renamed column or an unknown category is an [`Error::Data`] naming the
+//! a missing or renamed column or an unknown category is an [`Error::Data`](crate::Error::Data) naming the
 //! file, row and column.
 //!
-//! Covariate shift ([`Shift`]) and attacks ([`attack`]) act on the **standardised**
+//! Covariate shift ([`Shift`]) and attacks ([`attack`](mod@attack)) act on the **standardised**
 //! features: a budget `eps = 1` is one training standard deviation per coordinate (Linf) or
 //! a unit step in the whitened space (L2).
 //!
@@ -53,7 +53,7 @@
 //! [`LoadOptions`], [`Dataset`], [`TabularData`]), `schema` (column typing, encoders, the
 //! scaler, [`Schema`]), `impute` (missing values, [`Impute`]), `split` (seeded stratified
 //! splits, [`stratified_split`]), `shift` ([`Shift`]), [`table`] and `reader` (the CSV
-//! reader) and [`attack`]. Every item is re-exported here: `crate::data::X` is the path to
+//! reader) and [`attack`](mod@attack). Every item is re-exported here: `crate::data::X` is the path to
 //! use.
 
 pub mod attack;

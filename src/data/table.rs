@@ -1,6 +1,6 @@
 //! [`RawTable`]: a CSV file with a header, stored by column with typed cells.
 //!
-//! Every cell is classified once, while the file is streamed ([`super::reader`]):
+//! Every cell is classified once, while the file is streamed (module `reader`):
 //!
 //! * **missing** when it is one of the NA tokens of [`super::is_missing`] (empty, `NA`,
 //!   `N/A`, `#N/A`, `NaN` with any sign, `null`, `?`; case-insensitive, after trimming);

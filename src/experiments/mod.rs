@@ -2,7 +2,7 @@
 //! reference targets, initial laws, the flows to compare and one seeded run of all of them
 //! on the same initial particles.
 //!
-//! Reference experiments (Arbel et al. 2019 [MMDF]; Gladin et al. 2024 [IFT], section 4 and
+//! Reference experiments (Arbel et al. 2019 \[MMDF]; Gladin et al. 2024 \[IFT], section 4 and
 //! the camera-ready 100-d experiment of the reference code `egorgladin/ift_flow`):
 //!
 //! | target | law |

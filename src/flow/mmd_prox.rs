@@ -1,5 +1,5 @@
 //! The MMD-geometry weight step: a proximal (JKO) step in the MMD metric with the atoms
-//! fixed (Gladin, Dvurechensky, Mielke, Zhu, NeurIPS 2024 [IFT]; Zhu, Mielke 2024 [KFR]).
+//! fixed (Gladin, Dvurechensky, Mielke, Zhu, NeurIPS 2024 \[IFT]; Zhu, Mielke 2024 \[KFR]).
 //!
 //! `w <- argmin_{w in simplex} F(w) + 1/(2 eta) (w - w0)' M (w - w0)`, `eta = tau beta`,
 //! with `F(w) = 1/2 s w'Hw - b'w + c` (for `1/2 MMD^2`: `H = M = K_xx`, `b = K_xy v`).
@@ -244,7 +244,7 @@ impl LinOp for SumOp<'_> {
 /// `min_{w in simplex} 1/2 w'Qw - c'w` with `Q = s H + M / eta` and `c = b + M w0 / eta`.
 ///
 /// `opts.method` picks the algorithm ([`QpMethod`]). The default (`Auto`) runs the primal
-/// active-set method ([`active_set_prox`]): exact up to round-off, certified by the
+/// active-set method (`active_set_prox`): exact up to round-off, certified by the
 /// Frank-Wolfe gap, and fast because the solution is sparse (the Gaussian Gram matrix has
 /// a low numerical rank, and a minimiser with at most about that many atoms exists). If
 /// the support grows past `opts.max_support` it hands over to FISTA, warm started at the

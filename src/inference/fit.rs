@@ -3,8 +3,8 @@
 //!
 //! | method | energy | geometry (core step) | divergence |
 //! |---|---|---|---|
-//! | `ift` | `1/2 MMD^2` (samples) or `1/2 KSD^2` (density) | [`Ift`]: W step + exact MMD-prox weight QP | forward KL [IKL] |
-//! | `wfr` | same | [`Wfr`]: W step + Fisher-Rao mirror step | forward KL [IKL] |
+//! | `ift` | `1/2 MMD^2` (samples) or `1/2 KSD^2` (density) | [`Ift`]: W step + exact MMD-prox weight QP | forward KL \[IKL] |
+//! | `wfr` | same | [`Wfr`]: W step + Fisher-Rao mirror step | forward KL \[IKL] |
 //! | `mmd` | `1/2 MMD^2` | [`Wasserstein`] only (MMD flow, Arbel et al. 2019) | forward KL, transport only |
 //! | `ksd` | `1/2 KSD^2` | [`Wasserstein`] only (KSD descent, Korba et al. 2021) | forward KL, transport only |
 //! | `fr` | same as `ift` | [`FisherRao`] only (reweighting) | forward KL, weights only |
