@@ -293,6 +293,10 @@ fn non_numbers_error(table: &RawTable, j: usize, declared: bool) -> Error {
     }
 }
 
+/// The training means and standard deviations of the encoded features of one column
+/// (one entry for a numeric column, one per category for a one-hot column).
+pub(super) type FeatureStats = (Vec<f64>, Vec<f64>);
+
 /// A [`Error::Data`] in `table`'s file.
 pub(super) fn data_err(
     table: &RawTable,
@@ -389,7 +393,6 @@ pub(super) fn fit_labels(
 /// training rows (categories from every kept row of `used`; the imputed value under
 /// [`Impute::Mean`]) and the mean and standard deviation of each encoded feature. Returns
 /// the columns and, per column, `(means, stds)` of its encoded features.
-#[allow(clippy::type_complexity)]
 pub(super) fn fit_columns(
     table: &RawTable,
     feat_cols: &[usize],
@@ -397,12 +400,12 @@ pub(super) fn fit_columns(
     used: &[usize],
     train_rows: &[usize],
     impute: Option<Impute>,
-) -> Result<(Vec<ColumnSpec>, Vec<(Vec<f64>, Vec<f64>)>)> {
+) -> Result<(Vec<ColumnSpec>, Vec<FeatureStats>)> {
     let derr =
         |row: Option<usize>, col: Option<String>, msg: String| data_err(table, row, col, msg);
     let n_train = train_rows.len();
     let mut columns = Vec::new();
-    let mut stats: Vec<(Vec<f64>, Vec<f64>)> = Vec::new();
+    let mut stats: Vec<FeatureStats> = Vec::new();
     let mut vals: Vec<f64> = Vec::with_capacity(n_train);
     for &j in feat_cols {
         let name = table.columns[j].clone();
