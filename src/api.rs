@@ -7,12 +7,12 @@
 //! structures, so the names, defaults and validation are exactly those of `robustflow
 //! train`, `certify`, `mmd`, `flow` and `fit-kl`.
 //!
-//! Tables ([`Frame`]) hold numeric or text columns. They are turned into the CSV loader's
-//! [`RawTable`] by writing the cells as CSV text (numbers in their shortest exact decimal
-//! form, missing values as `NA`) and parsing it, so that typing (a column with a
-//! non-numeric cell is one-hot encoded), missing values, the standardisation and the
-//! error messages are those of the CLI reading the same data from a file; the messages
-//! name the table as `<memory>` and the 1-based row and column.
+//! Tables ([`Frame`]) hold numeric or text columns. They become the CSV loader's
+//! [`RawTable`] ([`RawTable::from_columns`]: numbers as numbers, NaN as missing, text
+//! cells typed as when reading a file), so that typing (a column with a non-numeric cell
+//! is one-hot encoded), missing values, the standardisation and the error messages are
+//! those of the CLI reading the same data from a file; the messages name the table
+//! `<memory>`.
 //!
 //! ```
 //! use robustflow::api::{train, Column, Frame};
@@ -24,6 +24,7 @@
 //! ```
 
 use crate::app::GlobalOpts;
+use crate::data::table::ColumnData;
 use crate::data::RawTable;
 use crate::dro::{certify_full, Batch, CertifyRow};
 use crate::error::{Error, Result};
@@ -54,36 +55,6 @@ impl Column {
     /// True when the column has no cells.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
-    }
-    fn write_cell(&self, i: usize, out: &mut String) {
-        match self {
-            Column::Numeric(v) => {
-                let x = v[i];
-                if x.is_nan() {
-                    out.push_str("NA");
-                } else {
-                    // Debug formatting is the shortest decimal that parses back exactly
-                    out.push_str(&format!("{x:?}"));
-                }
-            }
-            Column::Text(v) => match &v[i] {
-                None => out.push_str("NA"),
-                Some(s) => write_text(s, out),
-            },
-        }
-    }
-}
-
-fn write_text(s: &str, out: &mut String) {
-    let needs = s.is_empty()
-        || s.contains([',', '"', '\n', '\r'])
-        || s.trim() != s;
-    if needs {
-        out.push('"');
-        out.push_str(&s.replace('"', "\"\""));
-        out.push('"');
-    } else {
-        out.push_str(s);
     }
 }
 
@@ -147,24 +118,18 @@ impl Frame {
                 )));
             }
         }
-        let mut text = String::with_capacity(n * cols.len() * 12 + 64);
-        for (j, name) in names.iter().enumerate() {
-            if j > 0 {
-                text.push(',');
-            }
-            write_text(name, &mut text);
-        }
-        text.push('\n');
-        for i in 0..n {
-            for (j, c) in cols.iter().enumerate() {
-                if j > 0 {
-                    text.push(',');
-                }
-                c.write_cell(i, &mut text);
-            }
-            text.push('\n');
-        }
-        RawTable::parse(Path::new(MEMORY), &text)
+        let data: Vec<ColumnData<'_>> = cols
+            .iter()
+            .map(|c| match c {
+                Column::Numeric(v) => ColumnData::Numbers(v),
+                Column::Text(v) => ColumnData::Text(v),
+            })
+            .collect();
+        RawTable::from_columns(
+            Path::new(MEMORY),
+            names.iter().map(|s| s.to_string()).collect(),
+            &data,
+        )
     }
 }
 
@@ -518,7 +483,13 @@ pub fn flow(target: &Sample, init: Option<&Sample>, flags: &[String]) -> Result<
     }
     argv.extend(flags.iter().cloned());
     let args: crate::app::flow::FlowArgs = parse_args("flow", &argv)?;
-    crate::app::flow::run(&args, &GlobalOpts { quiet: true, threads: None })?;
+    crate::app::flow::run(
+        &args,
+        &GlobalOpts {
+            quiet: true,
+            threads: None,
+        },
+    )?;
     collect_outputs(&out)
 }
 
@@ -564,6 +535,128 @@ pub fn fit_kl(
     }
     argv.extend(flags.iter().cloned());
     let args: crate::app::fit_kl::FitKlArgs = parse_args("fit-kl", &argv)?;
-    crate::app::fit_kl::run(&args, &GlobalOpts { quiet: true, threads: None })?;
+    crate::app::fit_kl::run(
+        &args,
+        &GlobalOpts {
+            quiet: true,
+            threads: None,
+        },
+    )?;
     collect_outputs(&out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An in-memory table is read exactly as the same cells written to a CSV file: same
+    /// typing (text column one-hot encoded, numbers in a text column numeric), missing
+    /// values, schema and encoded rows; and a model trained on it equals the CLI's.
+    #[test]
+    fn frame_loads_like_the_csv_file() {
+        let x1 = vec![0.5, -1.25, 3.0, f64::NAN, 2.0, 0.1, -0.7, 1.5];
+        let color: Vec<Option<String>> = [
+            "red", "blue", "red", "green", " blue ", "red", "green", "blue",
+        ]
+        .iter()
+        .map(|s| Some(s.to_string()))
+        .collect();
+        let num_text: Vec<Option<String>> = ["1", "2.5", "3", "4", "5", "6", "7", "8"]
+            .iter()
+            .map(|s| Some(s.to_string()))
+            .collect();
+        let y = Column::Text(
+            ["a", "b", "a", "b", "b", "a", "b", "a"]
+                .iter()
+                .map(|s| Some(s.to_string()))
+                .collect(),
+        );
+        let f = Frame {
+            names: vec!["x1".into(), "color".into(), "n".into()],
+            columns: vec![
+                Column::Numeric(x1),
+                Column::Text(color),
+                Column::Text(num_text),
+            ],
+        };
+        let csv = "x1,color,n,label\n0.5,red,1,a\n-1.25,blue,2.5,b\n3.0,red,3,a\nNA,green,4,b\n2.0, blue ,5,b\n0.1,red,6,a\n-0.7,green,7,b\n1.5,blue,8,a\n";
+        let from_csv = RawTable::parse(Path::new(MEMORY), csv).unwrap();
+        let mem = f.to_table(Some(("label", &y))).unwrap();
+        let opts = crate::data::LoadOptions {
+            test_fraction: 0.0,
+            impute: Some(crate::data::Impute::Mean),
+            ..Default::default()
+        };
+        let a = crate::data::load_tables(&from_csv, None, &opts).unwrap();
+        let b = crate::data::load_tables(&mem, None, &opts).unwrap();
+        assert_eq!(
+            serde_json::to_string(&a.schema).unwrap(),
+            serde_json::to_string(&b.schema).unwrap()
+        );
+        assert_eq!(a.schema.features.len(), 5); // x1, color=blue/green/red, n
+        assert_eq!(a.train.x, b.train.x);
+        assert_eq!(a.train.y, b.train.y);
+        // training through the API = `robustflow train` on the file
+        let m = train(
+            &f,
+            &y,
+            "label",
+            &["--ambiguity", "kl", "--radius", "0.1", "--impute", "mean"],
+        )
+        .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("d.csv");
+        std::fs::write(&data, csv).unwrap();
+        let argv: Vec<String> = [
+            "--data",
+            data.to_str().unwrap(),
+            "--out",
+            dir.path().join("m").to_str().unwrap(),
+            "--test-fraction",
+            "0",
+            "--ambiguity",
+            "kl",
+            "--radius",
+            "0.1",
+            "--impute",
+            "mean",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        let args: crate::app::train::TrainArgs = parse_args("train", &argv).unwrap();
+        let cli = crate::app::train::run(
+            &args,
+            &GlobalOpts {
+                quiet: true,
+                threads: None,
+            },
+        )
+        .unwrap();
+        assert!(m.inner.report.objective.is_some());
+        assert_eq!(m.inner.report.objective, cli.report.objective);
+        assert_eq!(m.predict(&f).unwrap(), cli.predict(&a.train.x).unwrap());
+    }
+
+    #[test]
+    fn errors_name_the_flag_or_the_table() {
+        let f = Frame::numeric(&["a"], &[0.0, 1.0, 2.0, 3.0], 4).unwrap();
+        let y = Column::Numeric(vec![0.0, 1.0, 0.0, 1.0]);
+        let e = train(&f, &y, "t", &["--ambiguity", "nope"])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("ambiguity"), "{e}");
+        let e = train(&f, &y, "t", &["--data", "x.csv"])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("data"), "{e}");
+        let e = train(&f, &y, "a", &[]).unwrap_err().to_string();
+        assert!(e.contains("feature column"), "{e}");
+        let dup = Frame {
+            names: vec!["a".into(), "a".into()],
+            columns: vec![Column::Numeric(vec![1.0]), Column::Numeric(vec![2.0])],
+        };
+        let e = dup.to_table(None).unwrap_err().to_string();
+        assert!(e.contains("<memory>") && e.contains("duplicate"), "{e}");
+    }
 }

@@ -3,7 +3,9 @@
 //! functions (python/robustflow/__init__.py). Library errors become `ValueError` with the
 //! library's message; fits, certificates and flows run with the GIL released.
 
-use numpy::{PyArray1, PyArray2, PyArrayMethods, PyUntypedArrayMethods, PyReadonlyArray1, PyReadonlyArray2};
+use numpy::{
+    PyArray1, PyArray2, PyArrayMethods, PyReadonlyArray1, PyReadonlyArray2, PyUntypedArrayMethods,
+};
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::PyList;
@@ -40,7 +42,11 @@ fn frame(names: Vec<String>, cols: &Bound<'_, PyList>) -> PyResult<api::Frame> {
     Ok(api::Frame { names, columns })
 }
 
-fn rows2d<'py>(py: Python<'py>, rows: Vec<Vec<f64>>, k: usize) -> PyResult<Bound<'py, PyArray2<f64>>> {
+fn rows2d<'py>(
+    py: Python<'py>,
+    rows: Vec<Vec<f64>>,
+    k: usize,
+) -> PyResult<Bound<'py, PyArray2<f64>>> {
     let n = rows.len();
     let flat: Vec<f64> = rows.into_iter().flatten().collect();
     if flat.len() != n * k {
@@ -70,7 +76,11 @@ impl Model {
     /// Build from the bytes of model.json, model.safetensors and report.json.
     #[staticmethod]
     #[pyo3(signature = (model_json, safetensors, report_json=None))]
-    fn from_bytes(model_json: &[u8], safetensors: &[u8], report_json: Option<&[u8]>) -> PyResult<Model> {
+    fn from_bytes(
+        model_json: &[u8],
+        safetensors: &[u8],
+        report_json: Option<&[u8]>,
+    ) -> PyResult<Model> {
         let inner = api::Model::from_bytes(model_json, safetensors, report_json).map_err(err)?;
         Ok(Model { inner })
     }
@@ -96,14 +106,24 @@ impl Model {
     }
 
     /// Predictions: class indices (float) or responses.
-    fn predict<'py>(&self, py: Python<'py>, names: Vec<String>, cols: &Bound<'py, PyList>) -> PyResult<Bound<'py, PyArray1<f64>>> {
+    fn predict<'py>(
+        &self,
+        py: Python<'py>,
+        names: Vec<String>,
+        cols: &Bound<'py, PyList>,
+    ) -> PyResult<Bound<'py, PyArray1<f64>>> {
         let f = frame(names, cols)?;
         let p = py.detach(|| self.inner.predict(&f)).map_err(err)?;
         Ok(PyArray1::from_vec(py, p))
     }
 
     /// Class probabilities (n x k).
-    fn predict_proba<'py>(&self, py: Python<'py>, names: Vec<String>, cols: &Bound<'py, PyList>) -> PyResult<Bound<'py, PyArray2<f64>>> {
+    fn predict_proba<'py>(
+        &self,
+        py: Python<'py>,
+        names: Vec<String>,
+        cols: &Bound<'py, PyList>,
+    ) -> PyResult<Bound<'py, PyArray2<f64>>> {
         let f = frame(names, cols)?;
         let k = self.inner.classes().len();
         let p = py.detach(|| self.inner.predict_proba(&f)).map_err(err)?;
@@ -111,18 +131,34 @@ impl Model {
     }
 
     /// Raw outputs (n x n_out): logit, class logits or standardised response.
-    fn decision_function<'py>(&self, py: Python<'py>, names: Vec<String>, cols: &Bound<'py, PyList>) -> PyResult<Bound<'py, PyArray2<f64>>> {
+    fn decision_function<'py>(
+        &self,
+        py: Python<'py>,
+        names: Vec<String>,
+        cols: &Bound<'py, PyList>,
+    ) -> PyResult<Bound<'py, PyArray2<f64>>> {
         let f = frame(names, cols)?;
-        let p = py.detach(|| self.inner.decision_function(&f)).map_err(err)?;
+        let p = py
+            .detach(|| self.inner.decision_function(&f))
+            .map_err(err)?;
         let k = p.first().map_or(1, |r| r.len());
         rows2d(py, p, k)
     }
 
     /// Certificate rows as a JSON string (list of objects).
-    fn certify(&self, py: Python<'_>, names: Vec<String>, cols: &Bound<'_, PyList>, y: &Bound<'_, PyAny>, flags: Vec<String>) -> PyResult<String> {
+    fn certify(
+        &self,
+        py: Python<'_>,
+        names: Vec<String>,
+        cols: &Bound<'_, PyList>,
+        y: &Bound<'_, PyAny>,
+        flags: Vec<String>,
+    ) -> PyResult<String> {
         let f = frame(names, cols)?;
         let y = column(y)?;
-        let rows = py.detach(|| self.inner.certify(&f, &y, &flags)).map_err(err)?;
+        let rows = py
+            .detach(|| self.inner.certify(&f, &y, &flags))
+            .map_err(err)?;
         serde_json::to_string(&rows).map_err(|e| PyValueError::new_err(e.to_string()))
     }
 
@@ -144,7 +180,14 @@ impl Model {
 
 /// Train a model: feature names, feature columns, target column, target name, CLI flags.
 #[pyfunction]
-fn train(py: Python<'_>, names: Vec<String>, cols: &Bound<'_, PyList>, y: &Bound<'_, PyAny>, target: String, flags: Vec<String>) -> PyResult<Model> {
+fn train(
+    py: Python<'_>,
+    names: Vec<String>,
+    cols: &Bound<'_, PyList>,
+    y: &Bound<'_, PyAny>,
+    target: String,
+    flags: Vec<String>,
+) -> PyResult<Model> {
     let f = frame(names, cols)?;
     let y = column(y)?;
     let inner = py
@@ -161,7 +204,12 @@ fn train_defaults() -> Vec<(String, String)> {
 
 /// `robustflow mmd` on two samples (n x d, m x d); returns the JSON report string.
 #[pyfunction]
-fn mmd(py: Python<'_>, x: PyReadonlyArray2<'_, f64>, y: PyReadonlyArray2<'_, f64>, flags: Vec<String>) -> PyResult<String> {
+fn mmd(
+    py: Python<'_>,
+    x: PyReadonlyArray2<'_, f64>,
+    y: PyReadonlyArray2<'_, f64>,
+    flags: Vec<String>,
+) -> PyResult<String> {
     let d = x.shape()[1];
     if y.shape()[1] != d {
         return Err(PyValueError::new_err(format!(
@@ -181,7 +229,10 @@ fn sample(ob: &Bound<'_, PyAny>) -> PyResult<api::Sample> {
     }
     let a = ob.extract::<PyReadonlyArray2<'_, f64>>()?;
     let d = a.shape()[1];
-    Ok(api::Sample::Points(a.as_array().iter().copied().collect(), d))
+    Ok(api::Sample::Points(
+        a.as_array().iter().copied().collect(),
+        d,
+    ))
 }
 
 fn output(o: api::CommandOutput) -> (String, Vec<(String, String)>) {
@@ -192,7 +243,12 @@ fn output(o: api::CommandOutput) -> (String, Vec<(String, String)>) {
 /// Returns (report JSON, [(csv file name, text)]).
 #[pyfunction]
 #[pyo3(signature = (target, init, flags))]
-fn flow(py: Python<'_>, target: &Bound<'_, PyAny>, init: Option<&Bound<'_, PyAny>>, flags: Vec<String>) -> PyResult<(String, Vec<(String, String)>)> {
+fn flow(
+    py: Python<'_>,
+    target: &Bound<'_, PyAny>,
+    init: Option<&Bound<'_, PyAny>>,
+    flags: Vec<String>,
+) -> PyResult<(String, Vec<(String, String)>)> {
     let t = sample(target)?;
     let i = init.map(sample).transpose()?;
     let o = py
@@ -204,8 +260,18 @@ fn flow(py: Python<'_>, target: &Bound<'_, PyAny>, init: Option<&Bound<'_, PyAny
 /// `robustflow fit-kl`: samples (None or n x d array), weights (None or n), flags.
 #[pyfunction]
 #[pyo3(signature = (samples, weights, flags))]
-fn fit_kl(py: Python<'_>, samples: Option<PyReadonlyArray2<'_, f64>>, weights: Option<PyReadonlyArray1<'_, f64>>, flags: Vec<String>) -> PyResult<(String, Vec<(String, String)>)> {
-    let s = samples.map(|a| (a.as_array().iter().copied().collect::<Vec<f64>>(), a.shape()[1]));
+fn fit_kl(
+    py: Python<'_>,
+    samples: Option<PyReadonlyArray2<'_, f64>>,
+    weights: Option<PyReadonlyArray1<'_, f64>>,
+    flags: Vec<String>,
+) -> PyResult<(String, Vec<(String, String)>)> {
+    let s = samples.map(|a| {
+        (
+            a.as_array().iter().copied().collect::<Vec<f64>>(),
+            a.shape()[1],
+        )
+    });
     let w = weights.map(|a| a.as_array().to_vec());
     let o = py
         .detach(|| {
