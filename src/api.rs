@@ -395,7 +395,7 @@ impl Drop for TempDir {
 }
 
 fn write_matrix(path: &Path, x: &[f64], d: usize) -> Result<()> {
-    if d == 0 || x.len() % d != 0 {
+    if d == 0 || !x.len().is_multiple_of(d) {
         return Err(Error::Shape(format!(
             "{} values is not a multiple of the dimension {d}",
             x.len()
@@ -493,19 +493,19 @@ pub fn flow(target: &Sample, init: Option<&Sample>, flags: &[String]) -> Result<
     collect_outputs(&out)
 }
 
+/// Sample points (row-major), their dimension and optional weights.
+pub type WeightedSample<'a> = (&'a [f64], usize, Option<&'a [f64]>);
+
 /// `robustflow fit-kl` with a sample target in memory (`samples`, row-major with `d`
 /// columns; `weights` optional) or a built-in target (`None`: `--target`); `flags` are
 /// those of `fit-kl` (not `--samples`, `--out-dir`). Returns `report.json` and the CSV
 /// outputs.
-pub fn fit_kl(
-    samples: Option<(&[f64], usize, Option<&[f64]>)>,
-    flags: &[String],
-) -> Result<CommandOutput> {
+pub fn fit_kl(samples: Option<WeightedSample<'_>>, flags: &[String]) -> Result<CommandOutput> {
     let tmp = TempDir::new()?;
     let out = tmp.0.join("out");
     let mut argv = vec!["--out-dir".to_string(), out.display().to_string()];
     if let Some((x, d, w)) = samples {
-        if d == 0 || x.len() % d != 0 {
+        if d == 0 || !x.len().is_multiple_of(d) {
             return Err(Error::Shape(format!(
                 "{} values is not a multiple of the dimension {d}",
                 x.len()

@@ -55,7 +55,7 @@ fn rows2d<'py>(
             flat.len()
         )));
     }
-    Ok(PyArray1::from_vec(py, flat).reshape([n, k])?)
+    PyArray1::from_vec(py, flat).reshape([n, k])
 }
 
 /// A trained robustflow model (the CLI's model directory in memory).
