@@ -219,3 +219,31 @@ def test_multiclass_softmax():
     assert est.predict_proba(X).shape == (150, 3)
     np.testing.assert_array_equal(est.predict(X), est.classes_[est.predict_proba(X).argmax(1)])
     assert est.score(X, y) > 0.9
+
+
+def test_gil_released_during_fit():
+    """Python threads keep running while a fit runs in another thread (the library
+    releases the GIL), and fits in threads give the same model as one after another."""
+    import threading
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(1000, 10))
+    y = (X[:, 0] + rng.normal(size=1000) > 0).astype(int)
+    est = RobustClassifier(model="mlp", hidden="32", epochs=10, ambiguity="wasserstein",
+                           penalty=1.0, inner_steps=5)
+    done = threading.Event()
+    fitted = []
+
+    def work():
+        fitted.append(clone(est).fit(X, y))
+        done.set()
+
+    t = threading.Thread(target=work)
+    t.start()
+    ticks = 0
+    while not done.is_set():
+        ticks += 1  # pure-Python work: only runs while the fit does not hold the GIL
+        sum(range(1000))
+    t.join()
+    assert ticks > 100, ticks
+    np.testing.assert_array_equal(fitted[0].predict_proba(X), clone(est).fit(X, y).predict_proba(X))
