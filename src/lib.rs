@@ -13,6 +13,7 @@
 
 #![warn(missing_docs)]
 
+pub mod api;
 pub mod app;
 pub mod bench;
 pub mod data;

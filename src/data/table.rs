@@ -335,7 +335,93 @@ impl RawTable {
         Ok(())
     }
 
+    /// A table from in-memory columns (the embedding API, [`crate::api`]): numbers (NaN is
+    /// a missing cell) or text cells (`None` is missing; typed and trimmed as when
+    /// reading). Duplicate names, unequal lengths and no rows are errors naming `path`.
+    pub fn from_columns(
+        path: &Path,
+        columns: Vec<String>,
+        data: &[ColumnData<'_>],
+    ) -> Result<Self> {
+        let err = |msg: String| Error::Data {
+            path: path.to_path_buf(),
+            row: None,
+            col: None,
+            msg,
+        };
+        let mut seen = BTreeSet::new();
+        if let Some(c) = columns.iter().find(|c| !seen.insert(c.as_str())) {
+            return Err(err(format!("duplicate column name {c:?}")));
+        }
+        let n = data.first().map_or(0, ColumnData::len);
+        if columns.len() != data.len() || data.iter().any(|c| c.len() != n) {
+            return Err(err(format!(
+                "{} names for {} columns of unequal or mismatched lengths",
+                columns.len(),
+                data.len()
+            )));
+        }
+        if n == 0 {
+            return Err(err(format!(
+                "header ({}) but no data rows",
+                columns.join(",")
+            )));
+        }
+        let mut cols = Vec::with_capacity(data.len());
+        for (j, c) in data.iter().enumerate() {
+            let mut b = ColumnBuilder::default();
+            let m = |m: &str| err(format!("column {} ({}): {m}", j + 1, columns[j]));
+            match c {
+                ColumnData::Numbers(v) => {
+                    for &x in *v {
+                        if x.is_nan() {
+                            b.push("NA").map_err(m)?;
+                        } else {
+                            b.col.cells.push(x.to_bits());
+                            b.col.n_number += 1;
+                        }
+                    }
+                }
+                ColumnData::Text(v) => {
+                    for s in *v {
+                        b.push(s.as_deref().unwrap_or("").trim()).map_err(m)?;
+                    }
+                }
+            }
+            cols.push(b.col);
+        }
+        Ok(RawTable {
+            path: path.to_path_buf(),
+            columns,
+            cols,
+            n,
+        })
+    }
+
     pub(crate) fn column(&self, j: usize) -> &RawColumn {
         &self.cols[j]
+    }
+}
+
+/// One in-memory column for [`RawTable::from_columns`].
+#[derive(Debug, Clone, Copy)]
+pub enum ColumnData<'a> {
+    /// Numbers (NaN is a missing cell).
+    Numbers(&'a [f64]),
+    /// Text cells (`None` is a missing cell), typed as when reading a CSV file.
+    Text(&'a [Option<String>]),
+}
+
+impl ColumnData<'_> {
+    /// Number of cells.
+    pub fn len(&self) -> usize {
+        match self {
+            ColumnData::Numbers(v) => v.len(),
+            ColumnData::Text(v) => v.len(),
+        }
+    }
+    /// True without cells.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 }
