@@ -28,6 +28,7 @@ pub mod measure;
 pub mod model;
 pub mod outputs;
 pub mod plot;
+pub mod simplex;
 pub mod solve;
 pub mod train;
 

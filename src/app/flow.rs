@@ -24,8 +24,8 @@
 use super::GlobalOpts;
 use crate::error::{Error, Result};
 use crate::experiments::{
-    parse_flows, ExperimentConfig, ExperimentRun, FlowParams, InitSpec, LoadedTarget, Quantiles,
-    TargetSpec,
+    parse_flows, ExperimentConfig, ExperimentParams, ExperimentRun, FlowSettings, InitSpec,
+    LoadedTarget, Quantiles, TargetSpec,
 };
 use crate::flow::{Observer, ProgressObserver, TraceRecord, Velocity};
 use crate::kernel::{Bandwidth, KernelKind};
@@ -187,22 +187,8 @@ pub fn config_of(args: &FlowArgs) -> Result<(ExperimentConfig, Vec<u64>)> {
         Some(s) => s.parse()?,
         None => InitSpec::default_for(&spec),
     };
-    crate::error::check_count("particles", args.particles)?;
-    crate::error::check_count("steps", args.steps)?;
     let flows = parse_flows(&args.flow)?;
     let approx: crate::kernel::Approx = args.approx.parse()?;
-    if !approx.is_exact() {
-        if let Some(f) = flows
-            .iter()
-            .find(|f| ["mmd-prox", "ift"].contains(&f.as_str()))
-        {
-            return Err(Error::param(
-                "approx",
-                &args.approx,
-                &format!("flow {f} takes the exact MMD-prox weight step: use the exact kernel, or ift-pg / wfr"),
-            ));
-        }
-    }
     let kernel: KernelKind = args.kernel.parse()?;
     let bandwidth: Bandwidth = args.bandwidth.parse()?;
     let trace_every = args.trace_every.unwrap_or((args.steps / 100).max(2));
@@ -210,10 +196,7 @@ pub fn config_of(args: &FlowArgs) -> Result<(ExperimentConfig, Vec<u64>)> {
         Some(s) => parse_seeds(s)?,
         None => vec![args.seed],
     };
-    if let Some(t) = args.max_time {
-        crate::error::check_positive("max-time", t)?;
-    }
-    let params = FlowParams {
+    let params = FlowSettings {
         step_size: args.step_size,
         alpha: args.alpha,
         beta: args.beta,
@@ -229,15 +212,16 @@ pub fn config_of(args: &FlowArgs) -> Result<(ExperimentConfig, Vec<u64>)> {
         qp_tol: args.qp_tol,
         qp_max_iter: args.qp_max_iter,
     };
+    // a CSV init fixes the particles (`--particles` is then only checked to be >= 1)
     let particles = match &init {
-        InitSpec::File(_) => 0,
+        InitSpec::File(_) => args.particles.min(1),
         _ => args.particles,
     };
-    let cfg = ExperimentConfig {
+    let cfg = ExperimentParams {
         target,
         target_samples: args.target_samples.unwrap_or(args.particles),
         init,
-        particles: particles.max(1),
+        particles,
         flows,
         updates: args.steps,
         trace_every,
@@ -246,8 +230,8 @@ pub fn config_of(args: &FlowArgs) -> Result<(ExperimentConfig, Vec<u64>)> {
         params,
         max_time_s: args.max_time,
         approx,
-    };
-    cfg.validate()?;
+    }
+    .check()?;
     Ok((cfg, seeds))
 }
 
@@ -355,7 +339,8 @@ pub fn run(args: &FlowArgs, global: &GlobalOpts) -> Result<Value> {
     let mut summary_rows = Vec::new();
     let base = finals_of("mmd", false);
     let base_train = finals_of("mmd", true);
-    for name in &cfg.flows {
+    for name in cfg.flows.iter().map(|g| g.to_string()) {
+        let name = &name;
         let finals = finals_of(name, false).unwrap_or_default();
         let train = finals_of(name, true).unwrap_or_default();
         let times: Vec<f64> = runs
@@ -481,7 +466,8 @@ pub fn run(args: &FlowArgs, global: &GlobalOpts) -> Result<Value> {
         ("mmd2_train.png", "MMD^2 to training target (2 F)", true),
     ] {
         let mut series = Vec::new();
-        for name in &cfg.flows {
+        for name in cfg.flows.iter().map(|g| g.to_string()) {
+            let name = &name;
             let mut by_up: BTreeMap<usize, Vec<f64>> = BTreeMap::new();
             for r in &runs {
                 if let Some((_, o)) = r.flows.iter().find(|(n, _)| n == name) {

@@ -8,7 +8,7 @@
 //! `x_i + beta_n u_i`, `u_i ~ N(0, I)`, and apply it at `x_i`; `beta_n` follows a
 //! [`NoiseSchedule`].
 
-use super::{FlowStep, StepContext};
+use super::{StepInfo, FlowStep, StepContext};
 use crate::energy::Energy;
 use crate::error::{Error, Result};
 use crate::measure::Particles;
@@ -139,7 +139,8 @@ impl FlowStep for Wasserstein {
         mu: &mut Particles,
         energy: &dyn Energy,
         ctx: &mut StepContext,
-    ) -> Result<()> {
-        self.apply(mu, energy, ctx)
+    ) -> Result<StepInfo> {
+        self.apply(mu, energy, ctx)?;
+        Ok(StepInfo::default())
     }
 }
