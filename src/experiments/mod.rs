@@ -180,7 +180,10 @@ impl LoadedTarget {
     }
 }
 
-/// The initial law of the particles.
+/// The initial law of the particles: the one parser of `--init` for `flow` and `fit-kl`.
+///
+/// `gaussian:MEAN:STD` (`normal:MEAN:STD` is accepted as an alias; `MEAN` defaults to 0,
+/// `STD` to 1) or a `.csv` file of positions.
 #[derive(Debug, Clone)]
 pub enum InitSpec {
     /// `gaussian:MEAN:STD`: `N(mean, std^2 I)`; `MEAN` is one number (repeated in every
@@ -203,7 +206,7 @@ impl std::str::FromStr for InitSpec {
         }
         let bad = |why: &str| Error::param("init", s, why);
         let parts: Vec<&str> = s.split(':').collect();
-        if parts.first().map(|p| p.to_ascii_lowercase()) != Some("gaussian".into()) {
+        if !InitSpec::is_gaussian(s) {
             return Err(bad(
                 "expected gaussian:MEAN:STD (e.g. gaussian:5,5:1) or a .csv file",
             ));
@@ -249,6 +252,12 @@ impl std::fmt::Display for InitSpec {
 }
 
 impl InitSpec {
+    /// Whether `s` names the Gaussian law (`gaussian` or its alias `normal`, any case,
+    /// alone or followed by `:`).
+    pub fn is_gaussian(s: &str) -> bool {
+        let head = s.split(':').next().unwrap_or("").to_ascii_lowercase();
+        head == "gaussian" || head == "normal"
+    }
     /// The default initial law for a target: `N(0, I)` in 100-d, `N((5,5), I)` otherwise
     /// (the mean is repeated in every coordinate).
     pub fn default_for(target: &TargetSpec) -> Self {

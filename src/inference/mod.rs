@@ -15,10 +15,13 @@
 //!   regression targets (plus Stein support for the core's Gaussian and Gaussian mixture).
 //! - [`stein`]: Stein kernel, KSD V/U-statistics, [`KsdEnergy`].
 //! - [`fit`]: methods, [`fit()`](fit::fit), reports.
+//! - [`setup`]: the built-in targets by name, default step sizes, whitening, initial
+//!   particles and method lists of a fit (the library side of `robustflow fit-kl`).
 //! - [`kl`]: the inclusive KL on a common support (facts 4 and 5 of DESIGN.md section 3).
 
 pub mod fit;
 pub mod kl;
+pub mod setup;
 pub mod stein;
 pub mod targets;
 
