@@ -23,6 +23,7 @@
 
 use super::GlobalOpts;
 use crate::error::{Error, Result};
+use crate::experiments::summary::{median_curve, FlowSummary};
 use crate::experiments::{
     parse_flows, ExperimentConfig, ExperimentParams, ExperimentRun, FlowSettings, InitSpec,
     LoadedTarget, Quantiles, TargetSpec,
@@ -31,7 +32,6 @@ use crate::flow::{Observer, ProgressObserver, TraceRecord, Velocity};
 use crate::kernel::{Bandwidth, KernelKind};
 use crate::plot::{line_chart, scatter_weighted, Background, Series, WeightedPoints};
 use serde_json::{json, Map, Value};
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 /// Arguments of `robustflow flow`.
@@ -235,14 +235,6 @@ pub fn config_of(args: &FlowArgs) -> Result<(ExperimentConfig, Vec<u64>)> {
     Ok((cfg, seeds))
 }
 
-fn finite_or_null(v: f64) -> Value {
-    if v.is_finite() {
-        json!(v)
-    } else {
-        Value::Null
-    }
-}
-
 /// Run `robustflow flow`; returns the report written to `report.json`.
 pub fn run(args: &FlowArgs, global: &GlobalOpts) -> Result<Value> {
     let (cfg, seeds) = config_of(args)?;
@@ -315,116 +307,19 @@ pub fn run(args: &FlowArgs, global: &GlobalOpts) -> Result<Value> {
 
     // per-flow summaries over seeds, on two metrics: the held-out `MMD^2` (`final_mmd2`) and
     // the training `MMD^2 = 2 F(mu)` the flows minimise (`final_train_mmd2`)
-    let finals_of = |name: &str, train: bool| -> Option<Vec<f64>> {
-        runs.iter()
-            .map(|r| {
-                r.flows.iter().find(|(n, _)| n == name).and_then(|(_, o)| {
-                    if train {
-                        Some(2.0 * o.result.final_energy)
-                    } else {
-                        o.result.final_mmd2
-                    }
-                })
-            })
-            .collect()
-    };
-    // ratio to the plain MMD flow, seed by seed, then its median
-    let median_ratio = |a: &[f64], b: &Option<Vec<f64>>| -> Option<f64> {
-        b.as_ref().map(|b| {
-            let r: Vec<f64> = a.iter().zip(b).map(|(a, c)| a / c).collect();
-            Quantiles::of(&r).map(|q| q.median).unwrap_or(f64::NAN)
-        })
-    };
-    let mut summary = Map::new();
-    let mut summary_rows = Vec::new();
-    let base = finals_of("mmd", false);
-    let base_train = finals_of("mmd", true);
-    for name in cfg.flows.iter().map(|g| g.to_string()) {
-        let name = &name;
-        let finals = finals_of(name, false).unwrap_or_default();
-        let train = finals_of(name, true).unwrap_or_default();
-        let times: Vec<f64> = runs
-            .iter()
-            .filter_map(|r| r.flows.iter().find(|(n, _)| n == name))
-            .map(|(_, o)| o.result.time_s)
-            .collect();
-        if finals.is_empty() || train.is_empty() {
-            continue;
-        }
-        let q = Quantiles::of(&finals)?;
-        let qtr = Quantiles::of(&train)?;
-        let qt = Quantiles::of(&times)?;
-        let ratio = median_ratio(&finals, &base);
-        let ratio_train = median_ratio(&train, &base_train);
-        summary.insert(
-            name.clone(),
-            json!({
-                "final_mmd2": q,
-                "final_train_mmd2": qtr,
-                "time_s": qt,
-                "median_ratio_to_mmd": ratio.map(finite_or_null),
-                "median_train_ratio_to_mmd": ratio_train.map(finite_or_null),
-                "per_seed_final_mmd2": finals,
-                "per_seed_final_train_mmd2": train,
-            }),
-        );
-        summary_rows.push(vec![
-            name.clone(),
-            q.n.to_string(),
-            format!("{:e}", q.median),
-            format!("{:e}", q.q25),
-            format!("{:e}", q.q75),
-            format!("{:e}", q.min),
-            format!("{:e}", q.max),
-            ratio.map(|r| format!("{r:e}")).unwrap_or_default(),
-            format!("{:.3}", qt.median),
-            format!("{:e}", qtr.median),
-            format!("{:e}", qtr.q25),
-            format!("{:e}", qtr.q75),
-            ratio_train.map(|r| format!("{r:e}")).unwrap_or_default(),
-        ]);
-    }
-    let sheader: Vec<String> = [
-        "flow",
-        "seeds",
-        "median_mmd2",
-        "q25_mmd2",
-        "q75_mmd2",
-        "min_mmd2",
-        "max_mmd2",
-        "median_ratio_to_mmd",
-        "median_time_s",
-        "median_train_mmd2",
-        "q25_train_mmd2",
-        "q75_train_mmd2",
-        "median_train_ratio_to_mmd",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    crate::io::write_csv_atomic(out.join("summary.csv"), &sheader, summary_rows.clone())?;
+    let summaries = FlowSummary::over_seeds(&runs, &cfg.flows)?;
+    let summary: Map<String, Value> = summaries
+        .iter()
+        .map(|f| (f.flow.clone(), f.to_json()))
+        .collect();
+    crate::io::write_csv_atomic(
+        out.join("summary.csv"),
+        &FlowSummary::csv_header(),
+        summaries.iter().map(|f| f.csv_row()),
+    )?;
 
     // report.json
-    let mut flows = Map::new();
-    for (name, o) in &first.flows {
-        let r = &o.result;
-        let w = o.particles.weights();
-        let nonzero = w.iter().filter(|&&a| a > 1e-3 / w.len() as f64).count();
-        flows.insert(
-            name.clone(),
-            json!({
-                "final_mmd2": r.final_mmd2.map(finite_or_null),
-                "final_energy": finite_or_null(r.final_energy),
-                "steps": r.steps,
-                "updates": r.updates,
-                "time_s": r.time_s,
-                "stop_reason": r.stop_reason,
-                "mass": o.particles.mass(),
-                "ess": o.particles.ess(),
-                "nonzero": nonzero,
-            }),
-        );
-    }
+    let flows = first.flows_json();
     let floors: Vec<f64> = runs.iter().map(|r| r.floor_mmd2).collect();
     let report = json!({
         "command": "flow",
@@ -465,33 +360,14 @@ pub fn run(args: &FlowArgs, global: &GlobalOpts) -> Result<Value> {
         ("mmd2.png", "MMD^2 to held-out target", false),
         ("mmd2_train.png", "MMD^2 to training target (2 F)", true),
     ] {
-        let mut series = Vec::new();
-        for name in cfg.flows.iter().map(|g| g.to_string()) {
-            let name = &name;
-            let mut by_up: BTreeMap<usize, Vec<f64>> = BTreeMap::new();
-            for r in &runs {
-                if let Some((_, o)) = r.flows.iter().find(|(n, _)| n == name) {
-                    for rec in &o.result.trace {
-                        let v = if train {
-                            Some(2.0 * rec.energy)
-                        } else {
-                            rec.mmd2
-                        };
-                        if let Some(v) = v {
-                            by_up.entry(rec.updates).or_default().push(v);
-                        }
-                    }
-                }
-            }
-            let points: Vec<(f64, f64)> = by_up
-                .into_iter()
-                .filter_map(|(u, v)| Quantiles::of(&v).ok().map(|q| (u as f64, q.median)))
-                .collect();
-            series.push(Series {
-                name: name.clone(),
-                points,
-            });
-        }
+        let series: Vec<Series> = cfg
+            .flows
+            .iter()
+            .map(|g| Series {
+                name: g.to_string(),
+                points: median_curve(&runs, g.name(), train),
+            })
+            .collect();
         line_chart(
             out.join(file),
             &format!("{what} ({}{seeds_note})", args.target),
@@ -509,27 +385,7 @@ pub fn run(args: &FlowArgs, global: &GlobalOpts) -> Result<Value> {
             .outer_iter()
             .map(|r| (r[0], r[1], 1.0))
             .collect();
-        let all = first
-            .target_sample
-            .outer_iter()
-            .chain(first.init.x.outer_iter());
-        let (mut x0, mut x1, mut y0, mut y1) = (f64::MAX, f64::MIN, f64::MAX, f64::MIN);
-        for r in all {
-            x0 = x0.min(r[0]);
-            x1 = x1.max(r[0]);
-            y0 = y0.min(r[1]);
-            y1 = y1.max(r[1]);
-        }
-        for (_, o) in &first.flows {
-            for r in o.particles.x.outer_iter() {
-                x0 = x0.min(r[0]);
-                x1 = x1.max(r[0]);
-                y0 = y0.min(r[1]);
-                y1 = y1.max(r[1]);
-            }
-        }
-        let (px, py) = (0.05 * (x1 - x0), 0.05 * (y1 - y0));
-        let bounds = ((x0 - px, x1 + px), (y0 - py, y1 + py));
+        let bounds = first.plot_bounds();
         let density = cfg.target.density();
         for (name, o) in &first.flows {
             let w = o.particles.weights();
@@ -595,17 +451,18 @@ pub fn run(args: &FlowArgs, global: &GlobalOpts) -> Result<Value> {
         "{:<10} {:>12} {:>10} {:>12} {:>12} {:>12} {:>10} {:>9}",
         "flow", "train MMD2", "vs mmd", "held-out", "q25", "q75", "vs mmd", "time s"
     );
-    for row in &summary_rows {
+    let e3 = |v: Option<f64>| v.map(|v| format!("{v:.3e}")).unwrap_or_default();
+    for f in &summaries {
         println!(
             "{:<10} {:>12} {:>10} {:>12} {:>12} {:>12} {:>10} {:>9}",
-            row[0],
-            fmt_e(&row[9]),
-            fmt_e(&row[12]),
-            fmt_e(&row[2]),
-            fmt_e(&row[3]),
-            fmt_e(&row[4]),
-            fmt_e(&row[7]),
-            row[8]
+            f.flow,
+            e3(Some(f.final_train_mmd2.median)),
+            e3(f.median_train_ratio_to_mmd),
+            e3(Some(f.final_mmd2.median)),
+            e3(Some(f.final_mmd2.q25)),
+            e3(Some(f.final_mmd2.q75)),
+            e3(f.median_ratio_to_mmd),
+            format!("{:.3}", f.time_s.median)
         );
     }
     println!("(medians over seeds; `vs mmd` = median over seeds of flow / plain MMD flow)");
@@ -615,10 +472,4 @@ pub fn run(args: &FlowArgs, global: &GlobalOpts) -> Result<Value> {
         out.display()
     );
     Ok(report)
-}
-
-fn fmt_e(s: &str) -> String {
-    s.parse::<f64>()
-        .map(|v| format!("{v:.3e}"))
-        .unwrap_or_else(|_| s.to_string())
 }

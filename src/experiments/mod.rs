@@ -20,6 +20,8 @@
 //! independent draw of the same size), as in the reference code; the trace's `energy`
 //! column is `1/2 MMD^2` to the training sample. See [`HeldOutMmd`].
 
+pub mod summary;
+
 use crate::energy::{ApproxMmd, Energy, FirstVariation, WeightQuadratic};
 use crate::error::{check_count, check_nonneg, check_positive, Error, Result};
 use crate::flow::{
