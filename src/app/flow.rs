@@ -148,36 +148,7 @@ impl Default for FlowArgs {
     }
 }
 
-/// Parse `A..B` (B excluded) or `a,b,c`.
-pub fn parse_seeds(s: &str) -> Result<Vec<u64>> {
-    let bad = || Error::param("seeds", s, "expected A..B (B excluded) or a comma list");
-    let v: Vec<u64> = if let Some((a, b)) = s.split_once("..") {
-        let a: u64 = a.trim().parse().map_err(|_| bad())?;
-        let b: u64 = b.trim().parse().map_err(|_| bad())?;
-        (a..b).collect()
-    } else {
-        s.split(',')
-            .map(|t| t.trim().parse::<u64>())
-            .collect::<std::result::Result<_, _>>()
-            .map_err(|_| bad())?
-    };
-    if v.is_empty() {
-        return Err(Error::param("seeds", s, "no seed in the range"));
-    }
-    Ok(v)
-}
-
-fn velocity_of(s: &str) -> Result<Velocity> {
-    match s.to_ascii_lowercase().as_str() {
-        "unweighted" | "paper" => Ok(Velocity::Unweighted),
-        "mass-weighted" | "weighted" | "code" => Ok(Velocity::MassWeighted),
-        _ => Err(Error::param(
-            "velocity",
-            s,
-            "expected unweighted or mass-weighted",
-        )),
-    }
-}
+pub use crate::experiments::parse_seeds;
 
 /// Validate the arguments into an experiment configuration and the list of seeds.
 pub fn config_of(args: &FlowArgs) -> Result<(ExperimentConfig, Vec<u64>)> {
@@ -203,7 +174,7 @@ pub fn config_of(args: &FlowArgs) -> Result<(ExperimentConfig, Vec<u64>)> {
         beta_fr: args.beta_fr,
         beta_pg: args.beta_pg,
         lambda: args.lambda,
-        velocity: velocity_of(&args.velocity)?,
+        velocity: args.velocity.parse::<Velocity>()?,
         noise: args.noise,
         noise_half_life: (args.noise_half_life > 0).then_some(args.noise_half_life),
         noise_off: Some(args.noise_off.unwrap_or(args.steps * 3 / 5)),

@@ -466,6 +466,25 @@ impl FlowSettings {
     }
 }
 
+/// Parse a list of seeds: `A..B` (B excluded) or `a,b,c`; errors name `seeds`.
+pub fn parse_seeds(s: &str) -> Result<Vec<u64>> {
+    let bad = || Error::param("seeds", s, "expected A..B (B excluded) or a comma list");
+    let v: Vec<u64> = if let Some((a, b)) = s.split_once("..") {
+        let a: u64 = a.trim().parse().map_err(|_| bad())?;
+        let b: u64 = b.trim().parse().map_err(|_| bad())?;
+        (a..b).collect()
+    } else {
+        s.split(',')
+            .map(|t| t.trim().parse::<u64>())
+            .collect::<std::result::Result<_, _>>()
+            .map_err(|_| bad())?
+    };
+    if v.is_empty() {
+        return Err(Error::param("seeds", s, "no seed in the range"));
+    }
+    Ok(v)
+}
+
 /// Parse a comma-separated list of flow names of [`Geometry::EXPERIMENT`] (canonical
 /// names, case-insensitive; `all`; duplicates removed, order kept).
 pub fn parse_flows(s: &str) -> Result<Vec<Geometry>> {

@@ -28,6 +28,23 @@ pub enum Velocity {
     MassWeighted,
 }
 
+impl std::str::FromStr for Velocity {
+    type Err = Error;
+    /// `unweighted` (alias `paper`) or `mass-weighted` (aliases `weighted`, `code`),
+    /// case-insensitive; errors name `velocity`.
+    fn from_str(s: &str) -> Result<Self> {
+        match s.to_ascii_lowercase().as_str() {
+            "unweighted" | "paper" => Ok(Velocity::Unweighted),
+            "mass-weighted" | "weighted" | "code" => Ok(Velocity::MassWeighted),
+            _ => Err(Error::param(
+                "velocity",
+                s,
+                "expected unweighted or mass-weighted",
+            )),
+        }
+    }
+}
+
 /// Noise level `beta_n = beta_0 * 0.5^(n / half_life)`, switched off from step `off_after`.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct NoiseSchedule {
