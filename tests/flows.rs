@@ -518,11 +518,11 @@ fn fisher_rao_flow_of_inclusive_kl_follows_closed_form() {
     let w0 = rand_simplex(&mut rng, n);
     let p = rand_simplex(&mut rng, n);
     let e = InclusiveKl { p: p.clone() };
-    let t = 1.0;
+    let t: f64 = 1.0;
     let closed: Vec<f64> = w0
         .iter()
         .zip(&p)
-        .map(|(a, b)| (-t as f64).exp() * a + (1.0 - (-t as f64).exp()) * b)
+        .map(|(a, b)| (-t).exp() * a + (1.0 - (-t).exp()) * b)
         .collect();
     let mut errs = Vec::new();
     for steps in [500usize, 1000, 2000] {
@@ -561,13 +561,13 @@ fn fisher_rao_flow_of_inclusive_kl_follows_closed_form() {
     }
     // The exact solution satisfies the KL bound.
     let kl = |w: &[f64]| p.iter().zip(w).map(|(a, b)| a * (a / b).ln()).sum::<f64>();
-    for tt in [0.1, 0.5, 1.0, 3.0] {
+    for tt in [0.1f64, 0.5, 1.0, 3.0] {
         let wt: Vec<f64> = w0
             .iter()
             .zip(&p)
-            .map(|(a, b)| (-tt as f64).exp() * a + (1.0 - (-tt as f64).exp()) * b)
+            .map(|(a, b)| (-tt).exp() * a + (1.0 - (-tt).exp()) * b)
             .collect();
-        assert!(kl(&wt) <= (-tt as f64).exp() * kl(&w0) + 1e-15);
+        assert!(kl(&wt) <= (-tt).exp() * kl(&w0) + 1e-15);
     }
 }
 

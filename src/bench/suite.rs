@@ -598,7 +598,7 @@ pub fn method_grid(
             // registry (`ift` or `wfr`)
             match other
                 .strip_prefix("mmd_")
-                .and_then(|g| crate::flow::Geometry::from_canonical(g))
+                .and_then(crate::flow::Geometry::from_canonical)
             {
                 Some(g @ (crate::flow::Geometry::Ift | crate::flow::Geometry::Wfr)) => {
                     penalty(SetKind::Mmd, &MMD_PENALTIES, g.name().parse::<InnerFlow>()?)

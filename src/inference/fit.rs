@@ -279,7 +279,7 @@ pub fn read_samples(path: &Path) -> Result<Particles> {
                 });
             }
             let s: f64 = w.iter().sum();
-            if !(s > 0.0) {
+            if s.is_nan() || s <= 0.0 {
                 return Err(Error::Data {
                     path: path.into(),
                     row: None,

@@ -107,7 +107,7 @@ impl SteinKernel {
 }
 
 fn check_rows(a: &[f64], sa: &[f64], d: usize) -> Result<usize> {
-    if d == 0 || a.len() % d != 0 || sa.len() != a.len() {
+    if d == 0 || !a.len().is_multiple_of(d) || sa.len() != a.len() {
         return Err(Error::Shape(format!(
             "{} coordinates with {} score entries are not rows of d = {d}",
             a.len(),
