@@ -1,6 +1,6 @@
 //! Simplex-constrained quadratic programs: the solver behind the MMD-proximal (JKO) weight
-//! step of [`crate::flow::MmdProx`] (Gladin, Dvurechensky, Mielke, Zhu, NeurIPS 2024 [IFT];
-//! Zhu, Mielke 2024 [KFR]).
+//! step of [`crate::flow::MmdProx`] (Gladin, Dvurechensky, Mielke, Zhu, NeurIPS 2024 \[IFT\];
+//! Zhu, Mielke 2024 \[KFR\]).
 //!
 //! The problem is `min_{w in simplex} F(w) + 1/(2 eta) (w - w0)' M (w - w0)` with
 //! `F(w) = 1/2 s w'Hw - b'w + c` (a [`WeightQuadratic`]), i.e. the simplex QP
@@ -152,7 +152,7 @@ impl LinOp for SumOp<'_> {
 /// `min_{w in simplex} 1/2 w'Qw - c'w` with `Q = s H + M / eta` and `c = b + M w0 / eta`.
 ///
 /// `opts.method` picks the algorithm ([`QpMethod`]). The default (`Auto`) runs the primal
-/// active-set method ([`active_set_prox`]): exact up to round-off, certified by the
+/// active-set method (`active_set_prox`): exact up to round-off, certified by the
 /// Frank-Wolfe gap, and fast because the solution is sparse (the Gaussian Gram matrix has
 /// a low numerical rank, and a minimiser with at most about that many atoms exists). If
 /// the support grows past `opts.max_support` it hands over to FISTA, warm started at the

@@ -2,7 +2,7 @@
 //!
 //! `F(mu) = 1/2 (w'K_xx w - 2 w'K_xy v + v'K_yy v)`, first variation the witness
 //! `f(x) = sum_i w_i k(x, x_i) - sum_j v_j k(x, y_j)`, gradient `grad f`.
-//! Its Wasserstein flow is the MMD flow of Arbel et al. (2019); by [IKL] it is also the
+//! Its Wasserstein flow is the MMD flow of Arbel et al. (2019); by \[IKL\] it is also the
 //! kernelised forward KL `KL(pi | mu)` (DESIGN.md sections 2 and 5).
 //!
 //! The witness splits into the interaction part `sum_i w_i k(x, x_i)` (an `n x |supp w|`

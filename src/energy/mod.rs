@@ -3,7 +3,7 @@
 //!
 //! | energy | first variation | module |
 //! |---|---|---|
-//! | `1/2 MMD^2(mu, pi)` (= kernelised forward KL `KL(pi | mu)` [IKL]) | witness `f = K(mu - pi)` | [`mmd`] |
+//! | `1/2 MMD^2(mu, pi)` (= kernelised forward KL `KL(pi | mu)` \[IKL\]) | witness `f = K(mu - pi)` | [`mmd`] |
 //! | the same by random Fourier features / Nystrom (`--approx`) | approximate witness | [`mmd_rff`], [`mmd_nystrom`], [`approx`] |
 //! | DRO Lagrangian `-E_mu l + lambda D(mu, P_N)` | `-l + lambda dD/dmu` | `crate::dro` |
 //! | `1/2 KSD^2(mu | pi)` | `sum_i w_i k_pi(., x_i)` | `crate::inference` |

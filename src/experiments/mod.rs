@@ -2,7 +2,7 @@
 //! reference targets, initial laws, the flows to compare and one seeded run of all of them
 //! on the same initial particles.
 //!
-//! Reference experiments (Arbel et al. 2019 [MMDF]; Gladin et al. 2024 [IFT], section 4 and
+//! Reference experiments (Arbel et al. 2019 \[MMDF\]; Gladin et al. 2024 \[IFT\], section 4 and
 //! the camera-ready 100-d experiment of the reference code `egorgladin/ift_flow`):
 //!
 //! | target | law |
@@ -19,6 +19,11 @@
 //! V-statistic `MMD^2(mu, pi'_m)` against a *held-out* sample `pi'_m` (a second,
 //! independent draw of the same size), as in the reference code; the trace's `energy`
 //! column is `1/2 MMD^2` to the training sample. See [`HeldOutMmd`].
+//!
+//! The flows are the geometries [`Geometry::EXPERIMENT`] of the registry, built by
+//! [`Geometry::build`] from [`FlowSettings::geometry_params`]. Settings are checked once:
+//! [`ExperimentParams::check`] gives the [`ExperimentConfig`] that runs; summaries over
+//! seeds are in [`summary`].
 
 pub mod summary;
 

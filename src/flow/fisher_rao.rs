@@ -4,7 +4,7 @@
 //! as a mirror (exponentiated-gradient) step in the log domain:
 //! `log w_i <- log w_i - tau beta g_i - log Z`. On positive measures (`spherical = false`)
 //! the normalisation is dropped: `dmu/dt = -beta mu g`.
-//! References: Chizat et al. 2018; Liero, Mielke, Savare 2018; Zhu, Mielke 2024 [KFR].
+//! References: Chizat et al. 2018; Liero, Mielke, Savare 2018; Zhu, Mielke 2024 \[KFR\].
 
 use super::{StepInfo, FlowStep, StepContext};
 use crate::energy::Energy;

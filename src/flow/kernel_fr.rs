@@ -1,4 +1,4 @@
-//! Kernel-approximated Fisher-Rao step (Zhu, Mielke 2024 [KFR]).
+//! Kernel-approximated Fisher-Rao step (Zhu, Mielke 2024 \[KFR\]).
 //!
 //! The FR force `g` is replaced by its kernel ridge regression in `L2(mu)`:
 //! `g_lambda = K W (K W + lambda I)^{-1} g` with `W = diag(w)`, then the FR mirror step is

@@ -1,5 +1,5 @@
 //! The MMD-geometry weight step: a proximal (JKO) step in the MMD metric with the atoms
-//! fixed (Gladin, Dvurechensky, Mielke, Zhu, NeurIPS 2024 [IFT]; Zhu, Mielke 2024 [KFR]).
+//! fixed (Gladin, Dvurechensky, Mielke, Zhu, NeurIPS 2024 \[IFT\]; Zhu, Mielke 2024 \[KFR\]).
 //!
 //! `w <- argmin_{w in simplex} F(w) + 1/(2 eta) (w - w0)' M (w - w0)`, `eta = tau beta`,
 //! with `F(w) = 1/2 s w'Hw - b'w + c` (for `1/2 MMD^2`: `H = M = K_xx`, `b = K_xy v`).

@@ -12,11 +12,11 @@
 //! | `mmd-noise` | [`Wasserstein`] with noise injection | the same, `grad g` at `x + beta_n u` | Arbel et al. 2019, section 3.3 |
 //! | `w` (`wasserstein`) | [`Wasserstein`] | the same, named for energies other than MMD (DRO) | |
 //! | `fr` | [`FisherRao`] | `dmu/dt = -beta_fr mu (g - int g dmu)` | Chizat et al. 2018; Liero, Mielke, Savare 2018 |
-//! | `wfr` | [`Wfr`] | both, by splitting | Chizat et al. 2018; Zhu 2024 [IKL] |
-//! | `mmd-prox` (`prox`, `weights`) | [`MmdProx`], exact simplex QP | `dmu/dt = -beta K^{-1} g` | Gladin et al. 2024 [IFT] |
-//! | `ift` | [`Ift`]: W step + exact MMD prox | `alpha div(mu grad g) - beta K^{-1} g` | Gladin et al. 2024 [IFT] |
+//! | `wfr` | [`Wfr`] | both, by splitting | Chizat et al. 2018; Zhu 2024 \[IKL\] |
+//! | `mmd-prox` (`prox`, `weights`) | [`MmdProx`], exact simplex QP | `dmu/dt = -beta K^{-1} g` | Gladin et al. 2024 \[IFT\] |
+//! | `ift` | [`Ift`]: W step + exact MMD prox | `alpha div(mu grad g) - beta K^{-1} g` | Gladin et al. 2024 \[IFT\] |
 //! | `ift-pg` | [`Ift`] with the projected-gradient weight step, rate `beta_pg / n` | the same, the reference code's variant | Gladin et al. 2024 |
-//! | `kfr` | [`KernelFr`] | FR with `g` replaced by its kernel ridge regression | Zhu, Mielke 2024 [KFR] |
+//! | `kfr` | [`KernelFr`] | FR with `g` replaced by its kernel ridge regression | Zhu, Mielke 2024 \[KFR\] |
 //! | `svgd` | [`Svgd`] (own step `svgd_step`) | Stein variational gradient descent | Liu, Wang 2016 |
 //! | `langevin` | [`Langevin`] (own step `langevin_step`) | unadjusted Langevin | |
 //!

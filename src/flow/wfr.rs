@@ -2,7 +2,7 @@
 //! then a Fisher-Rao step on the weights at the new positions.
 //!
 //! `dmu/dt = alpha div(mu grad g) - beta mu (g - int g dmu)` (Chizat, Peyre, Schmitzer,
-//! Vialard 2018; Liero, Mielke, Savare 2018; for the inclusive KL: Zhu 2024 [IKL]).
+//! Vialard 2018; Liero, Mielke, Savare 2018; for the inclusive KL: Zhu 2024 \[IKL\]).
 
 use super::{StepInfo, FisherRao, FlowStep, StepContext, Wasserstein};
 use crate::energy::Energy;

@@ -1,15 +1,18 @@
 //! The fitting API: run one forward-KL method (or a reverse-KL baseline) from given initial
 //! particles through the core's steps and [`Executor`], and summarise the result.
 //!
-//! | method | energy | geometry (core step) | divergence |
+//! A method is an energy and a geometry; the geometry's step comes from the registry
+//! ([`Method::geometry`], [`Geometry::build`]):
+//!
+//! | method | energy | geometry (registry name: core step) | divergence |
 //! |---|---|---|---|
-//! | `ift` | `1/2 MMD^2` (samples) or `1/2 KSD^2` (density) | [`Ift`]: W step + exact MMD-prox weight QP | forward KL [IKL] |
-//! | `wfr` | same | [`Wfr`]: W step + Fisher-Rao mirror step | forward KL [IKL] |
-//! | `mmd` | `1/2 MMD^2` | [`Wasserstein`] only (MMD flow, Arbel et al. 2019) | forward KL, transport only |
-//! | `ksd` | `1/2 KSD^2` | [`Wasserstein`] only (KSD descent, Korba et al. 2021) | forward KL, transport only |
-//! | `fr` | same as `ift` | [`FisherRao`] only (reweighting) | forward KL, weights only |
-//! | `svgd` | (score) | [`Svgd`] (Liu, Wang 2016) | reverse KL baseline |
-//! | `langevin` | (score) | [`Langevin`] (ULA) | reverse KL baseline |
+//! | `ift` | `1/2 MMD^2` (samples) or `1/2 KSD^2` (density) | `ift`: [`crate::flow::Ift`], W step + exact MMD-prox weight QP | forward KL \[IKL\] |
+//! | `wfr` | same | `wfr`: [`crate::flow::Wfr`], W step + Fisher-Rao mirror step | forward KL \[IKL\] |
+//! | `mmd` | `1/2 MMD^2` | `w`: [`crate::flow::Wasserstein`] only (MMD flow, Arbel et al. 2019) | forward KL, transport only |
+//! | `ksd` | `1/2 KSD^2` | `w`: [`crate::flow::Wasserstein`] only (KSD descent, Korba et al. 2021) | forward KL, transport only |
+//! | `fr` | same as `ift` | `fr`: [`crate::flow::FisherRao`] only (reweighting) | forward KL, weights only |
+//! | `svgd` | (score) | `svgd`: [`crate::flow::Svgd`] (Liu, Wang 2016) | reverse KL baseline |
+//! | `langevin` | (score) | `langevin`: [`crate::flow::Langevin`] (ULA) | reverse KL baseline |
 //!
 //! With a KSD energy the MMD-prox QP of `ift` has `H = M = K_pi`, `b = 0`: it moves the
 //! weights towards the KSD-optimal simplex weights (black-box importance sampling).

@@ -1,5 +1,5 @@
 //! The inclusive KL on a common support, `KL(pi | mu)` with `pi = sum_i p_i delta_{x_i}` and
-//! `mu = sum_i w_i delta_{x_i}` on the same atoms [IKL]:
+//! `mu = sum_i w_i delta_{x_i}` on the same atoms \[IKL\]:
 //!
 //! `F(w) = sum_i [p_i log(p_i / w_i) - p_i + w_i]` (the positive-measure form, equal to
 //! `sum_i p_i log(p_i / w_i)` on probability vectors), first variation

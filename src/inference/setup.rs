@@ -12,7 +12,7 @@
 //!
 //! Whitening: with the Laplace approximation `N(m, L L')` of the density the flows run on
 //! `z = L^{-1} (x - m)`; the forward KL is invariant under this affine map, so the fit maps
-//! back by `x = m + L z` (Zhu 2024 [IKL]; the KSD is that of the whitened target).
+//! back by `x = m + L z` (Zhu 2024 \[IKL\]; the KSD is that of the whitened target).
 //!
 //! The default step sizes ([`default_step_sizes`]) are per target family and method: the
 //! MMD energy on samples takes step 1, the KSD energy on densities 0.05 (the funnel's neck

@@ -19,7 +19,7 @@
 //!
 //! The energy [`KsdEnergy`] `F(mu) = 1/2 KSD^2(mu | pi)` has first variation
 //! `g(x) = sum_i w_i k_pi(x, x_i)`; its Wasserstein flow is KSD descent (Korba, Aubin-Frankowski,
-//! Majewski, Ablin 2021), the kernelised inclusive-KL flow with the Stein kernel [IKL]; it
+//! Majewski, Ablin 2021), the kernelised inclusive-KL flow with the Stein kernel \[IKL\]; it
 //! is quadratic in the weights with `H = M = K_pi` (the Stein Gram matrix) and `b = 0`, so the
 //! exact MMD-prox step of the core is a proximal step towards the KSD-optimal simplex
 //! weights of black-box importance sampling (Liu, Lee 2017).
