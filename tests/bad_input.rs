@@ -6,8 +6,8 @@ use ndarray::{array, Array1, Array2};
 use robustflow::energy::{Energy, MmdEnergy};
 use robustflow::error::{check_count, check_nonneg, check_positive};
 use robustflow::flow::{
-    Executor, FisherRao, FlowConfig, FlowParams, Ift, KernelFr, Langevin, MmdProx, ProxSolver, QpOptions, Svgd,
-    Wasserstein,
+    Executor, FisherRao, FlowConfig, FlowParams, Ift, KernelFr, Langevin, MmdProx, ProxSolver,
+    QpOptions, Svgd, Wasserstein,
 };
 use robustflow::io::{read_numeric_csv, write_atomic, write_points_csv};
 use robustflow::kernel::{Bandwidth, Kernel, KernelKind};

@@ -21,9 +21,9 @@ use rand::{Rng, SeedableRng};
 use rand_distr::StandardNormal;
 use robustflow::energy::{Energy, FirstVariation, MmdEnergy};
 use robustflow::flow::{
-    Control, Executor, FisherRao, FlowConfig, FlowParams, FlowStep, Ift, KernelFr, Langevin, MmdProx,
-    NoiseSchedule, Observer, ProxSolver, StepContext, StepInfo, Svgd, TraceRecord, Velocity, Wasserstein,
-    Wfr,
+    Control, Executor, FisherRao, FlowConfig, FlowParams, FlowStep, Ift, KernelFr, Langevin,
+    MmdProx, NoiseSchedule, Observer, ProxSolver, StepContext, StepInfo, Svgd, TraceRecord,
+    Velocity, Wasserstein, Wfr,
 };
 use robustflow::kernel::{gram, kernel_sums, Bandwidth, Kernel, KernelKind};
 use robustflow::linalg::{power_iteration, solve};
@@ -528,8 +528,13 @@ fn fisher_rao_flow_of_inclusive_kl_follows_closed_form() {
     for steps in [500usize, 1000, 2000] {
         let tau = t / steps as f64;
         let mut mu = Particles::with_weights(x.clone(), &w0).unwrap();
-        let mut ex =
-            Executor::new(FlowParams::new(steps, tau).trace_every(steps / 10).check().unwrap()).unwrap();
+        let mut ex = Executor::new(
+            FlowParams::new(steps, tau)
+                .trace_every(steps / 10)
+                .check()
+                .unwrap(),
+        )
+        .unwrap();
         let r = ex
             .run(&mut mu, &e, &mut FisherRao::new(1.0).unwrap())
             .unwrap();
@@ -872,7 +877,8 @@ fn executor_trace_records_and_stopping_rules() {
     ];
     for mut st in steps {
         let mut mu = mu0.clone();
-        let mut ex = Executor::new(FlowParams::new(10, 0.3).trace_every(3).check().unwrap()).unwrap();
+        let mut ex =
+            Executor::new(FlowParams::new(10, 0.3).trace_every(3).check().unwrap()).unwrap();
         let r = ex.run(&mut mu, &e, &mut st).unwrap();
         let ups = st.updates_per_step();
         let at: Vec<usize> = r.trace.iter().map(|t| t.step).collect();
@@ -1179,7 +1185,11 @@ fn registry_name_table_round_trips() {
         assert_eq!(Geometry::from_canonical(name), Some(g));
         for a in aliases {
             assert_eq!(a.parse::<Geometry>().unwrap(), g, "alias {a}");
-            assert_eq!(Geometry::from_canonical(a), None, "alias {a} is not canonical");
+            assert_eq!(
+                Geometry::from_canonical(a),
+                None,
+                "alias {a} is not canonical"
+            );
         }
         let js = serde_json::to_string(&g).unwrap();
         assert_eq!(js, format!("\"{name}\""));
@@ -1243,15 +1253,30 @@ fn registry_builds_the_hand_built_steps() {
             .unwrap()
     };
     let by_hand: Vec<(Geometry, Box<dyn FlowStep>, &str, usize)> = vec![
-        (Geometry::Mmd, Box::new(Wasserstein::new(0.7).unwrap()), "w", 1),
+        (
+            Geometry::Mmd,
+            Box::new(Wasserstein::new(0.7).unwrap()),
+            "w",
+            1,
+        ),
         (
             Geometry::MmdNoise,
             Box::new(Wasserstein::new(0.7).unwrap().with_noise(noise).unwrap()),
             "w-noise",
             1,
         ),
-        (Geometry::W, Box::new(Wasserstein::new(0.7).unwrap()), "w", 1),
-        (Geometry::Fr, Box::new(FisherRao::new(2.0).unwrap()), "fr", 1),
+        (
+            Geometry::W,
+            Box::new(Wasserstein::new(0.7).unwrap()),
+            "w",
+            1,
+        ),
+        (
+            Geometry::Fr,
+            Box::new(FisherRao::new(2.0).unwrap()),
+            "fr",
+            1,
+        ),
         (
             Geometry::Wfr,
             Box::new(Wfr {
@@ -1262,7 +1287,15 @@ fn registry_builds_the_hand_built_steps() {
             2,
         ),
         (Geometry::MmdProx, Box::new(exact()), "mmd-prox", 1),
-        (Geometry::Ift, Box::new(Ift { w: w(), prox: exact() }), "ift", 2),
+        (
+            Geometry::Ift,
+            Box::new(Ift {
+                w: w(),
+                prox: exact(),
+            }),
+            "ift",
+            2,
+        ),
         (
             Geometry::IftPg,
             Box::new(Ift {
@@ -1357,7 +1390,12 @@ fn steps_return_their_diagnostics_to_the_observers() {
     }
     let (mu0, e) = problem(11, 20, 25, 2, KernelKind::Gaussian);
     let steps = 6;
-    for g in [Geometry::MmdProx, Geometry::Ift, Geometry::Wfr, Geometry::IftPg] {
+    for g in [
+        Geometry::MmdProx,
+        Geometry::Ift,
+        Geometry::Wfr,
+        Geometry::IftPg,
+    ] {
         let p = GeometryParams {
             beta: 2.0,
             particles: mu0.len(),

@@ -187,7 +187,10 @@ impl ExperimentRun {
     /// (first two coordinates), with a 5% margin: `((x0, x1), (y0, y1))`.
     pub fn plot_bounds(&self) -> ((f64, f64), (f64, f64)) {
         let (mut x0, mut x1, mut y0, mut y1) = (f64::MAX, f64::MIN, f64::MAX, f64::MIN);
-        let finals = self.flows.iter().flat_map(|(_, o)| o.particles.x.outer_iter());
+        let finals = self
+            .flows
+            .iter()
+            .flat_map(|(_, o)| o.particles.x.outer_iter());
         for r in self
             .target_sample
             .outer_iter()

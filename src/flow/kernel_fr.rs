@@ -8,7 +8,7 @@
 //! symmetrically: with `A = W^{1/2} K W^{1/2}`, `(A + lambda I) z = W^{1/2} g` by conjugate
 //! gradients and `g_lambda = K W^{1/2} z`.
 
-use super::{StepInfo, FisherRao, FlowStep, StepContext};
+use super::{FisherRao, FlowStep, StepContext, StepInfo};
 use crate::energy::Energy;
 use crate::error::Result;
 use crate::kernel::{GramOp, Kernel};

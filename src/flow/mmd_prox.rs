@@ -27,9 +27,7 @@ use crate::linalg::project_simplex;
 use crate::measure::Particles;
 use serde::{Deserialize, Serialize};
 
-pub use crate::simplex::{
-    solve_prox_affine, solve_prox_qp, QpMethod, QpOptions, QpReport,
-};
+pub use crate::simplex::{solve_prox_affine, solve_prox_qp, QpMethod, QpOptions, QpReport};
 
 /// Which weight update the MMD step uses.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -41,7 +39,6 @@ pub enum ProxSolver {
     /// Exact prox with only the sum-to-one constraint (dense; small `n`).
     Affine,
 }
-
 
 /// The MMD-proximal weight step.
 #[derive(Debug, Clone)]
@@ -119,7 +116,6 @@ fn quadratic_of(energy: &dyn Energy, mu: &Particles) -> Result<WeightQuadratic> 
         )))
     })
 }
-
 
 impl FlowStep for MmdProx {
     fn name(&self) -> String {

@@ -136,10 +136,10 @@ impl Geometry {
     /// constructors; errors name the parameter (`alpha`, `beta`, `lambda`, `qp-tol`,
     /// `qp-max-iter`, `noise`).
     pub fn build(self, p: &GeometryParams) -> Result<Box<dyn FlowStep>> {
-        let w = || -> Result<Wasserstein> { Ok(Wasserstein::new(p.alpha)?.with_velocity(p.velocity)) };
-        let exact = || -> Result<MmdProx> {
-            MmdProx::new(p.beta)?.with_solver(ProxSolver::Exact(p.qp))
-        };
+        let w =
+            || -> Result<Wasserstein> { Ok(Wasserstein::new(p.alpha)?.with_velocity(p.velocity)) };
+        let exact =
+            || -> Result<MmdProx> { MmdProx::new(p.beta)?.with_solver(ProxSolver::Exact(p.qp)) };
         let density = || {
             p.density.clone().ok_or_else(|| {
                 Error::param(
@@ -169,7 +169,11 @@ impl Geometry {
             }),
             Geometry::Kfr => {
                 let k = p.kernel.ok_or_else(|| {
-                    Error::param("flow", self, "needs the regression kernel (GeometryParams::kernel)")
+                    Error::param(
+                        "flow",
+                        self,
+                        "needs the regression kernel (GeometryParams::kernel)",
+                    )
                 })?;
                 Box::new(KernelFr::new(k, p.lambda, p.beta_fr)?)
             }

@@ -8,7 +8,7 @@
 //! `x_i + beta_n u_i`, `u_i ~ N(0, I)`, and apply it at `x_i`; `beta_n` follows a
 //! [`NoiseSchedule`].
 
-use super::{StepInfo, FlowStep, StepContext};
+use super::{FlowStep, StepContext, StepInfo};
 use crate::energy::Energy;
 use crate::error::{Error, Result};
 use crate::measure::Particles;

@@ -4,7 +4,7 @@
 //! `dmu/dt = alpha div(mu grad g) - beta mu (g - int g dmu)` (Chizat, Peyre, Schmitzer,
 //! Vialard 2018; Liero, Mielke, Savare 2018; for the inclusive KL: Zhu 2024 \[IKL\]).
 
-use super::{StepInfo, FisherRao, FlowStep, StepContext, Wasserstein};
+use super::{FisherRao, FlowStep, StepContext, StepInfo, Wasserstein};
 use crate::energy::Energy;
 use crate::error::Result;
 use crate::measure::Particles;

@@ -511,12 +511,11 @@ pub fn fit(
         },
     };
     let density = match method {
-        Method::Svgd | Method::Langevin => Some(as_log_density(
-            target
-                .density
-                .clone()
-                .ok_or_else(|| Error::param("method", method, "needs a density target"))?,
-        )),
+        Method::Svgd | Method::Langevin => {
+            Some(as_log_density(target.density.clone().ok_or_else(|| {
+                Error::param("method", method, "needs a density target")
+            })?))
+        }
         _ => None,
     };
     let mut step = method.geometry().build(&GeometryParams {

@@ -510,4 +510,3 @@ pub fn apply_step_sizes(spec: &Option<String>, steps: &mut BTreeMap<Method, f64>
     }
     Ok(())
 }
-
