@@ -192,8 +192,9 @@ fn prox_section(rng: &mut StdRng) -> Vec<serde_json::Value> {
                     .unwrap()
                     .with_solver(ProxSolver::Exact(opts))
                     .unwrap();
-                let t = timed(&mut || p.apply(&mut mu, &plain, &mut ctx).unwrap());
-                rep = p.last;
+                let mut info = robustflow::flow::StepInfo::default();
+                let t = timed(&mut || info = p.apply(&mut mu, &plain, &mut ctx).unwrap());
+                rep = info.qp.unwrap_or_default();
                 let ws = w_sums();
                 ts.push(t);
                 ratios.push(t / ws);
@@ -238,13 +239,21 @@ fn prox_section(rng: &mut StdRng) -> Vec<serde_json::Value> {
             };
             let ws = w_sums();
             let mut alone = mu.clone();
-            let tw_plain = timed(&mut || ift.w.clone().step(&mut alone, &plain, &mut ctx).unwrap());
-            let tw = timed(&mut || ift.w.step(&mut mu, &energy, &mut ctx).unwrap());
+            let tw_plain = timed(&mut || {
+                ift.w.clone().step(&mut alone, &plain, &mut ctx).unwrap();
+            });
+            let tw = timed(&mut || {
+                ift.w.step(&mut mu, &energy, &mut ctx).unwrap();
+            });
             assert_eq!(alone.x_slice(), mu.x_slice(), "the cache changed the step");
             let mut alone = mu.clone();
             let mut p = ift.prox.clone();
-            let tp_plain = timed(&mut || p.apply(&mut alone, &plain, &mut ctx).unwrap());
-            let tp = timed(&mut || ift.prox.apply(&mut mu, &energy, &mut ctx).unwrap());
+            let tp_plain = timed(&mut || {
+                p.apply(&mut alone, &plain, &mut ctx).unwrap();
+            });
+            let mut info = robustflow::flow::StepInfo::default();
+            let tp = timed(&mut || info = ift.prox.apply(&mut mu, &energy, &mut ctx).unwrap());
+            let last = info.qp.unwrap_or_default();
             assert_eq!(alone.weights(), mu.weights(), "the cache changed the step");
             if k >= 1 {
                 ws_t.push(ws);
@@ -253,10 +262,10 @@ fn prox_section(rng: &mut StdRng) -> Vec<serde_json::Value> {
                 }
                 ratio_prox.push(tp_plain / ws);
                 ratio_iter.push((tp + tw) / ws);
-                its += ift.prox.last.iterations;
-                rounds += ift.prox.last.rounds;
+                its += last.iterations;
+                rounds += last.rounds;
             }
-            supp = ift.prox.last.support;
+            supp = last.support;
         }
         let per = (steps - 1) as f64;
         let [tw_plain, tp_plain, tw, tp] = cols.map(median);

@@ -9,7 +9,7 @@ use rand::SeedableRng;
 use robustflow::energy::{Energy, MmdEnergy};
 use robustflow::experiments::mixture_target;
 use robustflow::flow::{
-    Executor, FlowConfig, FlowStep, Ift, MmdProx, ProxSolver, QpOptions, Trace, Wasserstein,
+    Executor, FlowParams, FlowStep, Ift, MmdProx, ProxSolver, QpOptions, Trace, Wasserstein,
 };
 use robustflow::kernel::Kernel;
 use robustflow::measure::{Distribution, Gaussian, Particles};
@@ -43,7 +43,10 @@ fn main() -> robustflow::Result<()> {
     for mut step in flows {
         // compare at equal numbers of updates: IFT makes two per iteration
         let iters = updates / step.updates_per_step();
-        let cfg = FlowConfig::new(iters, 1.0)?.seed(0).trace_every(iters / 6);
+        let cfg = FlowParams::new(iters, 1.0)
+            .seed(0)
+            .trace_every(iters / 6)
+            .check()?;
         let mut ex = Executor::new(cfg)?.observe(Trace::default());
         let mut mu = mu0.clone();
         let res = ex.run(&mut mu, &energy, &mut step)?;

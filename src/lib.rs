@@ -31,6 +31,7 @@ pub mod model;
 pub mod outputs;
 pub mod plot;
 pub mod simd;
+pub mod simplex;
 pub mod solve;
 pub mod stats;
 pub mod train;

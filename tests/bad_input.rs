@@ -6,8 +6,8 @@ use ndarray::{array, Array1, Array2};
 use robustflow::energy::{Energy, MmdEnergy};
 use robustflow::error::{check_count, check_nonneg, check_positive};
 use robustflow::flow::{
-    Executor, FisherRao, FlowConfig, Ift, KernelFr, Langevin, MmdProx, ProxSolver, QpOptions, Svgd,
-    Wasserstein,
+    Executor, FisherRao, FlowConfig, FlowParams, Ift, KernelFr, Langevin, MmdProx, ProxSolver,
+    QpOptions, Svgd, Wasserstein,
 };
 use robustflow::io::{read_numeric_csv, write_atomic, write_points_csv};
 use robustflow::kernel::{Bandwidth, Kernel, KernelKind};
@@ -199,34 +199,38 @@ fn bad_parameters_name_the_parameter() {
     }
     assert_param(FlowConfig::new(0, 0.1), "steps");
     assert_param(
-        Executor::new(FlowConfig {
+        FlowParams {
             trace_every: 0,
             ..Default::default()
-        })
+        }
+        .check()
         .map(|_| ()),
         "trace-every",
     );
     assert_param(
-        Executor::new(FlowConfig {
+        FlowParams {
             tol: -1.0,
             ..Default::default()
-        })
+        }
+        .check()
         .map(|_| ()),
         "tol",
     );
     assert_param(
-        Executor::new(FlowConfig {
+        FlowParams {
             step_size: 0.0,
             ..Default::default()
-        })
+        }
+        .check()
         .map(|_| ()),
         "step-size",
     );
     assert_param(
-        Executor::new(FlowConfig {
+        FlowParams {
             max_time_s: Some(0.0),
             ..Default::default()
-        })
+        }
+        .check()
         .map(|_| ()),
         "max-time",
     );

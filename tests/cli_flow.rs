@@ -663,3 +663,27 @@ fn mmd_bad_input_is_named() {
     a.kernel = "cosine".into();
     expect_param(mmd::compute(&a), "kernel");
 }
+
+/// One initial-law parser: `normal:` is an alias of `gaussian:` (any case), both draw the
+/// same positions from the same seed, and a malformed law names `init`.
+#[test]
+fn init_law_aliases_draw_the_same_particles() {
+    use rand::SeedableRng;
+    use robustflow::experiments::InitSpec;
+    let draw = |s: &str| {
+        let spec: InitSpec = s.parse().unwrap();
+        let mut rng = rand::rngs::StdRng::seed_from_u64(4);
+        spec.positions(7, 3, &mut rng).unwrap()
+    };
+    let g = draw("gaussian:1,2,3:0.5");
+    assert_eq!(g, draw("normal:1,2,3:0.5"));
+    assert_eq!(g, draw("Normal:1,2,3:0.5"));
+    assert_ne!(g, draw("gaussian:1,2,3:0.6"));
+    assert_eq!(draw("normal:0:1"), draw("gaussian"));
+    for bad in ["normal:1:0", "uniform:0:1", "normal:a:1", "gaussian:0:1:2"] {
+        match bad.parse::<InitSpec>() {
+            Err(robustflow::Error::InvalidParameter { name, .. }) => assert_eq!(name, "init"),
+            other => panic!("{bad}: {other:?}"),
+        }
+    }
+}

@@ -21,9 +21,9 @@ use rand::{Rng, SeedableRng};
 use rand_distr::StandardNormal;
 use robustflow::energy::{Energy, FirstVariation, MmdEnergy};
 use robustflow::flow::{
-    Control, Executor, FisherRao, FlowConfig, FlowStep, Ift, KernelFr, Langevin, MmdProx,
-    NoiseSchedule, Observer, ProxSolver, StepContext, Svgd, TraceRecord, Velocity, Wasserstein,
-    Wfr,
+    Control, Executor, FisherRao, FlowConfig, FlowParams, FlowStep, Ift, KernelFr, Langevin,
+    MmdProx, NoiseSchedule, Observer, ProxSolver, StepContext, StepInfo, Svgd, TraceRecord,
+    Velocity, Wasserstein, Wfr,
 };
 use robustflow::kernel::{gram, kernel_sums, Bandwidth, Kernel, KernelKind};
 use robustflow::linalg::{power_iteration, solve};
@@ -74,7 +74,7 @@ fn one_step(
         tau,
         rng: &mut rng,
     };
-    step.step(mu, e, &mut ctx)
+    step.step(mu, e, &mut ctx).map(|_| ())
 }
 
 /// `int |grad f|^2 dmu` and, for the mass-weighted velocity, `n sum w_i^2 |grad f_i|^2`.
@@ -518,18 +518,23 @@ fn fisher_rao_flow_of_inclusive_kl_follows_closed_form() {
     let w0 = rand_simplex(&mut rng, n);
     let p = rand_simplex(&mut rng, n);
     let e = InclusiveKl { p: p.clone() };
-    let t = 1.0;
+    let t: f64 = 1.0;
     let closed: Vec<f64> = w0
         .iter()
         .zip(&p)
-        .map(|(a, b)| (-t as f64).exp() * a + (1.0 - (-t as f64).exp()) * b)
+        .map(|(a, b)| (-t).exp() * a + (1.0 - (-t).exp()) * b)
         .collect();
     let mut errs = Vec::new();
     for steps in [500usize, 1000, 2000] {
         let tau = t / steps as f64;
         let mut mu = Particles::with_weights(x.clone(), &w0).unwrap();
-        let mut ex =
-            Executor::new(FlowConfig::new(steps, tau).unwrap().trace_every(steps / 10)).unwrap();
+        let mut ex = Executor::new(
+            FlowParams::new(steps, tau)
+                .trace_every(steps / 10)
+                .check()
+                .unwrap(),
+        )
+        .unwrap();
         let r = ex
             .run(&mut mu, &e, &mut FisherRao::new(1.0).unwrap())
             .unwrap();
@@ -561,13 +566,13 @@ fn fisher_rao_flow_of_inclusive_kl_follows_closed_form() {
     }
     // The exact solution satisfies the KL bound.
     let kl = |w: &[f64]| p.iter().zip(w).map(|(a, b)| a * (a / b).ln()).sum::<f64>();
-    for tt in [0.1, 0.5, 1.0, 3.0] {
+    for tt in [0.1f64, 0.5, 1.0, 3.0] {
         let wt: Vec<f64> = w0
             .iter()
             .zip(&p)
-            .map(|(a, b)| (-tt as f64).exp() * a + (1.0 - (-tt as f64).exp()) * b)
+            .map(|(a, b)| (-tt).exp() * a + (1.0 - (-tt).exp()) * b)
             .collect();
-        assert!(kl(&wt) <= (-tt as f64).exp() * kl(&w0) + 1e-15);
+        assert!(kl(&wt) <= (-tt).exp() * kl(&w0) + 1e-15);
     }
 }
 
@@ -766,10 +771,11 @@ fn langevin_matches_gaussian_moments() {
     let tau = 0.02;
     let steps = 500;
     let mut ex = Executor::new(
-        FlowConfig::new(steps, tau)
-            .unwrap()
+        FlowParams::new(steps, tau)
             .seed(5)
-            .trace_every(steps),
+            .trace_every(steps)
+            .check()
+            .unwrap(),
     )
     .unwrap();
     let r = ex.run(&mut mu, &e, &mut Langevin::new(target)).unwrap();
@@ -814,11 +820,16 @@ impl FlowStep for Poison {
     fn name(&self) -> String {
         "poison".into()
     }
-    fn step(&mut self, mu: &mut Particles, _e: &dyn Energy, ctx: &mut StepContext) -> Result<()> {
+    fn step(
+        &mut self,
+        mu: &mut Particles,
+        _e: &dyn Energy,
+        ctx: &mut StepContext,
+    ) -> Result<StepInfo> {
         if ctx.step == 3 {
             mu.x[[2, 0]] = f64::NAN;
         }
-        Ok(())
+        Ok(StepInfo::default())
     }
 }
 
@@ -866,7 +877,8 @@ fn executor_trace_records_and_stopping_rules() {
     ];
     for mut st in steps {
         let mut mu = mu0.clone();
-        let mut ex = Executor::new(FlowConfig::new(10, 0.3).unwrap().trace_every(3)).unwrap();
+        let mut ex =
+            Executor::new(FlowParams::new(10, 0.3).trace_every(3).check().unwrap()).unwrap();
         let r = ex.run(&mut mu, &e, &mut st).unwrap();
         let ups = st.updates_per_step();
         let at: Vec<usize> = r.trace.iter().map(|t| t.step).collect();
@@ -903,7 +915,7 @@ fn executor_trace_records_and_stopping_rules() {
     }
     // Tolerance stop: the exact prox with a huge step converges at once.
     let mut mu = mu0.clone();
-    let mut ex = Executor::new(FlowConfig::new(100, 1e6).unwrap().tol(1e-6)).unwrap();
+    let mut ex = Executor::new(FlowParams::new(100, 1e6).tol(1e-6).check().unwrap()).unwrap();
     let r = ex
         .run(&mut mu, &e, &mut MmdProx::new(1.0).unwrap())
         .unwrap();
@@ -1152,5 +1164,275 @@ fn unbalanced_kernel_fr_descends() {
             (observed - rate).abs() <= 1e-3 * rate + 1e-10,
             "{observed} vs {rate}"
         );
+    }
+}
+
+// ---- the geometry registry and the step diagnostics ----
+
+/// One name table: every canonical name and alias parses (any case) to its geometry,
+/// `Display` and serde give the canonical name back, and unknown names are errors naming
+/// the parameter.
+#[test]
+fn registry_name_table_round_trips() {
+    use robustflow::flow::Geometry;
+    let mut seen = Vec::new();
+    for (g, name, aliases) in Geometry::TABLE {
+        assert!(!seen.contains(&g), "{g:?} has two rows");
+        seen.push(g);
+        assert_eq!(name.parse::<Geometry>().unwrap(), g);
+        assert_eq!(name.to_ascii_uppercase().parse::<Geometry>().unwrap(), g);
+        assert_eq!(g.to_string(), name);
+        assert_eq!(Geometry::from_canonical(name), Some(g));
+        for a in aliases {
+            assert_eq!(a.parse::<Geometry>().unwrap(), g, "alias {a}");
+            assert_eq!(
+                Geometry::from_canonical(a),
+                None,
+                "alias {a} is not canonical"
+            );
+        }
+        let js = serde_json::to_string(&g).unwrap();
+        assert_eq!(js, format!("\"{name}\""));
+        assert_eq!(serde_json::from_str::<Geometry>(&js).unwrap(), g);
+    }
+    for bad in ["", "ifft", "mmd_ift"] {
+        match bad.parse::<Geometry>() {
+            Err(Error::InvalidParameter { name, .. }) => assert_eq!(name, "flow"),
+            other => panic!("{bad}: {other:?}"),
+        }
+    }
+    assert!(Geometry::EXPERIMENT.iter().all(|g| seen.contains(g)));
+}
+
+/// The registry builds the same steps as constructing them by hand (the factories it
+/// replaced): five seeded steps of each give bit-identical particles, the steps' names are
+/// the registry's (the W step on its own is `w`), and IFT / WFR count two updates.
+#[test]
+fn registry_builds_the_hand_built_steps() {
+    use robustflow::flow::{Geometry, GeometryParams, QpOptions};
+    let gauss = Gaussian::new(Array1::zeros(2), Array2::eye(2)).unwrap();
+    let density: Arc<dyn LogDensity> = Arc::new(gauss);
+    let (mu0, e) = problem(7, 12, 15, 2, KernelKind::Gaussian);
+    let kernel = Kernel::new(KernelKind::Gaussian, 1.3).unwrap();
+    let noise = NoiseSchedule {
+        beta0: 0.3,
+        half_life: Some(2),
+        off_after: Some(4),
+    };
+    let qp = QpOptions {
+        tol: 1e-8,
+        max_iter: 50,
+        power_iters: 30,
+        ..QpOptions::default()
+    };
+    let p = GeometryParams {
+        alpha: 0.7,
+        velocity: Velocity::MassWeighted,
+        beta: 1.5,
+        beta_fr: 2.0,
+        beta_pg: 3.0,
+        particles: mu0.len(),
+        lambda: 1e-2,
+        kernel: Some(kernel),
+        noise,
+        qp,
+        svgd_kernel: KernelKind::Gaussian,
+        svgd_step: Some(0.05),
+        langevin_step: Some(0.01),
+        density: Some(density.clone()),
+    };
+    let w = || {
+        Wasserstein::new(0.7)
+            .unwrap()
+            .with_velocity(Velocity::MassWeighted)
+    };
+    let exact = || {
+        MmdProx::new(1.5)
+            .unwrap()
+            .with_solver(ProxSolver::Exact(qp))
+            .unwrap()
+    };
+    let by_hand: Vec<(Geometry, Box<dyn FlowStep>, &str, usize)> = vec![
+        (
+            Geometry::Mmd,
+            Box::new(Wasserstein::new(0.7).unwrap()),
+            "w",
+            1,
+        ),
+        (
+            Geometry::MmdNoise,
+            Box::new(Wasserstein::new(0.7).unwrap().with_noise(noise).unwrap()),
+            "w-noise",
+            1,
+        ),
+        (
+            Geometry::W,
+            Box::new(Wasserstein::new(0.7).unwrap()),
+            "w",
+            1,
+        ),
+        (
+            Geometry::Fr,
+            Box::new(FisherRao::new(2.0).unwrap()),
+            "fr",
+            1,
+        ),
+        (
+            Geometry::Wfr,
+            Box::new(Wfr {
+                w: w(),
+                fr: FisherRao::new(2.0).unwrap(),
+            }),
+            "wfr",
+            2,
+        ),
+        (Geometry::MmdProx, Box::new(exact()), "mmd-prox", 1),
+        (
+            Geometry::Ift,
+            Box::new(Ift {
+                w: w(),
+                prox: exact(),
+            }),
+            "ift",
+            2,
+        ),
+        (
+            Geometry::IftPg,
+            Box::new(Ift {
+                w: w(),
+                prox: MmdProx::new(3.0 / 12.0)
+                    .unwrap()
+                    .with_solver(ProxSolver::ProjectedGradient)
+                    .unwrap(),
+            }),
+            "ift-pg",
+            2,
+        ),
+        (
+            Geometry::Kfr,
+            Box::new(KernelFr::new(kernel, 1e-2, 2.0).unwrap()),
+            "kfr",
+            1,
+        ),
+        (
+            Geometry::Svgd,
+            Box::new(
+                Svgd::new(density.clone(), KernelKind::Gaussian, Bandwidth::Median)
+                    .with_step_size(0.05),
+            ),
+            "svgd",
+            1,
+        ),
+        (
+            Geometry::Langevin,
+            Box::new(Langevin::new(density.clone()).with_step_size(0.01)),
+            "langevin",
+            1,
+        ),
+    ];
+    assert_eq!(by_hand.len(), Geometry::TABLE.len());
+    for (g, mut hand, name, ups) in by_hand {
+        let mut built = g.build(&p).unwrap();
+        assert_eq!(built.name(), name, "{g}");
+        assert_eq!(built.updates_per_step(), ups, "{g}");
+        let run = |s: &mut dyn FlowStep| {
+            let mut mu = mu0.clone();
+            let cfg = FlowConfig::new(5, 0.2).unwrap().seed(3);
+            Executor::new(cfg).unwrap().run(&mut mu, &e, s).unwrap();
+            mu
+        };
+        let a = run(built.as_mut());
+        let b = run(hand.as_mut());
+        assert_eq!(a.x_slice(), b.x_slice(), "{g}: positions");
+        assert_eq!(a.weights(), b.weights(), "{g}: weights");
+    }
+    // the density steps need a density, and the error names the flag
+    let no_density = GeometryParams {
+        density: None,
+        ..p.clone()
+    };
+    for g in [Geometry::Svgd, Geometry::Langevin] {
+        assert!(g.needs_density());
+        match g.build(&no_density) {
+            Err(Error::InvalidParameter { name, .. }) => assert_eq!(name, "flow"),
+            Err(other) => panic!("{g}: {other:?}"),
+            Ok(_) => panic!("{g}: built without a density"),
+        }
+    }
+    // bad weights are errors naming the parameter
+    let bad = GeometryParams {
+        alpha: -1.0,
+        ..p.clone()
+    };
+    match Geometry::Ift.build(&bad) {
+        Err(Error::InvalidParameter { name, .. }) => assert_eq!(name, "alpha"),
+        Err(other) => panic!("{other:?}"),
+        Ok(_) => panic!("built with alpha < 0"),
+    }
+}
+
+/// The exact MMD-prox and IFT steps hand their QP report to the driver, which passes it to
+/// every observer at every iteration: the report is certified (Frank-Wolfe gap within the
+/// tolerance) and its support is the number of non-zero weights the step left; steps
+/// without a QP report none.
+#[test]
+fn steps_return_their_diagnostics_to_the_observers() {
+    use robustflow::flow::{Geometry, GeometryParams, QpOptions, StepLog};
+    use std::sync::Mutex;
+    struct Shared(Arc<Mutex<StepLog>>);
+    impl Observer for Shared {
+        fn observe(&mut self, r: &TraceRecord, mu: &Particles) -> Result<Control> {
+            self.0.lock().unwrap().observe(r, mu)
+        }
+        fn step_info(&mut self, k: usize, info: &robustflow::flow::StepInfo) {
+            self.0.lock().unwrap().step_info(k, info)
+        }
+    }
+    let (mu0, e) = problem(11, 20, 25, 2, KernelKind::Gaussian);
+    let steps = 6;
+    for g in [
+        Geometry::MmdProx,
+        Geometry::Ift,
+        Geometry::Wfr,
+        Geometry::IftPg,
+    ] {
+        let p = GeometryParams {
+            beta: 2.0,
+            particles: mu0.len(),
+            qp: QpOptions {
+                tol: 1e-9,
+                ..QpOptions::default()
+            },
+            ..GeometryParams::default()
+        };
+        let mut step = g.build(&p).unwrap();
+        // the last step's report against the weights it left: run steps - 1, then one more
+        let log = Arc::new(Mutex::new(StepLog::default()));
+        let mut mu = mu0.clone();
+        let cfg = FlowConfig::new(steps, 0.3).unwrap();
+        Executor::new(cfg)
+            .unwrap()
+            .observe(Shared(log.clone()))
+            .run(&mut mu, &e, step.as_mut())
+            .unwrap();
+        let log = log.lock().unwrap();
+        assert_eq!(
+            log.steps.iter().map(|(k, _)| *k).collect::<Vec<_>>(),
+            (0..steps).collect::<Vec<_>>(),
+            "{g}: one report per iteration, in order"
+        );
+        let exact = g.needs_exact_prox();
+        for (k, info) in &log.steps {
+            assert_eq!(info.qp.is_some(), exact, "{g} step {k}");
+            if let Some(q) = info.qp {
+                assert!(q.fw_gap <= 1e-7, "{g} step {k}: gap {}", q.fw_gap);
+                assert!(q.support >= 1 && q.support <= mu0.len());
+            }
+        }
+        if exact {
+            let last = log.steps.last().unwrap().1.qp.unwrap();
+            let nonzero = mu.weights().iter().filter(|w| **w > 0.0).count();
+            assert_eq!(last.support, nonzero, "{g}: support of the last step");
+        }
     }
 }

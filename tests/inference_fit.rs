@@ -8,7 +8,7 @@ use ndarray::{array, Array1, Array2};
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 use robustflow::energy::{Energy, MmdEnergy};
-use robustflow::flow::{Executor, FisherRao, FlowConfig, FlowStep, Wfr};
+use robustflow::flow::{Executor, FisherRao, FlowParams, FlowStep, Wfr};
 use robustflow::inference::{
     fit, summarize, CommonSupportKl, FitConfig, FitKernels, InferenceTarget, LogisticPosterior,
     Method, SteinTarget, Whitened,
@@ -317,7 +317,10 @@ fn fact4_fr_and_wfr_flows_of_inclusive_kl_follow_the_closed_form() {
         for steps in [400usize, 800, 1600] {
             let tau = t / steps as f64;
             let mut mu = Particles::with_weights(x.clone(), &w0).unwrap();
-            let cfg = FlowConfig::new(steps, tau).unwrap().trace_every(steps / 8);
+            let cfg = FlowParams::new(steps, tau)
+                .trace_every(steps / 8)
+                .check()
+                .unwrap();
             let mut step = mk();
             let r = Executor::new(cfg)
                 .unwrap()

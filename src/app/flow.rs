@@ -23,15 +23,15 @@
 
 use super::GlobalOpts;
 use crate::error::{Error, Result};
+use crate::experiments::summary::{median_curve, FlowSummary};
 use crate::experiments::{
-    parse_flows, ExperimentConfig, ExperimentRun, FlowParams, InitSpec, LoadedTarget, Quantiles,
-    TargetSpec,
+    parse_flows, ExperimentConfig, ExperimentParams, ExperimentRun, FlowSettings, InitSpec,
+    LoadedTarget, Quantiles, TargetSpec,
 };
 use crate::flow::{Observer, ProgressObserver, TraceRecord, Velocity};
 use crate::kernel::{Bandwidth, KernelKind};
 use crate::plot::{line_chart, scatter_weighted, Background, Series, WeightedPoints};
 use serde_json::{json, Map, Value};
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 /// Arguments of `robustflow flow`.
@@ -148,36 +148,7 @@ impl Default for FlowArgs {
     }
 }
 
-/// Parse `A..B` (B excluded) or `a,b,c`.
-pub fn parse_seeds(s: &str) -> Result<Vec<u64>> {
-    let bad = || Error::param("seeds", s, "expected A..B (B excluded) or a comma list");
-    let v: Vec<u64> = if let Some((a, b)) = s.split_once("..") {
-        let a: u64 = a.trim().parse().map_err(|_| bad())?;
-        let b: u64 = b.trim().parse().map_err(|_| bad())?;
-        (a..b).collect()
-    } else {
-        s.split(',')
-            .map(|t| t.trim().parse::<u64>())
-            .collect::<std::result::Result<_, _>>()
-            .map_err(|_| bad())?
-    };
-    if v.is_empty() {
-        return Err(Error::param("seeds", s, "no seed in the range"));
-    }
-    Ok(v)
-}
-
-fn velocity_of(s: &str) -> Result<Velocity> {
-    match s.to_ascii_lowercase().as_str() {
-        "unweighted" | "paper" => Ok(Velocity::Unweighted),
-        "mass-weighted" | "weighted" | "code" => Ok(Velocity::MassWeighted),
-        _ => Err(Error::param(
-            "velocity",
-            s,
-            "expected unweighted or mass-weighted",
-        )),
-    }
-}
+pub use crate::experiments::parse_seeds;
 
 /// Validate the arguments into an experiment configuration and the list of seeds.
 pub fn config_of(args: &FlowArgs) -> Result<(ExperimentConfig, Vec<u64>)> {
@@ -187,22 +158,8 @@ pub fn config_of(args: &FlowArgs) -> Result<(ExperimentConfig, Vec<u64>)> {
         Some(s) => s.parse()?,
         None => InitSpec::default_for(&spec),
     };
-    crate::error::check_count("particles", args.particles)?;
-    crate::error::check_count("steps", args.steps)?;
     let flows = parse_flows(&args.flow)?;
     let approx: crate::kernel::Approx = args.approx.parse()?;
-    if !approx.is_exact() {
-        if let Some(f) = flows
-            .iter()
-            .find(|f| ["mmd-prox", "ift"].contains(&f.as_str()))
-        {
-            return Err(Error::param(
-                "approx",
-                &args.approx,
-                &format!("flow {f} takes the exact MMD-prox weight step: use the exact kernel, or ift-pg / wfr"),
-            ));
-        }
-    }
     let kernel: KernelKind = args.kernel.parse()?;
     let bandwidth: Bandwidth = args.bandwidth.parse()?;
     let trace_every = args.trace_every.unwrap_or((args.steps / 100).max(2));
@@ -210,17 +167,14 @@ pub fn config_of(args: &FlowArgs) -> Result<(ExperimentConfig, Vec<u64>)> {
         Some(s) => parse_seeds(s)?,
         None => vec![args.seed],
     };
-    if let Some(t) = args.max_time {
-        crate::error::check_positive("max-time", t)?;
-    }
-    let params = FlowParams {
+    let params = FlowSettings {
         step_size: args.step_size,
         alpha: args.alpha,
         beta: args.beta,
         beta_fr: args.beta_fr,
         beta_pg: args.beta_pg,
         lambda: args.lambda,
-        velocity: velocity_of(&args.velocity)?,
+        velocity: args.velocity.parse::<Velocity>()?,
         noise: args.noise,
         noise_half_life: (args.noise_half_life > 0).then_some(args.noise_half_life),
         noise_off: Some(args.noise_off.unwrap_or(args.steps * 3 / 5)),
@@ -229,15 +183,16 @@ pub fn config_of(args: &FlowArgs) -> Result<(ExperimentConfig, Vec<u64>)> {
         qp_tol: args.qp_tol,
         qp_max_iter: args.qp_max_iter,
     };
+    // a CSV init fixes the particles (`--particles` is then only checked to be >= 1)
     let particles = match &init {
-        InitSpec::File(_) => 0,
+        InitSpec::File(_) => args.particles.min(1),
         _ => args.particles,
     };
-    let cfg = ExperimentConfig {
+    let cfg = ExperimentParams {
         target,
         target_samples: args.target_samples.unwrap_or(args.particles),
         init,
-        particles: particles.max(1),
+        particles,
         flows,
         updates: args.steps,
         trace_every,
@@ -246,17 +201,9 @@ pub fn config_of(args: &FlowArgs) -> Result<(ExperimentConfig, Vec<u64>)> {
         params,
         max_time_s: args.max_time,
         approx,
-    };
-    cfg.validate()?;
-    Ok((cfg, seeds))
-}
-
-fn finite_or_null(v: f64) -> Value {
-    if v.is_finite() {
-        json!(v)
-    } else {
-        Value::Null
     }
+    .check()?;
+    Ok((cfg, seeds))
 }
 
 /// Run `robustflow flow`; returns the report written to `report.json`.
@@ -331,115 +278,19 @@ pub fn run(args: &FlowArgs, global: &GlobalOpts) -> Result<Value> {
 
     // per-flow summaries over seeds, on two metrics: the held-out `MMD^2` (`final_mmd2`) and
     // the training `MMD^2 = 2 F(mu)` the flows minimise (`final_train_mmd2`)
-    let finals_of = |name: &str, train: bool| -> Option<Vec<f64>> {
-        runs.iter()
-            .map(|r| {
-                r.flows.iter().find(|(n, _)| n == name).and_then(|(_, o)| {
-                    if train {
-                        Some(2.0 * o.result.final_energy)
-                    } else {
-                        o.result.final_mmd2
-                    }
-                })
-            })
-            .collect()
-    };
-    // ratio to the plain MMD flow, seed by seed, then its median
-    let median_ratio = |a: &[f64], b: &Option<Vec<f64>>| -> Option<f64> {
-        b.as_ref().map(|b| {
-            let r: Vec<f64> = a.iter().zip(b).map(|(a, c)| a / c).collect();
-            Quantiles::of(&r).map(|q| q.median).unwrap_or(f64::NAN)
-        })
-    };
-    let mut summary = Map::new();
-    let mut summary_rows = Vec::new();
-    let base = finals_of("mmd", false);
-    let base_train = finals_of("mmd", true);
-    for name in &cfg.flows {
-        let finals = finals_of(name, false).unwrap_or_default();
-        let train = finals_of(name, true).unwrap_or_default();
-        let times: Vec<f64> = runs
-            .iter()
-            .filter_map(|r| r.flows.iter().find(|(n, _)| n == name))
-            .map(|(_, o)| o.result.time_s)
-            .collect();
-        if finals.is_empty() || train.is_empty() {
-            continue;
-        }
-        let q = Quantiles::of(&finals)?;
-        let qtr = Quantiles::of(&train)?;
-        let qt = Quantiles::of(&times)?;
-        let ratio = median_ratio(&finals, &base);
-        let ratio_train = median_ratio(&train, &base_train);
-        summary.insert(
-            name.clone(),
-            json!({
-                "final_mmd2": q,
-                "final_train_mmd2": qtr,
-                "time_s": qt,
-                "median_ratio_to_mmd": ratio.map(finite_or_null),
-                "median_train_ratio_to_mmd": ratio_train.map(finite_or_null),
-                "per_seed_final_mmd2": finals,
-                "per_seed_final_train_mmd2": train,
-            }),
-        );
-        summary_rows.push(vec![
-            name.clone(),
-            q.n.to_string(),
-            format!("{:e}", q.median),
-            format!("{:e}", q.q25),
-            format!("{:e}", q.q75),
-            format!("{:e}", q.min),
-            format!("{:e}", q.max),
-            ratio.map(|r| format!("{r:e}")).unwrap_or_default(),
-            format!("{:.3}", qt.median),
-            format!("{:e}", qtr.median),
-            format!("{:e}", qtr.q25),
-            format!("{:e}", qtr.q75),
-            ratio_train.map(|r| format!("{r:e}")).unwrap_or_default(),
-        ]);
-    }
-    let sheader: Vec<String> = [
-        "flow",
-        "seeds",
-        "median_mmd2",
-        "q25_mmd2",
-        "q75_mmd2",
-        "min_mmd2",
-        "max_mmd2",
-        "median_ratio_to_mmd",
-        "median_time_s",
-        "median_train_mmd2",
-        "q25_train_mmd2",
-        "q75_train_mmd2",
-        "median_train_ratio_to_mmd",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    crate::io::write_csv_atomic(out.join("summary.csv"), &sheader, summary_rows.clone())?;
+    let summaries = FlowSummary::over_seeds(&runs, &cfg.flows)?;
+    let summary: Map<String, Value> = summaries
+        .iter()
+        .map(|f| (f.flow.clone(), f.to_json()))
+        .collect();
+    crate::io::write_csv_atomic(
+        out.join("summary.csv"),
+        &FlowSummary::csv_header(),
+        summaries.iter().map(|f| f.csv_row()),
+    )?;
 
     // report.json
-    let mut flows = Map::new();
-    for (name, o) in &first.flows {
-        let r = &o.result;
-        let w = o.particles.weights();
-        let nonzero = w.iter().filter(|&&a| a > 1e-3 / w.len() as f64).count();
-        flows.insert(
-            name.clone(),
-            json!({
-                "final_mmd2": r.final_mmd2.map(finite_or_null),
-                "final_energy": finite_or_null(r.final_energy),
-                "steps": r.steps,
-                "updates": r.updates,
-                "time_s": r.time_s,
-                "stop_reason": r.stop_reason,
-                "mass": o.particles.mass(),
-                "ess": o.particles.ess(),
-                "nonzero": nonzero,
-            }),
-        );
-    }
+    let flows = first.flows_json();
     let floors: Vec<f64> = runs.iter().map(|r| r.floor_mmd2).collect();
     let report = json!({
         "command": "flow",
@@ -480,32 +331,14 @@ pub fn run(args: &FlowArgs, global: &GlobalOpts) -> Result<Value> {
         ("mmd2.png", "MMD^2 to held-out target", false),
         ("mmd2_train.png", "MMD^2 to training target (2 F)", true),
     ] {
-        let mut series = Vec::new();
-        for name in &cfg.flows {
-            let mut by_up: BTreeMap<usize, Vec<f64>> = BTreeMap::new();
-            for r in &runs {
-                if let Some((_, o)) = r.flows.iter().find(|(n, _)| n == name) {
-                    for rec in &o.result.trace {
-                        let v = if train {
-                            Some(2.0 * rec.energy)
-                        } else {
-                            rec.mmd2
-                        };
-                        if let Some(v) = v {
-                            by_up.entry(rec.updates).or_default().push(v);
-                        }
-                    }
-                }
-            }
-            let points: Vec<(f64, f64)> = by_up
-                .into_iter()
-                .filter_map(|(u, v)| Quantiles::of(&v).ok().map(|q| (u as f64, q.median)))
-                .collect();
-            series.push(Series {
-                name: name.clone(),
-                points,
-            });
-        }
+        let series: Vec<Series> = cfg
+            .flows
+            .iter()
+            .map(|g| Series {
+                name: g.to_string(),
+                points: median_curve(&runs, g.name(), train),
+            })
+            .collect();
         line_chart(
             out.join(file),
             &format!("{what} ({}{seeds_note})", args.target),
@@ -523,27 +356,7 @@ pub fn run(args: &FlowArgs, global: &GlobalOpts) -> Result<Value> {
             .outer_iter()
             .map(|r| (r[0], r[1], 1.0))
             .collect();
-        let all = first
-            .target_sample
-            .outer_iter()
-            .chain(first.init.x.outer_iter());
-        let (mut x0, mut x1, mut y0, mut y1) = (f64::MAX, f64::MIN, f64::MAX, f64::MIN);
-        for r in all {
-            x0 = x0.min(r[0]);
-            x1 = x1.max(r[0]);
-            y0 = y0.min(r[1]);
-            y1 = y1.max(r[1]);
-        }
-        for (_, o) in &first.flows {
-            for r in o.particles.x.outer_iter() {
-                x0 = x0.min(r[0]);
-                x1 = x1.max(r[0]);
-                y0 = y0.min(r[1]);
-                y1 = y1.max(r[1]);
-            }
-        }
-        let (px, py) = (0.05 * (x1 - x0), 0.05 * (y1 - y0));
-        let bounds = ((x0 - px, x1 + px), (y0 - py, y1 + py));
+        let bounds = first.plot_bounds();
         let density = cfg.target.density();
         for (name, o) in &first.flows {
             let w = o.particles.weights();
@@ -609,17 +422,18 @@ pub fn run(args: &FlowArgs, global: &GlobalOpts) -> Result<Value> {
         "{:<10} {:>12} {:>10} {:>12} {:>12} {:>12} {:>10} {:>9}",
         "flow", "train MMD2", "vs mmd", "held-out", "q25", "q75", "vs mmd", "time s"
     );
-    for row in &summary_rows {
+    let e3 = |v: Option<f64>| v.map(|v| format!("{v:.3e}")).unwrap_or_default();
+    for f in &summaries {
         println!(
             "{:<10} {:>12} {:>10} {:>12} {:>12} {:>12} {:>10} {:>9}",
-            row[0],
-            fmt_e(&row[9]),
-            fmt_e(&row[12]),
-            fmt_e(&row[2]),
-            fmt_e(&row[3]),
-            fmt_e(&row[4]),
-            fmt_e(&row[7]),
-            row[8]
+            f.flow,
+            e3(Some(f.final_train_mmd2.median)),
+            e3(f.median_train_ratio_to_mmd),
+            e3(Some(f.final_mmd2.median)),
+            e3(Some(f.final_mmd2.q25)),
+            e3(Some(f.final_mmd2.q75)),
+            e3(f.median_ratio_to_mmd),
+            format!("{:.3}", f.time_s.median)
         );
     }
     println!("(medians over seeds; `vs mmd` = median over seeds of flow / plain MMD flow)");
@@ -629,10 +443,4 @@ pub fn run(args: &FlowArgs, global: &GlobalOpts) -> Result<Value> {
         out.display()
     );
     Ok(report)
-}
-
-fn fmt_e(s: &str) -> String {
-    s.parse::<f64>()
-        .map(|v| format!("{v:.3e}"))
-        .unwrap_or_else(|_| s.to_string())
 }

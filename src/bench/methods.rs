@@ -67,8 +67,6 @@ pub fn method_grid(
             &[0.5f64.recip().ln(), 5f64.ln(), 10f64.ln()],
             &none,
         ),
-        "mmd_ift" => penalty(SetKind::Mmd, &MMD_PENALTIES, InnerFlow::Ift),
-        "mmd_wfr" => penalty(SetKind::Mmd, &MMD_PENALTIES, InnerFlow::Wfr),
         "wfr" => penalty(SetKind::Wfr, &[0.5, 1.0, 2.0], InnerFlow::Ift),
         "ro" | "kdro" => {
             return Err(Error::param(
@@ -77,7 +75,19 @@ pub fn method_grid(
                 "defined for the rls task only",
             ))
         }
-        _ => return Err(Error::param("methods", method, "unknown method")),
+        other => {
+            // `mmd_<geometry>`: the MMD set with the inner flow named by the geometry
+            // registry (`ift` or `wfr`)
+            match other
+                .strip_prefix("mmd_")
+                .and_then(crate::flow::Geometry::from_canonical)
+            {
+                Some(g @ (crate::flow::Geometry::Ift | crate::flow::Geometry::Wfr)) => {
+                    penalty(SetKind::Mmd, &MMD_PENALTIES, g.name().parse::<InnerFlow>()?)
+                }
+                _ => return Err(Error::param("methods", method, "unknown method")),
+            }
+        }
     })
 }
 

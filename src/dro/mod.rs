@@ -729,14 +729,10 @@ pub(crate) fn run_core_flow(
     tau: f64,
     seed: u64,
 ) -> Result<crate::flow::FlowResult> {
-    let cfg = crate::flow::FlowConfig {
-        steps,
-        step_size: tau,
-        tol: 0.0,
-        seed,
-        trace_every: steps,
-        max_time_s: None,
-    };
+    let cfg = crate::flow::FlowParams::new(steps, tau)
+        .seed(seed)
+        .trace_every(steps)
+        .check()?;
     crate::flow::Executor::new(cfg)?.run(mu, energy, step)
 }
 

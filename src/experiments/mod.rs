@@ -19,12 +19,19 @@
 //! V-statistic `MMD^2(mu, pi'_m)` against a *held-out* sample `pi'_m` (a second,
 //! independent draw of the same size), as in the reference code; the trace's `energy`
 //! column is `1/2 MMD^2` to the training sample. See [`HeldOutMmd`].
+//!
+//! The flows are the geometries [`Geometry::EXPERIMENT`] of the registry, built by
+//! [`Geometry::build`] from [`FlowSettings::geometry_params`]. Settings are checked once:
+//! [`ExperimentParams::check`] gives the [`ExperimentConfig`] that runs; summaries over
+//! seeds are in [`summary`].
+
+pub mod summary;
 
 use crate::energy::{ApproxMmd, Energy, FirstVariation, WeightQuadratic};
 use crate::error::{check_count, check_nonneg, check_positive, Error, Result};
 use crate::flow::{
-    Executor, FisherRao, FlowConfig, FlowResult, FlowStep, Ift, KernelFr, Langevin, MmdProx,
-    NoiseSchedule, Observer, ProxSolver, QpOptions, Svgd, Velocity, Wasserstein, Wfr,
+    Executor, FlowConfig, FlowParams, FlowResult, Geometry, GeometryParams, NoiseSchedule,
+    Observer, QpOptions, Velocity,
 };
 use crate::kernel::{mmd2, Approx, Bandwidth, Kernel, KernelKind};
 use crate::measure::{Distribution, Gaussian, GaussianMixture, LogDensity, Particles};
@@ -39,19 +46,11 @@ use std::sync::Arc;
 /// Names of the bundled reference targets.
 pub const REFERENCE_TARGETS: [&str; 3] = ["gaussian", "mixture", "mixture100d"];
 
-/// Every flow the experiment knows, in the order they are listed in reports.
-pub const FLOW_NAMES: [&str; 10] = [
-    "mmd",
-    "mmd-noise",
-    "fr",
-    "wfr",
-    "mmd-prox",
-    "ift",
-    "ift-pg",
-    "kfr",
-    "svgd",
-    "langevin",
-];
+/// Every flow the experiment knows, in the order they are listed in reports (the names of
+/// [`Geometry::EXPERIMENT`] in the registry's table).
+pub fn flow_names() -> Vec<&'static str> {
+    Geometry::EXPERIMENT.iter().map(|g| g.name()).collect()
+}
 
 /// The 2-D Gaussian target `N(0, [[1, .5], [.5, 1]])`.
 pub fn gaussian_target() -> Result<GaussianMixture> {
@@ -188,7 +187,10 @@ impl LoadedTarget {
     }
 }
 
-/// The initial law of the particles.
+/// The initial law of the particles: the one parser of `--init` for `flow` and `fit-kl`.
+///
+/// `gaussian:MEAN:STD` (`normal:MEAN:STD` is accepted as an alias; `MEAN` defaults to 0,
+/// `STD` to 1) or a `.csv` file of positions.
 #[derive(Debug, Clone)]
 pub enum InitSpec {
     /// `gaussian:MEAN:STD`: `N(mean, std^2 I)`; `MEAN` is one number (repeated in every
@@ -211,7 +213,7 @@ impl std::str::FromStr for InitSpec {
         }
         let bad = |why: &str| Error::param("init", s, why);
         let parts: Vec<&str> = s.split(':').collect();
-        if parts.first().map(|p| p.to_ascii_lowercase()) != Some("gaussian".into()) {
+        if !InitSpec::is_gaussian(s) {
             return Err(bad(
                 "expected gaussian:MEAN:STD (e.g. gaussian:5,5:1) or a .csv file",
             ));
@@ -257,6 +259,12 @@ impl std::fmt::Display for InitSpec {
 }
 
 impl InitSpec {
+    /// Whether `s` names the Gaussian law (`gaussian` or its alias `normal`, any case,
+    /// alone or followed by `:`).
+    pub fn is_gaussian(s: &str) -> bool {
+        let head = s.split(':').next().unwrap_or("").to_ascii_lowercase();
+        head == "gaussian" || head == "normal"
+    }
     /// The default initial law for a target: `N(0, I)` in 100-d, `N((5,5), I)` otherwise
     /// (the mean is repeated in every coordinate).
     pub fn default_for(target: &TargetSpec) -> Self {
@@ -372,7 +380,7 @@ impl Energy for HeldOutMmd {
 /// so that the relative weight change per step is about `tau beta_pg g_i`, the same scale
 /// as the FR step, whatever `n`).
 #[derive(Debug, Clone, Serialize)]
-pub struct FlowParams {
+pub struct FlowSettings {
     /// Step size `tau`.
     pub step_size: f64,
     /// Transport weight `alpha`.
@@ -404,9 +412,10 @@ pub struct FlowParams {
     pub qp_max_iter: usize,
 }
 
-impl FlowParams {
-    /// Check every field; errors name the CLI parameter.
-    pub fn validate(&self) -> Result<()> {
+impl FlowSettings {
+    /// Check every field; errors name the CLI parameter. Called once, by
+    /// [`ExperimentParams::check`].
+    fn check(&self) -> Result<()> {
         check_positive("step-size", self.step_size)?;
         check_positive("alpha", self.alpha)?;
         check_positive("beta", self.beta)?;
@@ -425,30 +434,90 @@ impl FlowParams {
     }
 }
 
-/// Parse a comma-separated list of flow names (duplicates removed, order kept).
-pub fn parse_flows(s: &str) -> Result<Vec<String>> {
-    let mut out: Vec<String> = Vec::new();
+impl FlowSettings {
+    /// The registry's parameters of every geometry for `n` particles, the regression kernel
+    /// `kernel` (kfr, and SVGD's profile) and the target density (svgd, langevin).
+    pub fn geometry_params(
+        &self,
+        n: usize,
+        kernel: &Kernel,
+        density: Option<Arc<dyn LogDensity>>,
+    ) -> GeometryParams {
+        GeometryParams {
+            alpha: self.alpha,
+            velocity: self.velocity,
+            beta: self.beta,
+            beta_fr: self.beta_fr,
+            beta_pg: self.beta_pg,
+            particles: n,
+            lambda: self.lambda,
+            kernel: Some(*kernel),
+            noise: NoiseSchedule {
+                beta0: self.noise,
+                half_life: self.noise_half_life,
+                off_after: self.noise_off,
+            },
+            qp: QpOptions {
+                tol: self.qp_tol,
+                max_iter: self.qp_max_iter,
+                power_iters: 30,
+                ..QpOptions::default()
+            },
+            svgd_kernel: kernel.kind,
+            svgd_step: Some(self.svgd_step),
+            langevin_step: Some(self.langevin_step),
+            density,
+        }
+    }
+}
+
+/// Parse a list of seeds: `A..B` (B excluded) or `a,b,c`; errors name `seeds`.
+pub fn parse_seeds(s: &str) -> Result<Vec<u64>> {
+    let bad = || Error::param("seeds", s, "expected A..B (B excluded) or a comma list");
+    let v: Vec<u64> = if let Some((a, b)) = s.split_once("..") {
+        let a: u64 = a.trim().parse().map_err(|_| bad())?;
+        let b: u64 = b.trim().parse().map_err(|_| bad())?;
+        (a..b).collect()
+    } else {
+        s.split(',')
+            .map(|t| t.trim().parse::<u64>())
+            .collect::<std::result::Result<_, _>>()
+            .map_err(|_| bad())?
+    };
+    if v.is_empty() {
+        return Err(Error::param("seeds", s, "no seed in the range"));
+    }
+    Ok(v)
+}
+
+/// Parse a comma-separated list of flow names of [`Geometry::EXPERIMENT`] (canonical
+/// names, case-insensitive; `all`; duplicates removed, order kept).
+pub fn parse_flows(s: &str) -> Result<Vec<Geometry>> {
+    let unknown = |f: &str| {
+        Error::param(
+            "flow",
+            f,
+            &format!("unknown flow; expected some of {}", flow_names().join(",")),
+        )
+    };
+    let mut out: Vec<Geometry> = Vec::new();
     for f in s.split(',').map(|a| a.trim().to_ascii_lowercase()) {
         if f.is_empty() {
             continue;
         }
         if f == "all" {
-            for g in FLOW_NAMES {
-                if !out.iter().any(|o| o == g) {
-                    out.push(g.to_string());
+            for g in Geometry::EXPERIMENT {
+                if !out.contains(&g) {
+                    out.push(g);
                 }
             }
             continue;
         }
-        if !FLOW_NAMES.contains(&f.as_str()) {
-            return Err(Error::param(
-                "flow",
-                &f,
-                &format!("unknown flow; expected some of {}", FLOW_NAMES.join(",")),
-            ));
-        }
-        if !out.contains(&f) {
-            out.push(f);
+        let g = Geometry::from_canonical(&f)
+            .filter(|g| Geometry::EXPERIMENT.contains(g))
+            .ok_or_else(|| unknown(&f))?;
+        if !out.contains(&g) {
+            out.push(g);
         }
     }
     if out.is_empty() {
@@ -457,134 +526,11 @@ pub fn parse_flows(s: &str) -> Result<Vec<String>> {
     Ok(out)
 }
 
-/// Build the step of flow `name` for `n` particles. `density` is needed by `svgd` and
-/// `langevin`.
-pub fn build_flow(
-    name: &str,
-    p: &FlowParams,
-    n: usize,
-    kernel: &Kernel,
-    density: Option<Arc<dyn LogDensity>>,
-) -> Result<Box<dyn FlowStep>> {
-    let w = Wasserstein::new(p.alpha)?.with_velocity(p.velocity);
-    let qp = ProxSolver::Exact(QpOptions {
-        tol: p.qp_tol,
-        max_iter: p.qp_max_iter,
-        power_iters: 30,
-        ..QpOptions::default()
-    });
-    let need_density = |f: &str| {
-        density.clone().ok_or_else(|| {
-            Error::param(
-                "flow",
-                f,
-                "needs a target with a density (gaussian, mixture, mixture100d), not a sample file",
-            )
-        })
-    };
-    Ok(match name {
-        "mmd" => Box::new(Wasserstein::new(p.alpha)?),
-        "mmd-noise" => Box::new(Wasserstein::new(p.alpha)?.with_noise(NoiseSchedule {
-            beta0: p.noise,
-            half_life: p.noise_half_life,
-            off_after: p.noise_off,
-        })?),
-        "fr" => Box::new(FisherRao::new(p.beta_fr)?),
-        "wfr" => Box::new(Wfr {
-            w,
-            fr: FisherRao::new(p.beta_fr)?,
-        }),
-        "mmd-prox" => Box::new(Named {
-            name: "mmd-prox",
-            ups: 1,
-            inner: MmdProx::new(p.beta)?.with_solver(qp)?,
-        }),
-        "ift" => Box::new(Ift {
-            w,
-            prox: MmdProx::new(p.beta)?.with_solver(qp)?,
-        }),
-        "ift-pg" => Box::new(Named {
-            name: "ift-pg",
-            ups: 2,
-            inner: Ift {
-                w,
-                prox: MmdProx::new(p.beta_pg / n as f64)?
-                    .with_solver(ProxSolver::ProjectedGradient)?,
-            },
-        }),
-        "kfr" => Box::new(KernelFr::new(*kernel, p.lambda, p.beta_fr)?),
-        "svgd" => Box::new(ScaledTau {
-            inner: Svgd::new(need_density("svgd")?, kernel.kind, Bandwidth::Median),
-            tau: p.svgd_step,
-        }),
-        "langevin" => Box::new(ScaledTau {
-            inner: Langevin::new(need_density("langevin")?),
-            tau: p.langevin_step,
-        }),
-        other => {
-            return Err(Error::param(
-                "flow",
-                other,
-                &format!("unknown flow; expected some of {}", FLOW_NAMES.join(",")),
-            ))
-        }
-    })
-}
-
-/// Renames a step (and fixes its update count) for reports.
-struct Named<S> {
-    name: &'static str,
-    ups: usize,
-    inner: S,
-}
-
-impl<S: FlowStep> FlowStep for Named<S> {
-    fn name(&self) -> String {
-        self.name.into()
-    }
-    fn updates_per_step(&self) -> usize {
-        self.ups
-    }
-    fn keeps_simplex(&self) -> bool {
-        self.inner.keeps_simplex()
-    }
-    fn step(
-        &mut self,
-        mu: &mut Particles,
-        energy: &dyn Energy,
-        ctx: &mut crate::flow::StepContext,
-    ) -> Result<()> {
-        self.inner.step(mu, energy, ctx)
-    }
-}
-
-/// Runs a step with its own step size (SVGD and Langevin live on another scale).
-struct ScaledTau<S> {
-    inner: S,
-    tau: f64,
-}
-
-impl<S: FlowStep> FlowStep for ScaledTau<S> {
-    fn name(&self) -> String {
-        self.inner.name()
-    }
-    fn step(
-        &mut self,
-        mu: &mut Particles,
-        energy: &dyn Energy,
-        ctx: &mut crate::flow::StepContext,
-    ) -> Result<()> {
-        let t = ctx.tau;
-        ctx.tau = self.tau;
-        let r = self.inner.step(mu, energy, ctx);
-        ctx.tau = t;
-        r
-    }
-}
-
-/// Everything one seeded comparison needs.
+/// Everything one seeded comparison needs, unchecked (linfa's `ParamGuard` pattern):
+/// [`ExperimentParams::check`] checks it once into an [`ExperimentConfig`], the only type
+/// that runs.
 #[derive(Clone)]
-pub struct ExperimentConfig {
+pub struct ExperimentParams {
     /// The target.
     pub target: LoadedTarget,
     /// Target samples `m` (training and held-out each).
@@ -594,7 +540,7 @@ pub struct ExperimentConfig {
     /// Number of particles `n` (ignored for a CSV init).
     pub particles: usize,
     /// Flows to compare.
-    pub flows: Vec<String>,
+    pub flows: Vec<Geometry>,
     /// Budget of elementary updates per flow: a flow with two updates per iteration (WFR,
     /// IFT) runs half as many iterations.
     pub updates: usize,
@@ -606,7 +552,7 @@ pub struct ExperimentConfig {
     /// training target sample.
     pub bandwidth: Bandwidth,
     /// Flow parameters.
-    pub params: FlowParams,
+    pub params: FlowSettings,
     /// Optional wall-time budget per flow, seconds.
     pub max_time_s: Option<f64>,
     /// The energy's kernel approximation (`--approx`); the held-out evaluation and the
@@ -638,9 +584,11 @@ pub struct ExperimentRun {
     pub flows: Vec<(String, FlowOutcome)>,
 }
 
-impl ExperimentConfig {
-    /// Check the numeric settings; errors name the CLI parameter.
-    pub fn validate(&self) -> Result<()> {
+impl ExperimentParams {
+    /// Check the settings once; errors name the CLI parameter (`particles`,
+    /// `target-samples`, `steps`, `trace-every`, `bandwidth`, `max-time`, the flow
+    /// settings', and `approx` when an exact-prox flow meets an approximate kernel).
+    pub fn check(self) -> Result<ExperimentConfig> {
         check_count("particles", self.particles)?;
         check_count("target-samples", self.target_samples)?;
         check_count("steps", self.updates)?;
@@ -648,9 +596,36 @@ impl ExperimentConfig {
         if let Bandwidth::Fixed(h) = self.bandwidth {
             check_positive("bandwidth", h)?;
         }
-        self.params.validate()
+        if let Some(t) = self.max_time_s {
+            check_positive("max-time", t)?;
+        }
+        if !self.approx.is_exact() {
+            if let Some(f) = self.flows.iter().find(|f| f.needs_exact_prox()) {
+                return Err(Error::param(
+                    "approx",
+                    self.approx,
+                    &format!("flow {f} takes the exact MMD-prox weight step: use the exact kernel, or ift-pg / wfr"),
+                ));
+            }
+        }
+        self.params.check()?;
+        Ok(ExperimentConfig(self))
     }
+}
 
+/// Checked settings of the experiment (from [`ExperimentParams::check`]); read-only
+/// access to the fields through `Deref`.
+#[derive(Clone)]
+pub struct ExperimentConfig(ExperimentParams);
+
+impl std::ops::Deref for ExperimentConfig {
+    type Target = ExperimentParams;
+    fn deref(&self) -> &ExperimentParams {
+        &self.0
+    }
+}
+
+impl ExperimentConfig {
     /// Run every flow from the same initial particles with seed `seed`. `observers(flow,
     /// iterations)` may attach extra observers (progress bars) to each run.
     pub fn run(
@@ -658,7 +633,6 @@ impl ExperimentConfig {
         seed: u64,
         mut observers: impl FnMut(&str, usize) -> Vec<Box<dyn Observer>>,
     ) -> Result<ExperimentRun> {
-        self.validate()?;
         let d = self.target.dim();
         let mut rng = StdRng::seed_from_u64(seed);
         let (train, heldout) = self.target.samples(self.target_samples, &mut rng);
@@ -690,26 +664,25 @@ impl ExperimentConfig {
             d,
         )?;
         let mut flows = Vec::new();
-        for name in &self.flows {
-            let mut step = build_flow(
-                name,
-                &self.params,
-                init.len(),
-                &kernel,
-                self.target.density(),
-            )?;
+        let gp = self
+            .params
+            .geometry_params(init.len(), &kernel, self.target.density());
+        for geometry in &self.flows {
+            let name = geometry.name().to_string();
+            let mut step = geometry.build(&gp)?;
             let ups = step.updates_per_step();
             let iters = (self.updates / ups).max(1);
-            let cfg = FlowConfig {
+            // every field was checked by `ExperimentParams::check` (iters, trace interval >= 1)
+            let cfg = FlowConfig::from_checked(FlowParams {
                 steps: iters,
                 step_size: self.params.step_size,
                 tol: 0.0,
                 seed: seed.wrapping_mul(0x9E37_79B9_7F4A_7C15).wrapping_add(17),
                 trace_every: (self.trace_every / ups).max(1),
                 max_time_s: self.max_time_s,
-            };
+            });
             let mut ex = Executor::new(cfg)?;
-            for o in observers(name, iters) {
+            for o in observers(&name, iters) {
                 ex.add_observer(o);
             }
             let mut mu = init.clone();

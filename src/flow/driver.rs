@@ -10,7 +10,7 @@
 //! budget); [`Observer`]s see a [`TraceRecord`] every `trace_every` steps and may stop the
 //! run. The full trace is always returned in [`FlowResult`].
 
-use super::{FlowStep, StepContext};
+use super::{FlowStep, StepContext, StepInfo};
 use crate::energy::Energy;
 use crate::error::{check_count, check_nonneg, check_positive, Error, Result};
 use crate::measure::Particles;
@@ -27,9 +27,11 @@ use std::time::Instant;
 /// not this often.
 pub const RISE_LIMIT: usize = 10;
 
-/// Settings of a flow run.
+/// Settings of a flow run, unchecked (linfa's `ParamGuard` pattern): build them with the
+/// public fields or the builder methods, then [`FlowParams::check`] them once into the
+/// [`FlowConfig`] that [`Executor::new`] takes.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct FlowConfig {
+pub struct FlowParams {
     /// Number of iterations.
     pub steps: usize,
     /// Step size `tau`.
@@ -45,9 +47,9 @@ pub struct FlowConfig {
     pub max_time_s: Option<f64>,
 }
 
-impl Default for FlowConfig {
+impl Default for FlowParams {
     fn default() -> Self {
-        FlowConfig {
+        FlowParams {
             steps: 100,
             step_size: 0.1,
             tol: 0.0,
@@ -58,16 +60,14 @@ impl Default for FlowConfig {
     }
 }
 
-impl FlowConfig {
-    /// `steps` iterations of size `step_size`, validated.
-    pub fn new(steps: usize, step_size: f64) -> Result<Self> {
-        let c = FlowConfig {
+impl FlowParams {
+    /// `steps` iterations of size `step_size` (unchecked).
+    pub fn new(steps: usize, step_size: f64) -> Self {
+        FlowParams {
             steps,
             step_size,
             ..Default::default()
-        };
-        c.validate()?;
-        Ok(c)
+        }
     }
     /// With a seed.
     pub fn seed(mut self, seed: u64) -> Self {
@@ -84,8 +84,14 @@ impl FlowConfig {
         self.trace_every = k;
         self
     }
-    /// Check every field; errors name the parameter.
-    pub fn validate(&self) -> Result<()> {
+    /// With a wall-time budget in seconds.
+    pub fn max_time_s(mut self, t: Option<f64>) -> Self {
+        self.max_time_s = t;
+        self
+    }
+    /// Check every field once; errors name the parameter (`steps`, `step-size`, `tol`,
+    /// `trace-every`, `max-time`).
+    pub fn check(self) -> Result<FlowConfig> {
         check_count("steps", self.steps)?;
         check_positive("step-size", self.step_size)?;
         check_nonneg("tol", self.tol)?;
@@ -93,7 +99,58 @@ impl FlowConfig {
         if let Some(t) = self.max_time_s {
             check_positive("max-time", t)?;
         }
-        Ok(())
+        Ok(FlowConfig(self))
+    }
+}
+
+/// Checked settings of a flow run (from [`FlowParams::check`]; read-only).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(transparent)]
+pub struct FlowConfig(FlowParams);
+
+impl FlowConfig {
+    /// `steps` iterations of size `step_size`, checked (`FlowParams::new(..).check()`).
+    pub fn new(steps: usize, step_size: f64) -> Result<Self> {
+        FlowParams::new(steps, step_size).check()
+    }
+    /// With a seed (any seed is valid).
+    pub fn seed(mut self, seed: u64) -> Self {
+        self.0.seed = seed;
+        self
+    }
+    /// Wrap parameters the caller's own checked configuration already guarantees (an
+    /// experiment or fit config checked once); checked again in debug builds.
+    pub(crate) fn from_checked(p: FlowParams) -> Self {
+        debug_assert!(p.clone().check().is_ok(), "unchecked flow parameters {p:?}");
+        FlowConfig(p)
+    }
+    /// Number of iterations.
+    pub fn steps(&self) -> usize {
+        self.0.steps
+    }
+    /// Step size `tau`.
+    pub fn step_size(&self) -> f64 {
+        self.0.step_size
+    }
+    /// Relative energy-change tolerance (0: off).
+    pub fn tol_value(&self) -> f64 {
+        self.0.tol
+    }
+    /// Seed of the run's random number generator.
+    pub fn seed_value(&self) -> u64 {
+        self.0.seed
+    }
+    /// Trace interval.
+    pub fn trace_interval(&self) -> usize {
+        self.0.trace_every
+    }
+    /// Wall-time budget in seconds.
+    pub fn max_time_s(&self) -> Option<f64> {
+        self.0.max_time_s
+    }
+    /// The unchecked parameters back (to change and check again).
+    pub fn params(&self) -> &FlowParams {
+        &self.0
     }
 }
 
@@ -152,10 +209,13 @@ pub enum Control {
     Stop(String),
 }
 
-/// Sees every record of a run.
+/// Sees every record of a run, and the diagnostics of every step.
 pub trait Observer {
     /// Called at step 0 and every `trace_every` steps.
     fn observe(&mut self, rec: &TraceRecord, mu: &Particles) -> Result<Control>;
+    /// Called after every iteration `step` (0-based) with the diagnostics the step
+    /// returned (argmin's `KV`); by default ignored.
+    fn step_info(&mut self, _step: usize, _info: &StepInfo) {}
     /// Called once at the end.
     fn finish(&mut self) {}
 }
@@ -171,6 +231,23 @@ impl Observer for Trace {
     fn observe(&mut self, rec: &TraceRecord, _mu: &Particles) -> Result<Control> {
         self.records.push(rec.clone());
         Ok(Control::Continue)
+    }
+}
+
+/// Collects the diagnostics of every step (`(iteration, info)`), e.g. the MMD-prox QP
+/// reports of an IFT run.
+#[derive(Debug, Default, Clone)]
+pub struct StepLog {
+    /// The diagnostics, in order.
+    pub steps: Vec<(usize, StepInfo)>,
+}
+
+impl Observer for StepLog {
+    fn observe(&mut self, _rec: &TraceRecord, _mu: &Particles) -> Result<Control> {
+        Ok(Control::Continue)
+    }
+    fn step_info(&mut self, step: usize, info: &StepInfo) {
+        self.steps.push((step, *info));
     }
 }
 
@@ -241,9 +318,10 @@ pub struct Executor {
 }
 
 impl Executor {
-    /// An executor with validated settings and no observers.
+    /// An executor with checked settings and no observers. The settings were checked by
+    /// [`FlowParams::check`], so this never fails; it returns `Result` so that callers'
+    /// `?` stay valid.
     pub fn new(config: FlowConfig) -> Result<Self> {
-        config.validate()?;
         Ok(Executor {
             config,
             observers: Vec::new(),
@@ -271,7 +349,7 @@ impl Executor {
         // A non-finite value seen after `step` iterations was produced by iteration
         // `step - 1` (0-based, as in the position check of `run`); at the start, step 0.
         let it = step.saturating_sub(1);
-        let e = energy.value(mu)?;
+        let e = energy.value(mu).map_err(|e| at_step(e, it))?;
         if !e.is_finite() {
             return Err(Error::Diverged {
                 step: it,
@@ -287,7 +365,10 @@ impl Executor {
                 ),
             });
         }
-        let mmd2 = energy.mmd2_to_target(mu).transpose()?;
+        let mmd2 = energy
+            .mmd2_to_target(mu)
+            .transpose()
+            .map_err(|e| at_step(e, it))?;
         if let Some(m) = mmd2.filter(|m| !m.is_finite()) {
             return Err(Error::Diverged {
                 step: it,
@@ -327,7 +408,7 @@ impl Executor {
         energy: &dyn Energy,
         step: &mut dyn FlowStep,
     ) -> Result<FlowResult> {
-        let cfg = self.config.clone();
+        let cfg = self.config.params().clone();
         let mut rng = StdRng::seed_from_u64(cfg.seed);
         let name = step.name();
         let ups = step.updates_per_step();
@@ -350,7 +431,10 @@ impl Executor {
                 tau: cfg.step_size,
                 rng: &mut rng,
             };
-            step.step(mu, energy, &mut ctx)?;
+            let info = step.step(mu, energy, &mut ctx).map_err(|e| at_step(e, k))?;
+            for o in self.observers.iter_mut() {
+                o.step_info(k, &info);
+            }
             done = k + 1;
             if let Some(detail) = mu.first_non_finite() {
                 return Err(Error::Diverged { step: k, detail });
@@ -414,6 +498,15 @@ impl Executor {
             stop_reason,
             trace,
         })
+    }
+}
+
+/// An [`Error::Diverged`] raised inside iteration `k` (by the step or the energy, which do
+/// not know the iteration) names iteration `k`; other errors pass unchanged.
+fn at_step(e: Error, k: usize) -> Error {
+    match e {
+        Error::Diverged { detail, .. } => Error::Diverged { step: k, detail },
+        e => e,
     }
 }
 

@@ -6,7 +6,7 @@
 //! the normalisation is dropped: `dmu/dt = -beta mu g`.
 //! References: Chizat et al. 2018; Liero, Mielke, Savare 2018; Zhu, Mielke 2024 \[KFR].
 
-use super::{FlowStep, StepContext};
+use super::{FlowStep, StepContext, StepInfo};
 use crate::energy::Energy;
 use crate::error::Result;
 use crate::linalg::logsumexp;
@@ -78,7 +78,8 @@ impl FlowStep for FisherRao {
         mu: &mut Particles,
         energy: &dyn Energy,
         ctx: &mut StepContext,
-    ) -> Result<()> {
-        self.apply(mu, energy, ctx)
+    ) -> Result<StepInfo> {
+        self.apply(mu, energy, ctx)?;
+        Ok(StepInfo::default())
     }
 }

@@ -6,7 +6,7 @@
 //! at the new positions. For `F = 1/2 MMD^2` the continuous flow satisfies
 //! `MMD(mu_t, pi) <= exp(-beta t) MMD(mu_0, pi)` whatever `alpha`.
 
-use super::{FlowStep, MmdProx, StepContext, Wasserstein};
+use super::{FlowStep, MmdProx, ProxSolver, StepContext, StepInfo, Wasserstein};
 use crate::energy::Energy;
 use crate::error::Result;
 use crate::measure::Particles;
@@ -32,7 +32,10 @@ impl Ift {
 
 impl FlowStep for Ift {
     fn name(&self) -> String {
-        "ift".into()
+        match self.prox.solver {
+            ProxSolver::ProjectedGradient => "ift-pg".into(),
+            _ => "ift".into(),
+        }
     }
     fn updates_per_step(&self) -> usize {
         2
@@ -42,7 +45,7 @@ impl FlowStep for Ift {
         mu: &mut Particles,
         energy: &dyn Energy,
         ctx: &mut StepContext,
-    ) -> Result<()> {
+    ) -> Result<StepInfo> {
         self.w.apply(mu, energy, ctx)?;
         self.prox.apply(mu, energy, ctx)
     }

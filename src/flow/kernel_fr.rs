@@ -8,7 +8,7 @@
 //! symmetrically: with `A = W^{1/2} K W^{1/2}`, `(A + lambda I) z = W^{1/2} g` by conjugate
 //! gradients and `g_lambda = K W^{1/2} z`.
 
-use super::{FisherRao, FlowStep, StepContext};
+use super::{FisherRao, FlowStep, StepContext, StepInfo};
 use crate::energy::Energy;
 use crate::error::Result;
 use crate::kernel::{GramOp, Kernel};
@@ -92,7 +92,7 @@ impl FlowStep for KernelFr {
         mu: &mut Particles,
         energy: &dyn Energy,
         ctx: &mut StepContext,
-    ) -> Result<()> {
+    ) -> Result<StepInfo> {
         let mut g = energy.first_variation(mu, false)?.g;
         if self.fr.spherical {
             // On probability measures the force is `g - int g dmu`; the regression does not
@@ -105,6 +105,7 @@ impl FlowStep for KernelFr {
             g.iter_mut().for_each(|a| *a -= gbar);
         }
         let gl = self.smoothed_force(mu, &g)?;
-        self.fr.apply_with(mu, &gl, ctx.tau)
+        self.fr.apply_with(mu, &gl, ctx.tau)?;
+        Ok(StepInfo::default())
     }
 }

@@ -5,7 +5,7 @@
 //! score of the target. With the median bandwidth rule the kernel is re-fitted to the
 //! particles at every step (as in the reference code).
 
-use super::{FlowStep, StepContext};
+use super::{FlowStep, StepContext, StepInfo};
 use crate::energy::Energy;
 use crate::error::Result;
 use crate::kernel::{kernel_sums_multi, kernel_sums_with_grad, Bandwidth, Kernel, KernelKind};
@@ -14,9 +14,12 @@ use crate::measure::Particles;
 use std::sync::Arc;
 
 /// The SVGD step. Ignores the energy passed by the driver (used only for traces): the
-/// direction comes from the target's score.
+/// direction comes from the target's score. SVGD lives on its own time scale: with
+/// `step_size` set it uses that step instead of the driver's `tau`.
 #[derive(Clone)]
 pub struct Svgd {
+    /// Its own step size (`None`: the driver's `tau`).
+    pub step_size: Option<f64>,
     /// Kernel profile.
     pub kind: KernelKind,
     /// Bandwidth rule.
@@ -29,10 +32,17 @@ impl Svgd {
     /// SVGD for `target` with the given kernel settings.
     pub fn new(target: Arc<dyn LogDensity>, kind: KernelKind, bandwidth: Bandwidth) -> Self {
         Svgd {
+            step_size: None,
             kind,
             bandwidth,
             target,
         }
+    }
+
+    /// With its own step size (instead of the driver's `tau`).
+    pub fn with_step_size(mut self, tau: f64) -> Self {
+        self.step_size = Some(tau);
+        self
     }
 
     /// The SVGD velocity `phi(x_i)` at every particle (row-major `n x d`).
@@ -67,13 +77,13 @@ impl FlowStep for Svgd {
         mu: &mut Particles,
         _energy: &dyn Energy,
         ctx: &mut StepContext,
-    ) -> Result<()> {
+    ) -> Result<StepInfo> {
         let v = self.velocity(mu, ctx.step)?;
-        let tau = ctx.tau;
+        let tau = self.step_size.unwrap_or(ctx.tau);
         mu.x_slice_mut()
             .iter_mut()
             .zip(&v)
             .for_each(|(x, vi)| *x += tau * vi);
-        Ok(())
+        Ok(StepInfo::default())
     }
 }

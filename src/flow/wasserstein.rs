@@ -8,7 +8,7 @@
 //! `x_i + beta_n u_i`, `u_i ~ N(0, I)`, and apply it at `x_i`; `beta_n` follows a
 //! [`NoiseSchedule`].
 
-use super::{FlowStep, StepContext};
+use super::{FlowStep, StepContext, StepInfo};
 use crate::energy::Energy;
 use crate::error::{Error, Result};
 use crate::measure::Particles;
@@ -26,6 +26,23 @@ pub enum Velocity {
     /// `-alpha n w_i grad g(x_i)`: the Euclidean gradient of `F` in the positions scaled by
     /// `n` (the form the IFT reference code runs; empty particles do not move).
     MassWeighted,
+}
+
+impl std::str::FromStr for Velocity {
+    type Err = Error;
+    /// `unweighted` (alias `paper`) or `mass-weighted` (aliases `weighted`, `code`),
+    /// case-insensitive; errors name `velocity`.
+    fn from_str(s: &str) -> Result<Self> {
+        match s.to_ascii_lowercase().as_str() {
+            "unweighted" | "paper" => Ok(Velocity::Unweighted),
+            "mass-weighted" | "weighted" | "code" => Ok(Velocity::MassWeighted),
+            _ => Err(Error::param(
+                "velocity",
+                s,
+                "expected unweighted or mass-weighted",
+            )),
+        }
+    }
 }
 
 /// Noise level `beta_n = beta_0 * 0.5^(n / half_life)`, switched off from step `off_after`.
@@ -139,7 +156,8 @@ impl FlowStep for Wasserstein {
         mu: &mut Particles,
         energy: &dyn Energy,
         ctx: &mut StepContext,
-    ) -> Result<()> {
-        self.apply(mu, energy, ctx)
+    ) -> Result<StepInfo> {
+        self.apply(mu, energy, ctx)?;
+        Ok(StepInfo::default())
     }
 }

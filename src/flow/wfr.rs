@@ -4,7 +4,7 @@
 //! `dmu/dt = alpha div(mu grad g) - beta mu (g - int g dmu)` (Chizat, Peyre, Schmitzer,
 //! Vialard 2018; Liero, Mielke, Savare 2018; for the inclusive KL: Zhu 2024 \[IKL]).
 
-use super::{FisherRao, FlowStep, StepContext, Wasserstein};
+use super::{FisherRao, FlowStep, StepContext, StepInfo, Wasserstein};
 use crate::energy::Energy;
 use crate::error::Result;
 use crate::measure::Particles;
@@ -43,8 +43,9 @@ impl FlowStep for Wfr {
         mu: &mut Particles,
         energy: &dyn Energy,
         ctx: &mut StepContext,
-    ) -> Result<()> {
+    ) -> Result<StepInfo> {
         self.w.apply(mu, energy, ctx)?;
-        self.fr.apply(mu, energy, ctx)
+        self.fr.apply(mu, energy, ctx)?;
+        Ok(StepInfo::default())
     }
 }

@@ -1,15 +1,18 @@
 //! The fitting API: run one forward-KL method (or a reverse-KL baseline) from given initial
 //! particles through the core's steps and [`Executor`], and summarise the result.
 //!
-//! | method | energy | geometry (core step) | divergence |
+//! A method is an energy and a geometry; the geometry's step comes from the registry
+//! ([`Method::geometry`], [`Geometry::build`]):
+//!
+//! | method | energy | geometry (registry name: core step) | divergence |
 //! |---|---|---|---|
-//! | `ift` | `1/2 MMD^2` (samples) or `1/2 KSD^2` (density) | [`Ift`]: W step + exact MMD-prox weight QP | forward KL \[IKL] |
-//! | `wfr` | same | [`Wfr`]: W step + Fisher-Rao mirror step | forward KL \[IKL] |
-//! | `mmd` | `1/2 MMD^2` | [`Wasserstein`] only (MMD flow, Arbel et al. 2019) | forward KL, transport only |
-//! | `ksd` | `1/2 KSD^2` | [`Wasserstein`] only (KSD descent, Korba et al. 2021) | forward KL, transport only |
-//! | `fr` | same as `ift` | [`FisherRao`] only (reweighting) | forward KL, weights only |
-//! | `svgd` | (score) | [`Svgd`] (Liu, Wang 2016) | reverse KL baseline |
-//! | `langevin` | (score) | [`Langevin`] (ULA) | reverse KL baseline |
+//! | `ift` | `1/2 MMD^2` (samples) or `1/2 KSD^2` (density) | `ift`: [`crate::flow::Ift`], W step + exact MMD-prox weight QP | forward KL \[IKL\] |
+//! | `wfr` | same | `wfr`: [`crate::flow::Wfr`], W step + Fisher-Rao mirror step | forward KL \[IKL\] |
+//! | `mmd` | `1/2 MMD^2` | `w`: [`crate::flow::Wasserstein`] only (MMD flow, Arbel et al. 2019) | forward KL, transport only |
+//! | `ksd` | `1/2 KSD^2` | `w`: [`crate::flow::Wasserstein`] only (KSD descent, Korba et al. 2021) | forward KL, transport only |
+//! | `fr` | same as `ift` | `fr`: [`crate::flow::FisherRao`] only (reweighting) | forward KL, weights only |
+//! | `svgd` | (score) | `svgd`: [`crate::flow::Svgd`] (Liu, Wang 2016) | reverse KL baseline |
+//! | `langevin` | (score) | `langevin`: [`crate::flow::Langevin`] (ULA) | reverse KL baseline |
 //!
 //! With a KSD energy the MMD-prox QP of `ift` has `H = M = K_pi`, `b = 0`: it moves the
 //! weights towards the KSD-optimal simplex weights (black-box importance sampling).
@@ -19,8 +22,7 @@ use super::targets::{as_log_density, SteinTarget};
 use crate::energy::{ApproxMmd, Energy};
 use crate::error::{Error, Result};
 use crate::flow::{
-    Executor, FisherRao, FlowConfig, FlowResult, FlowStep, Ift, Langevin, MmdProx,
-    ProgressObserver, ProxSolver, QpOptions, StepContext, Svgd, Wasserstein, Wfr,
+    Executor, FlowParams, FlowResult, Geometry, GeometryParams, ProgressObserver, QpOptions,
 };
 use crate::io::read_numeric_csv;
 use crate::kernel::{mmd2, Bandwidth, Kernel, KernelKind};
@@ -30,7 +32,6 @@ use rand::SeedableRng;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 /// A fitting method.
@@ -74,6 +75,18 @@ impl Method {
             Method::Fr => "fr",
             Method::Svgd => "svgd",
             Method::Langevin => "langevin",
+        }
+    }
+    /// The geometry of the method's flow in the registry (`mmd` and `ksd` are both the
+    /// Wasserstein step, on different energies).
+    pub fn geometry(&self) -> Geometry {
+        match self {
+            Method::Ift => Geometry::Ift,
+            Method::Wfr => Geometry::Wfr,
+            Method::Mmd | Method::Ksd => Geometry::W,
+            Method::Fr => Geometry::Fr,
+            Method::Svgd => Geometry::Svgd,
+            Method::Langevin => Geometry::Langevin,
         }
     }
     /// Whether the method minimises the forward (inclusive) KL.
@@ -269,7 +282,7 @@ pub fn read_samples(path: &Path) -> Result<Particles> {
                 });
             }
             let s: f64 = w.iter().sum();
-            if !(s > 0.0) {
+            if s.is_nan() || s <= 0.0 {
                 return Err(Error::Data {
                     path: path.into(),
                     row: None,
@@ -406,35 +419,6 @@ pub struct MethodFit {
     pub flow: FlowResult,
 }
 
-/// Sets the KSD energy's step counter before each step (for error messages).
-struct Tagged<'a> {
-    inner: Box<dyn FlowStep + 'a>,
-    counter: Option<Arc<AtomicUsize>>,
-}
-
-impl FlowStep for Tagged<'_> {
-    fn name(&self) -> String {
-        self.inner.name()
-    }
-    fn updates_per_step(&self) -> usize {
-        self.inner.updates_per_step()
-    }
-    fn keeps_simplex(&self) -> bool {
-        self.inner.keeps_simplex()
-    }
-    fn step(
-        &mut self,
-        mu: &mut Particles,
-        energy: &dyn Energy,
-        ctx: &mut StepContext,
-    ) -> Result<()> {
-        if let Some(c) = &self.counter {
-            c.store(ctx.step, Ordering::Relaxed);
-        }
-        self.inner.step(mu, energy, ctx)
-    }
-}
-
 enum EnergyBox {
     Mmd(Box<ApproxMmd>),
     Ksd(KsdEnergy),
@@ -445,12 +429,6 @@ impl EnergyBox {
         match self {
             EnergyBox::Mmd(e) => e.as_ref(),
             EnergyBox::Ksd(e) => e,
-        }
-    }
-    fn counter(&self) -> Option<Arc<AtomicUsize>> {
-        match self {
-            EnergyBox::Mmd(_) => None,
-            EnergyBox::Ksd(e) => Some(e.step_counter()),
         }
     }
 }
@@ -532,39 +510,27 @@ pub fn fit(
             }
         },
     };
-    let inner: Box<dyn FlowStep> = match method {
-        Method::Ift => Box::new(Ift {
-            w: Wasserstein::new(cfg.alpha)?,
-            prox: MmdProx::new(cfg.beta)?.with_solver(ProxSolver::Exact(cfg.qp))?,
-        }),
-        Method::Wfr => Box::new(Wfr::new(cfg.alpha, cfg.fr_beta)?),
-        Method::Mmd | Method::Ksd => Box::new(Wasserstein::new(cfg.alpha)?),
-        Method::Fr => Box::new(FisherRao::new(cfg.fr_beta)?),
+    let density = match method {
         Method::Svgd | Method::Langevin => {
-            let dens = target
-                .density
-                .clone()
-                .ok_or_else(|| Error::param("method", method, "needs a density target"))?;
-            let ld = as_log_density(dens);
-            if method == Method::Svgd {
-                Box::new(Svgd::new(ld, KernelKind::Gaussian, Bandwidth::Median))
-            } else {
-                Box::new(Langevin::new(ld))
-            }
+            Some(as_log_density(target.density.clone().ok_or_else(|| {
+                Error::param("method", method, "needs a density target")
+            })?))
         }
+        _ => None,
     };
-    let mut step = Tagged {
-        inner,
-        counter: energy.counter(),
-    };
-    let fc = FlowConfig {
-        steps: cfg.steps,
-        step_size: cfg.step_of(method),
-        tol: 0.0,
-        seed: cfg.seed,
-        trace_every: cfg.trace_every,
-        max_time_s: None,
-    };
+    let mut step = method.geometry().build(&GeometryParams {
+        alpha: cfg.alpha,
+        beta: cfg.beta,
+        beta_fr: cfg.fr_beta,
+        qp: cfg.qp,
+        svgd_kernel: KernelKind::Gaussian,
+        density,
+        ..GeometryParams::default()
+    })?;
+    let fc = FlowParams::new(cfg.steps, cfg.step_of(method))
+        .seed(cfg.seed)
+        .trace_every(cfg.trace_every)
+        .check()?;
     let mut ex =
         Executor::new(fc)?.observe(ProgressObserver::new(method.as_str(), cfg.steps, cfg.quiet));
     let mut mu = init.clone();

@@ -47,7 +47,8 @@ impl CommonSupportKl {
                 &format!("target weight {i} must be finite and >= 0"),
             ));
         }
-        if !(p.iter().sum::<f64>() > 0.0) {
+        let total: f64 = p.iter().sum();
+        if total.is_nan() || total <= 0.0 {
             return Err(Error::param("p", 0, "target weights sum to zero"));
         }
         Ok(CommonSupportKl { p })
@@ -62,7 +63,7 @@ impl CommonSupportKl {
             )));
         }
         let w = mu.weights();
-        if let Some(i) = (0..w.len()).find(|&i| self.p[i] > 0.0 && !(w[i] > 0.0)) {
+        if let Some(i) = (0..w.len()).find(|&i| self.p[i] > 0.0 && (w[i].is_nan() || w[i] <= 0.0)) {
             return Err(Error::param(
                 "particles",
                 w[i],

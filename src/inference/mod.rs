@@ -1,4 +1,4 @@
-//! Forward-KL (inclusive) inference \[IKL]: fit a mass-covering particle approximation
+//! Forward-KL (inclusive) inference \[IKL\]: fit a mass-covering particle approximation
 //! `mu = sum_i w_i delta_{x_i}` of a target `pi` by minimising `KL(pi | mu)`, kernelised.
 //!
 //! Zhu (2024, arXiv 2411.00214) shows that smoothing the first variation `1 - dpi/dmu` of
@@ -15,10 +15,13 @@
 //!   regression targets (plus Stein support for the core's Gaussian and Gaussian mixture).
 //! - [`stein`]: Stein kernel, KSD V/U-statistics, [`KsdEnergy`].
 //! - [`fit`](mod@fit): methods, [`fit()`](fit::fit), reports.
+//! - [`setup`]: the built-in targets by name, default step sizes, whitening, initial
+//!   particles and method lists of a fit (the library side of `robustflow fit-kl`).
 //! - [`kl`]: the inclusive KL on a common support (facts 4 and 5 of docs/DESIGN.md §3).
 
 pub mod fit;
 pub mod kl;
+pub mod setup;
 pub mod stein;
 pub mod targets;
 

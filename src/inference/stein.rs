@@ -37,7 +37,6 @@ use crate::measure::target::scores;
 use crate::measure::Particles;
 use ndarray::Array2;
 use rayon::prelude::*;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 const ROW_BLOCK: usize = 8;
@@ -108,7 +107,7 @@ impl SteinKernel {
 }
 
 fn check_rows(a: &[f64], sa: &[f64], d: usize) -> Result<usize> {
-    if d == 0 || a.len() % d != 0 || sa.len() != a.len() {
+    if d == 0 || !a.len().is_multiple_of(d) || sa.len() != a.len() {
         return Err(Error::Shape(format!(
             "{} coordinates with {} score entries are not rows of d = {d}",
             a.len(),
@@ -361,14 +360,14 @@ impl LinOp for SteinGramOp {
 /// `KSD^2 = MMD^2` in the Stein RKHS (the trace's `mmd2` column).
 ///
 /// Scores are checked at every evaluation: a NaN or infinite score stops the run with
-/// [`Error::Diverged`] naming the particle and the step last announced through
-/// [`KsdEnergy::step_counter`] (the fitting API sets it before every flow step).
+/// [`Error::Diverged`] naming the particle; the energy does not know the iteration, so it
+/// reports step 0 and the driver ([`crate::flow::Executor`]) stamps the iteration it was
+/// running on the error.
 pub struct KsdEnergy {
     /// The Stein kernel.
     pub stein: SteinKernel,
     /// The target.
     pub target: Arc<dyn SteinTarget>,
-    step: Arc<AtomicUsize>,
 }
 
 impl KsdEnergy {
@@ -377,12 +376,7 @@ impl KsdEnergy {
         Ok(KsdEnergy {
             stein: SteinKernel::new(base)?,
             target,
-            step: Arc::new(AtomicUsize::new(0)),
         })
-    }
-    /// The shared counter holding the current step (used in error messages).
-    pub fn step_counter(&self) -> Arc<AtomicUsize> {
-        self.step.clone()
     }
     fn check_dim(&self, mu: &Particles) -> Result<()> {
         if mu.dim() != self.target.dim() {
@@ -398,7 +392,7 @@ impl KsdEnergy {
     /// Scores of the target at the rows of `x`, with the divergence check.
     pub fn scores(&self, x: &[f64]) -> Result<Vec<f64>> {
         let ld = super::targets::AsLogDensity(self.target.clone());
-        scores(&ld, x, Some(self.step.load(Ordering::Relaxed)))
+        scores(&ld, x, Some(0))
     }
     /// `KSD^2(mu | pi)` (V-statistic).
     pub fn ksd2(&self, mu: &Particles) -> Result<f64> {
@@ -440,7 +434,7 @@ impl Energy for KsdEnergy {
             )?;
             if let Some(k) = grad.iter().position(|v| !v.is_finite()) {
                 return Err(Error::Diverged {
-                    step: self.step.load(Ordering::Relaxed),
+                    step: 0,
                     detail: format!(
                         "KSD force on particle {} is {} (target {})",
                         k / d,

@@ -447,7 +447,7 @@ impl LogisticPosterior {
             let col = table.values.column(j);
             let m = col.mean().unwrap_or(0.0);
             let sd = (col.iter().map(|a| (a - m) * (a - m)).sum::<f64>() / n as f64).sqrt();
-            if !(sd > 0.0) {
+            if sd.is_nan() || sd <= 0.0 {
                 return Err(Error::Data {
                     path: path.into(),
                     row: None,
@@ -573,7 +573,7 @@ pub fn laplace_approximation(t: &dyn SteinTarget, x0: &[f64]) -> Result<(Vec<f64
     }
     t.score(&x, &mut s);
     let gn = s.iter().map(|v| v * v).sum::<f64>().sqrt();
-    if !(gn < 1e-6 * (1.0 + lp.abs())) {
+    if gn.is_nan() || gn >= 1e-6 * (1.0 + lp.abs()) {
         return Err(Error::Other(format!(
             "Laplace approximation of {}: Newton did not converge (|score| = {gn:.3e})",
             t.name()
