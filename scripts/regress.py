@@ -27,7 +27,7 @@ DATA = os.path.join(ROOT, "datasets")
 BC = os.path.join(DATA, "breast_cancer.csv")
 IRIS = os.path.join(DATA, "iris.csv")
 
-# Keys (JSON keys or CSV columns) whose values are wall-clock measurements or
+# Keys (JSON keys or CSV columns) whose values are wall-clock measurements, provenance or
 # machine facts, not results.
 TIMING_KEYS = re.compile(
     r"(^|_)(secs?|seconds|time|times|elapsed|wall|ms|duration|timestamp|date|threads|"
