@@ -31,7 +31,7 @@ IRIS = os.path.join(DATA, "iris.csv")
 # machine facts, not results.
 TIMING_KEYS = re.compile(
     r"(^|_)(secs?|seconds|time|times|elapsed|wall|ms|duration|timestamp|date|threads|"
-    r"version|host|cpu|per_sec|rate_hz|started|finished|it_per_s)($|_)",
+    r"version|host|cpu|per_sec|rate_hz|started|finished|it_per_s|git_commit)($|_)",
     re.IGNORECASE,
 )
 
