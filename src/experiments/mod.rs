@@ -716,44 +716,5 @@ impl ExperimentConfig {
     }
 }
 
-/// Median and quantiles of a sample (linear interpolation between order statistics).
-#[derive(Debug, Clone, Serialize)]
-pub struct Quantiles {
-    /// Number of values.
-    pub n: usize,
-    /// Minimum.
-    pub min: f64,
-    /// First quartile.
-    pub q25: f64,
-    /// Median.
-    pub median: f64,
-    /// Third quartile.
-    pub q75: f64,
-    /// Maximum.
-    pub max: f64,
-}
-
-impl Quantiles {
-    /// Quantiles of `v` (must be non-empty and free of NaN).
-    pub fn of(v: &[f64]) -> Result<Self> {
-        if v.is_empty() {
-            return Err(Error::Other("quantiles of an empty sample".into()));
-        }
-        let mut s = v.to_vec();
-        s.sort_by(|a, b| a.total_cmp(b));
-        let q = |p: f64| {
-            let pos = p * (s.len() - 1) as f64;
-            let lo = pos.floor() as usize;
-            let hi = pos.ceil() as usize;
-            s[lo] + (pos - lo as f64) * (s[hi] - s[lo])
-        };
-        Ok(Quantiles {
-            n: s.len(),
-            min: s[0],
-            q25: q(0.25),
-            median: q(0.5),
-            q75: q(0.75),
-            max: s[s.len() - 1],
-        })
-    }
-}
+/// Median and quartiles of a sample: one definition, in the leaf [`crate::stats`] module.
+pub use crate::stats::Quantiles;
