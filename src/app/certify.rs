@@ -154,7 +154,7 @@ impl CertifyArgs {
                 .tune_tol
                 .unwrap_or(if set == SetKind::Mmd { 1e-2 } else { 1e-3 }),
         };
-        cfg.validate()?;
+        cfg.check_ref()?;
         Ok(cfg)
     }
 }

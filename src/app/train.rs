@@ -10,7 +10,7 @@
 use super::eval::{evaluate, EvalRow};
 use super::GlobalOpts;
 use crate::data::{load, AttackKind, Impute, LoadOptions, Norm, Task};
-use crate::dro::{build_inner, AmbiguityConfig, InnerFlow, SetKind};
+use crate::dro::{AmbiguityConfig, InnerFlow, SetKind};
 use crate::error::{Error, Result};
 use crate::model::{Activation, ModelKind};
 use crate::train::{LrSchedule, OptimizerKind, SolverKind, TrainParams, TrainedModel, Trainer};
@@ -520,7 +520,7 @@ pub fn run_demo(args: &DemoArgs, g: &GlobalOpts) -> Result<Vec<DemoSummary>> {
                 ))
             }
         };
-        build_inner(&cfg)?;
+        cfg.check_ref()?;
         guard.replaced_dir("out", args.out.join(name))?;
         crate::outputs::check_model_dir_target(&args.out.join(name))?;
         configs.push((name.to_string(), cfg));

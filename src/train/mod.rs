@@ -39,7 +39,7 @@ mod adamw;
 pub use adamw::FlatAdamW;
 
 use crate::data::{Dataset, RawTable, Schema, TabularData};
-use crate::dro::{build_inner, AmbiguityConfig, Batch, InnerMax, PointLoss, WorstCase};
+use crate::dro::{Ambiguity, AmbiguityConfig, Batch, InnerMax, PointLoss, WorstCase};
 use crate::error::{Error, Result};
 use crate::model::{Activation, Architecture, DenseParams, Model, ModelFile, ModelKind};
 use crate::solve::{ExactProblem, ExactSet, Status};
@@ -142,7 +142,8 @@ fn default_tol() -> f64 {
     1e-9
 }
 
-/// Training hyper-parameters (builder; check them with [`TrainParams::validate`]).
+/// Training hyper-parameters, unchecked (builder; check them once with
+/// [`TrainParams::check`]).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TrainParams {
     /// The model family.
@@ -240,9 +241,9 @@ impl TrainParams {
         "Set the minibatch stopping tolerance."
     );
 
-    /// Check every hyper-parameter; the inner solver is built once here to validate the
-    /// ambiguity configuration.
-    pub fn validate(self) -> Result<ValidParams> {
+    /// Check every hyper-parameter once (the ambiguity configuration with
+    /// [`AmbiguityConfig::check`]); the trainer accepts only the result.
+    pub fn check(self) -> Result<ValidParams> {
         crate::error::check_count("epochs", self.epochs)?;
         crate::error::check_positive("lr", self.lr)?;
         crate::error::check_count("batch-size", self.batch_size)?;
@@ -267,19 +268,43 @@ impl TrainParams {
             }
             crate::model::check::check_hidden_budget(&self.hidden)?;
         }
-        build_inner(&self.ambiguity)?;
-        Ok(ValidParams(self))
+        let ambiguity = self.ambiguity.check_ref()?;
+        Ok(ValidParams {
+            params: self,
+            ambiguity,
+        })
+    }
+
+    /// The same as [`TrainParams::check`] (the name of earlier versions).
+    pub fn validate(self) -> Result<ValidParams> {
+        self.check()
     }
 }
 
-/// Validated [`TrainParams`].
+/// Checked [`TrainParams`] ([`TrainParams::check`]): the parameters as given (echoed in
+/// reports and `model.json`) and the checked ambiguity set the inner solver is built from.
+/// Read-only: the fields of [`TrainParams`] through `Deref`.
 #[derive(Debug, Clone, PartialEq)]
-pub struct ValidParams(TrainParams);
+pub struct ValidParams {
+    params: TrainParams,
+    ambiguity: Ambiguity,
+}
+
+impl ValidParams {
+    /// The checked ambiguity set.
+    pub fn ambiguity_set(&self) -> &Ambiguity {
+        &self.ambiguity
+    }
+    /// The parameters as given.
+    pub fn params(&self) -> &TrainParams {
+        &self.params
+    }
+}
 
 impl std::ops::Deref for ValidParams {
     type Target = TrainParams;
     fn deref(&self) -> &TrainParams {
-        &self.0
+        &self.params
     }
 }
 
@@ -609,7 +634,7 @@ impl Trainer {
             Some(metrics(&model, Some(schema), &data.test.x, &data.test.y)?)
         };
         let report = TrainReport {
-            ambiguity: build_inner(&p.ambiguity)?.name(),
+            ambiguity: self.params.ambiguity.name(),
             params: (*self.params).clone(),
             n_train: train.len(),
             n_val: data.val.len(),
@@ -645,7 +670,7 @@ impl Trainer {
     /// Train on `data.train` (early stopping on `data.val`, test accuracy on `data.test`),
     /// with the inner solver of `params.ambiguity`.
     pub fn fit(&self, data: &TabularData) -> Result<TrainedModel> {
-        let inner = build_inner(&self.params.ambiguity)?;
+        let inner = self.params.ambiguity.build();
         self.fit_with(data, inner)
     }
 
