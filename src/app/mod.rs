@@ -2,6 +2,7 @@
 //! arguments of one subcommand and a `run` function, so the library API and the CLI
 //! share one code path and `src/main.rs` stays a thin front end.
 
+pub mod args;
 pub mod fit_kl;
 
 /// Options every subcommand accepts.

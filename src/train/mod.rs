@@ -36,7 +36,10 @@
 //! ```
 
 mod adamw;
+pub mod demo;
+pub mod evaluate;
 pub use adamw::FlatAdamW;
+pub use evaluate::{evaluate, EvalRow};
 
 use crate::data::{Dataset, RawTable, Schema, TabularData};
 use crate::dro::{Ambiguity, AmbiguityConfig, Batch, InnerMax, PointLoss, WorstCase};
