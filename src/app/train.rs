@@ -137,10 +137,8 @@ impl TrainArgs {
             v.push(format!("--inner-step-size {}", inner.inner_step_size));
         }
         if self.lr_schedule != LrSchedule::Cosine {
-            v.push(format!(
-                "--lr-schedule {}",
-                format!("{:?}", self.lr_schedule).to_lowercase()
-            ));
+            let name = format!("{:?}", self.lr_schedule).to_lowercase();
+            v.push(format!("--lr-schedule {name}"));
         }
         if let Some(t) = self.stop_tol {
             v.push(format!("--stop-tol {t}"));
@@ -154,10 +152,11 @@ impl TrainArgs {
             SolverChoice::Optimizer(o) => {
                 if let Some(given) = self.optimizer {
                     if given != o {
+                        let name = |k: OptimizerKind| format!("{k:?}").to_lowercase();
                         return Err(Error::param(
                             "optimizer",
-                            format!("{given:?}").to_lowercase(),
-                            &format!("conflicts with --solver {}", format!("{o:?}").to_lowercase()),
+                            name(given),
+                            &format!("conflicts with --solver {}", name(o)),
                         ));
                     }
                 }

@@ -20,8 +20,8 @@
 
 use super::ambiguity::{InnerOptions, Strength};
 use super::tune::{diverged_as_none, tune, Probe};
-use super::{check_batch, check_inner_solution, finite_losses, Batch, InnerMax, PointLoss};
 use super::WorstCase;
+use super::{check_batch, check_inner_solution, finite_losses, Batch, InnerMax, PointLoss};
 use crate::error::Result;
 use std::collections::HashMap;
 

@@ -2,7 +2,8 @@
 //!
 //! The inner sup over an ambiguity set `A` around the data `P_N = 1/N sum_i delta_{xi_i}`
 //! is solved by a flow of [`crate::flow`] on particles started at the data, on the energy
-//! `F(mu) = -E_mu[l] + lambda D(mu, P_N)` (penalty form; DESIGN.md section 4). The outer
+//! `F(mu) = -E_mu[l] + lambda D(mu, P_N)` (the penalty form of the set; the constraint
+//! form `D(mu, P_N) <= eps` is its Lagrangian dual, the multiplier tuned). The outer
 //! step (in [`crate::model`] / the trainer) is ordinary gradient descent on
 //! `sum_i w_i l(theta, xi_i)` with the worst-case particles held fixed (Danskin).
 //!
@@ -23,6 +24,31 @@
 //! tuned by bisection on its logarithm until the divergence reached is at most the
 //! radius (the feasible side is kept, so the value is a lower bound on the sup), and every
 //! set reports an upper bound where theory gives one (see [`certify`]).
+//!
+//! # The shape of an ambiguity set
+//!
+//! An ambiguity set is *(energy, geometry, strength)*: the energy on the particles and the
+//! flow of the core that solves it (the table above), and a [`Strength`] (a radius or a
+//! penalty). In code:
+//!
+//! 1. [`AmbiguityConfig`], the unchecked flat record (CLI flags, `report.json`), is checked
+//!    once by [`AmbiguityConfig::check`] into an [`Ambiguity`]: an [`AmbiguitySet`] (one
+//!    variant per set with only its own fields and its strength) and the shared
+//!    [`InnerOptions`] (inner steps, step size, warm start, seed, bisection). Every rule
+//!    across fields lives there; nothing downstream re-validates ([`ambiguity`]).
+//! 2. [`Ambiguity::build`] gives the set's [`InnerMax`]. The flow-solved sets (`wasserstein`
+//!    with the squared cost, `kl`, `chi2`, `mmd`, `wfr`) implement only their penalised
+//!    solve at one multiplier, the divergence reached and the worst case they report; one
+//!    generic maximiser (the crate-private `dro::inner::FlowInner`) owns the ERM shortcut
+//!    at radius 0, the multiplier tuning of the constraint form (bisection on
+//!    `ln lambda`, `dro::tune`), the warm starts and the divergence checks,
+//!    and [`InnerOptions`] owns the one call into the core flow. The closed forms (`cvar`,
+//!    the 1-Wasserstein set) are plain [`InnerMax`] implementations.
+//! 3. The model side meets the sets at [`PointLoss`] only.
+//!
+//! Adding a set: its energy and `PenalizedSet` implementation (`dro::inner`) in a new file here,
+//! a variant of [`AmbiguitySet`] (and of [`SetKind`] with its name), its rules in
+//! [`AmbiguityConfig::check`] and its arm in [`Ambiguity::build`].
 
 pub mod ambiguity;
 pub mod certify;
@@ -172,7 +198,7 @@ impl InnerMax for Erm {
     }
 }
 
-/// The ambiguity sets of DESIGN.md section 4.
+/// The ambiguity sets (the `set` field of [`AmbiguityConfig`]; see the module docs' table).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum SetKind {

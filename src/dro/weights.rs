@@ -25,7 +25,9 @@
 use super::ambiguity::{InnerOptions, Strength};
 use super::inner::{mean, FlowInner, PenalizedSet, Problem};
 use super::tune::golden;
-use super::{check_batch, finite_losses, particles, Batch, InnerMax, PointLoss, SetKind, WorstCase};
+use super::{
+    check_batch, finite_losses, particles, Batch, InnerMax, PointLoss, SetKind, WorstCase,
+};
 use crate::energy::{Energy, FirstVariation, WeightQuadratic};
 use crate::error::Result;
 use crate::flow::{FisherRao, MmdProx, ProxSolver};

@@ -75,11 +75,7 @@ pub enum ExactSet {
 impl ExactSet {
     /// The exact problem of a checked ambiguity set for a model head, or the reason why
     /// there is none (non-convex or not covered).
-    pub fn from_config(
-        amb: &Ambiguity,
-        head: Head,
-        n: usize,
-    ) -> std::result::Result<Self, String> {
+    pub fn from_config(amb: &Ambiguity, head: Head, n: usize) -> std::result::Result<Self, String> {
         use Strength::{Penalty, Radius};
         let nf = n as f64;
         Ok(match amb.set() {

@@ -90,4 +90,3 @@ pub fn evaluate(
     }
     Ok(rows)
 }
-

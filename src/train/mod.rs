@@ -1,15 +1,26 @@
 //! The robust trainer: an outer minibatch loop (candle optimisers) over an inner
 //! maximisation.
 //!
-//! For each minibatch `B` the inner solver ([`InnerMax`], built by
-//! [`crate::dro::build_inner`] from the [`AmbiguityConfig`]) returns worst-case particles
+//! For each minibatch `B` the inner solver ([`InnerMax`], built once per fit from the
+//! checked ambiguity set, [`crate::dro::Ambiguity::build`]) returns worst-case particles
 //! `(x_i*, y_i*, w_i)` for the current model; then one optimiser step is taken on
 //!
 //! `J(theta) = sum_i w_i l(theta, x_i*, y_i*)`
 //!
 //! with the particles **held fixed** (Danskin's theorem: at an exact inner optimum, the
 //! gradient of `theta -> sup_{P in A} E_P l(theta, .)` is the gradient of `J`). With the
-//! set `none` this is plain ERM (`w_i = 1/|B|`, particles = data).
+//! set `none` this is plain ERM (`w_i = 1/|B|`, particles = data). Where the problem is
+//! convex in the parameters (linear, logistic and softmax models under `none`, the
+//! 1-Wasserstein set, `kl`, `chi2`, `cvar`, the concave squared-cost penalty) the exact
+//! full-batch solver of [`crate::solve`] can be used instead ([`SolverKind`]).
+//!
+//! Parameters are checked once (linfa's `ParamGuard` pattern): [`TrainParams`] is the
+//! unchecked builder (echoed as given in `report.json` and `model.json`);
+//! [`TrainParams::check`] returns [`ValidParams`], which also holds the checked
+//! [`crate::dro::Ambiguity`]; [`Trainer::new`] accepts only [`ValidParams`]. On an
+//! in-memory table, [`fit_table`] does the three steps (check, encode and split, fit) in
+//! one call. [`evaluate`] measures a model clean and under attacks, [`demo`] is the
+//! comparison behind `robustflow demo`.
 //!
 //! ```no_run
 //! use robustflow::data::{load, LoadOptions};
@@ -23,7 +34,7 @@
 //!     .lr(0.05)
 //!     .batch_size(64)
 //!     .seed(1)
-//!     .validate()?;
+//!     .check()?;
 //! let trained = Trainer::new(params).fit(&data)?;
 //! let acc = trained.evaluate(&data.test)?.accuracy.unwrap();
 //! println!("test accuracy {acc:.3}");
@@ -41,7 +52,7 @@ pub mod evaluate;
 pub use adamw::FlatAdamW;
 pub use evaluate::{evaluate, EvalRow};
 
-use crate::data::{Dataset, RawTable, Schema, TabularData};
+use crate::data::{Dataset, LoadOptions, RawTable, Schema, TabularData};
 use crate::dro::{Ambiguity, AmbiguityConfig, Batch, InnerMax, PointLoss, WorstCase};
 use crate::error::{Error, Result};
 use crate::model::{Activation, Architecture, DenseParams, Model, ModelFile, ModelKind};
@@ -981,6 +992,39 @@ impl Trainer {
             report,
         })
     }
+}
+
+/// Train on an in-memory table: check `params` once, encode and split `table` with `opts`
+/// (the schema is fitted on the training part, as `robustflow train` does for a CSV) and
+/// fit. The one-call entry point for bindings.
+///
+/// ```
+/// use robustflow::data::{LoadOptions, RawTable};
+/// use robustflow::dro::{AmbiguityConfig, SetKind};
+/// use robustflow::train::{fit_table, TrainParams};
+///
+/// let mut csv = String::from("a,b,label\n");
+/// for i in 0..40 {
+///     let t = i as f64 / 40.0;
+///     csv += &format!("{t},{},{}\n", 1.0 - t * t, (i % 2 == 0) as u8);
+/// }
+/// let table = RawTable::parse("in-memory.csv".as_ref(), &csv)?;
+/// let params = TrainParams::default()
+///     .epochs(3)
+///     .ambiguity(AmbiguityConfig::constrained(SetKind::Kl, 0.1));
+/// let trained = fit_table(&table, &LoadOptions::default(), params)?;
+/// assert_eq!(trained.report.ambiguity, "kl");
+/// assert_eq!(trained.report.epochs.len(), 3);
+/// # Ok::<(), robustflow::Error>(())
+/// ```
+pub fn fit_table(
+    table: &RawTable,
+    opts: &LoadOptions,
+    params: TrainParams,
+) -> Result<TrainedModel> {
+    let params = params.check()?;
+    let data = crate::data::load_tables(table, None, opts)?;
+    Trainer::new(params).fit(&data)
 }
 
 /// A trained model with its schema, hyper-parameters and training report.
