@@ -102,13 +102,13 @@ impl ExactSet {
                 return Err("the squared-cost Wasserstein set is solved exactly only in the penalty form without a label cost".into())
             }
             AmbiguitySet::Kl { strength, .. } => match *strength {
-                Radius(r) if r == 0.0 => ExactSet::Erm,
+                Radius(0.0) => ExactSet::Erm,
                 Radius(r) if r >= nf.ln() => ExactSet::Cvar(1.0 / nf),
                 Radius(r) => ExactSet::KlRadius(r),
                 Penalty(l) => ExactSet::KlPenalty(l),
             },
             AmbiguitySet::Chi2 { strength, .. } => match *strength {
-                Radius(r) if r == 0.0 => ExactSet::Erm,
+                Radius(0.0) => ExactSet::Erm,
                 Radius(r) if r >= nf - 1.0 => ExactSet::Cvar(1.0 / nf),
                 Radius(r) => ExactSet::Chi2Radius(r),
                 Penalty(l) => ExactSet::Chi2Penalty(l),

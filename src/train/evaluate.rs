@@ -27,6 +27,7 @@ pub struct EvalRow {
 
 /// Evaluate `model` on encoded data `(x, y)`: clean, under each attack budget, and under
 /// an optional shift.
+#[allow(clippy::too_many_arguments)]
 pub fn evaluate(
     model: &TrainedModel,
     x: &[f64],
