@@ -188,7 +188,7 @@ pub struct InnerDefaults {
 }
 
 impl InnerDefaults {
-    /// `robustflow train` (and the library's [`crate::dro::AmbiguityConfig::default`]).
+    /// `robustflow train` (and the library's default [`AmbiguityConfig`]).
     pub const TRAIN: InnerDefaults = InnerDefaults {
         inner_steps: 20,
         inner_step_size: 0.1,

@@ -44,7 +44,7 @@ pub struct CertifyArgs {
     /// Options of particular sets.
     #[command(flatten)]
     pub set: SetArgs,
-    /// The inner solver's effort (certify's defaults: [`InnerDefaults::certify`]).
+    /// The inner solver's effort (certify's defaults: `InnerDefaults::certify`).
     #[command(flatten)]
     pub inner: InnerArgs,
     /// Seed.

@@ -33,8 +33,7 @@ pub struct EvalArgs {
     #[arg(long, default_value = "l2")]
     pub norm: Norm,
     /// Attack budgets, comma separated, in standardised units (default 0.1,0.5,1; needs
-    /// --attack). Parsed after the output checks (a bad list is an error of the run, exit
-    /// code 1, as `tests/bad_input.rs` expects), by [`Budgets`].
+    /// --attack).
     #[arg(long)]
     pub eps: Option<String>,
     /// PGD iterations (default 20; needs --attack).
@@ -144,6 +143,7 @@ pub fn run(args: &EvalArgs, _g: &GlobalOpts) -> Result<EvalReport> {
         });
     }
     let (kind, norm) = (args.attack, args.norm);
+    // Parsed here, after the output checks: a bad list is an error of the run (exit code 1).
     let eps = parse_eps(args.eps.as_deref().unwrap_or("0.1,0.5,1"))?;
     crate::error::check_count("attack-steps", attack_steps)?;
     let shift = args

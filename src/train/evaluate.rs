@@ -1,5 +1,5 @@
 //! Accuracy and loss of a trained model, clean, under white-box attacks (FGSM / PGD
-//! against the model itself, [`crate::data::attack`]) and under a covariate shift: the
+//! against the model itself, [`crate::data::attack()`]) and under a covariate shift: the
 //! library side of `robustflow eval` and of the demo.
 
 use super::{metrics, TrainedModel};

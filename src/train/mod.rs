@@ -19,7 +19,7 @@
 //! [`TrainParams::check`] returns [`ValidParams`], which also holds the checked
 //! [`crate::dro::Ambiguity`]; [`Trainer::new`] accepts only [`ValidParams`]. On an
 //! in-memory table, [`fit_table`] does the three steps (check, encode and split, fit) in
-//! one call. [`evaluate`] measures a model clean and under attacks, [`demo`] is the
+//! one call. [`evaluate()`] measures a model clean and under attacks, [`demo`] is the
 //! comparison behind `robustflow demo`.
 //!
 //! ```no_run
