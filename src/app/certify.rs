@@ -6,7 +6,7 @@
 //! smoothness constant for MLPs, the duals for `kl` / `chi2` / `cvar`, none for `mmd`;
 //! with the exact closed form where one exists (the 1-Wasserstein ball with a norm cost for
 //! logistic regression: `--ambiguity wasserstein --norm l2`). The mathematics is in
-//! [`crate::dro::certify`]; radii are those of [`crate::dro::AmbiguityConfig`], in the
+//! [`crate::dro::certify`](mod@crate::dro::certify); radii are those of [`crate::dro::AmbiguityConfig`], in the
 //! standardised feature space the model sees. A diverging inner solve is an error naming
 //! `--inner-step-size`; nothing is written then.
 //!

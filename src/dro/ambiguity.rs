@@ -142,14 +142,14 @@ impl Strength {
 pub enum AmbiguitySet {
     /// No ambiguity: empirical risk minimisation.
     None,
-    /// Wasserstein set with the squared cost `||x - x0||^2 (+ kappa 1{y != y0})` [WRM].
+    /// Wasserstein set with the squared cost `||x - x0||^2 (+ kappa 1{y != y0})` \[WRM\].
     Wasserstein {
         /// Radius (mean transport cost) or multiplier `gamma`.
         strength: Strength,
         /// The cost `kappa` of changing a label (`None`: labels fixed).
         label_cost: Option<f64>,
     },
-    /// 1-Wasserstein ball with a norm cost, labels fixed (constraint form only) [WDRO].
+    /// 1-Wasserstein ball with a norm cost, labels fixed (constraint form only) \[WDRO\].
     W1 {
         /// The radius `eps`.
         radius: f64,
@@ -175,7 +175,7 @@ pub enum AmbiguitySet {
         /// `ln(1 / alpha)`.
         radius: f64,
     },
-    /// MMD ball / penalty (kernel DRO) [KDRO].
+    /// MMD ball / penalty (kernel DRO) \[KDRO\].
     Mmd {
         /// Radius (the MMD itself) or multiplier `lambda` of `lambda/2 MMD^2`.
         strength: Strength,

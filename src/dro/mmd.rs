@@ -1,4 +1,4 @@
-//! Kernel DRO over an MMD ball (Zhu, Jitkrittum, Diehl, Schoelkopf, AISTATS 2021 [KDRO]),
+//! Kernel DRO over an MMD ball (Zhu, Jitkrittum, Diehl, Schoelkopf, AISTATS 2021 \[KDRO\]),
 //! its inner sup solved by a flow of the core.
 //!
 //! Energy [`MmdDroEnergy`]: `F(mu) = -E_mu l + lambda/2 MMD^2(mu, P_N)`, the kernel on the

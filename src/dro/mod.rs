@@ -12,18 +12,18 @@
 //!
 //! | set | energy on the particles | core step | module |
 //! |---|---|---|---|
-//! | `wasserstein` [WRM] | `sum_i w_i (-l(x_i) + gamma ||x_i - x0_i||^2 [+ kappa 1{y_i != y0_i}])` | [`crate::flow::Wasserstein`] | [`wasserstein`] |
-//! | `wasserstein` + `norm` (1-Wasserstein, norm cost) [WDRO] | exact: `empirical + eps ||w||_*` for linear models | (closed form) | [`wasserstein`] |
+//! | `wasserstein` \[WRM\] | `sum_i w_i (-l(x_i) + gamma ||x_i - x0_i||^2 [+ kappa 1{y_i != y0_i}])` | [`crate::flow::Wasserstein`] | [`wasserstein`] |
+//! | `wasserstein` + `norm` (1-Wasserstein, norm cost) \[WDRO\] | exact: `empirical + eps ||w||_*` for linear models | (closed form) | [`wasserstein`] |
 //! | `kl` | `-w.l + lambda KL(w | 1/n)` | [`crate::flow::FisherRao`] (or the closed form `softmax(l/lambda)`) | [`weights`] |
 //! | `chi2` | `-w.l + lambda (n ||w||^2 - 1)` | projected step [`crate::flow::MmdProx`] (or `Proj(l / (2 lambda n))`) | [`weights`] |
 //! | `cvar` | `sup w.l` over `w_i <= 1 / (alpha n)` | (closed form: top `alpha` fraction) | [`weights`] |
-//! | `mmd` [KDRO] | `-w.l(x) + lambda/2 MMD^2(mu, P_N)` | [`crate::flow::Ift`], [`crate::flow::Wfr`], W or MMD-prox | [`mmd`] |
+//! | `mmd` \[KDRO\] | `-w.l(x) + lambda/2 MMD^2(mu, P_N)` | [`crate::flow::Ift`], [`crate::flow::Wfr`], W or MMD-prox | [`mmd`] |
 //! | `wfr` | `-w.l + gamma sum w_i c_i + lambda KL(w | 1/n)` | [`crate::flow::Wfr`] | [`wfr`] |
 //!
 //! Penalty form: the multiplier is given. Constraint form (`radius`): the multiplier is
 //! tuned by bisection on its logarithm until the divergence reached is at most the
 //! radius (the feasible side is kept, so the value is a lower bound on the sup), and every
-//! set reports an upper bound where theory gives one (see [`certify`]).
+//! set reports an upper bound where theory gives one (see [`certify`](mod@certify)).
 //!
 //! # The shape of an ambiguity set
 //!
@@ -204,7 +204,7 @@ impl InnerMax for Erm {
 pub enum SetKind {
     /// No ambiguity: empirical risk minimisation.
     None,
-    /// Wasserstein ball with squared cost on the features [WRM].
+    /// Wasserstein ball with squared cost on the features \[WRM\].
     Wasserstein,
     /// KL ball / penalty on the weights.
     Kl,
@@ -212,7 +212,7 @@ pub enum SetKind {
     Chi2,
     /// Conditional value at risk.
     Cvar,
-    /// MMD ball (kernel DRO) [KDRO].
+    /// MMD ball (kernel DRO) \[KDRO\].
     Mmd,
     /// Unbalanced Wasserstein-Fisher-Rao set.
     Wfr,

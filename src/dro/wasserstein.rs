@@ -1,6 +1,6 @@
 //! Wasserstein ambiguity sets: WRM with the squared cost (Sinha, Namkoong, Duchi, ICLR 2018
-//! [WRM]) and the 1-Wasserstein ball with a norm cost for linear models (Mohajerin
-//! Esfahani, Kuhn 2018; Shafieezadeh-Abadeh, Mohajerin Esfahani, Kuhn 2015 [WDRO]).
+//! \[WRM\]) and the 1-Wasserstein ball with a norm cost for linear models (Mohajerin
+//! Esfahani, Kuhn 2018; Shafieezadeh-Abadeh, Mohajerin Esfahani, Kuhn 2015 \[WDRO\]).
 //!
 //! **Squared cost.** `c((x, y), (x0, y0)) = ||x - x0||^2 + kappa 1{y != y0}` (labels fixed
 //! when `kappa` is not given). Penalty form: every particle ascends its own

@@ -1,5 +1,5 @@
 //! The demo comparison behind `robustflow demo`: ERM against robust models (the
-//! Wasserstein set [WRM] and the MMD set [KDRO] in the penalty form) on one dataset over
+//! Wasserstein set \[WRM\] and the MMD set \[KDRO\] in the penalty form) on one dataset over
 //! several seeds, each model evaluated clean and under PGD-L2 attacks of several budgets
 //! (standardised units). [`Demo::run`] trains and evaluates; [`Demo::table`] and
 //! [`Demo::write`] give the text table and `comparison.csv` / `comparison.json`.

@@ -1072,7 +1072,7 @@ impl TrainedModel {
     /// The worst-case risk of this model over the ambiguity set `cfg.set` at each radius
     /// (constraint form), on all of `data`: lower bound (a feasible distribution found by
     /// the inner flow), upper bound and closed form where theory gives them. See
-    /// [`crate::dro::certify`].
+    /// [`crate::dro::certify`](mod@crate::dro::certify).
     pub fn certify(
         &self,
         data: &Dataset,
