@@ -331,7 +331,7 @@ impl Model {
         argv.extend(flags.iter().cloned());
         let args: crate::app::certify::CertifyArgs = parse_args("certify", &argv)?;
         let cfg = args.config()?;
-        let radii = crate::app::certify::parse_radii(&args.radius)?;
+        let radii = args.radius.0.clone();
         let table = x.to_table(Some((self.target(), y)))?;
         let data = self.inner.schema.apply(&table)?;
         if data.is_empty() {

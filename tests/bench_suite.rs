@@ -288,7 +288,7 @@ fn methods_run_where_they_are_defined() {
         let g = method_grid(m, 5, 0).unwrap();
         assert_eq!(g.len(), if m == "erm" { 1 } else { 3 }, "{m}");
         for (_, a) in &g {
-            a.validate().unwrap();
+            a.check_ref().unwrap();
         }
     }
     // the MMD methods use the penalty form (no bisection on the multiplier)

@@ -164,3 +164,105 @@ fn train_rejects_a_bad_flag_value() {
     assert!(!o.status.success());
     assert!(String::from_utf8_lossy(&o.stderr).contains("lr"));
 }
+
+/// The flag groups are declared once (`robustflow::app::args`) but each command keeps its
+/// own defaults: train solves many cheap inner problems (20 steps of 0.1), certify few
+/// accurate ones (100 steps of 0.5; 20 steps, 12 bisections at tolerance 1e-2 for mmd).
+#[test]
+fn shared_flag_groups_keep_each_commands_defaults() {
+    use clap::Parser;
+    use robustflow::app::{certify::CertifyArgs, train::TrainArgs};
+    use robustflow::dro::SetKind;
+    #[derive(Parser)]
+    struct Train {
+        #[command(flatten)]
+        a: TrainArgs,
+    }
+    #[derive(Parser)]
+    struct Certify {
+        #[command(flatten)]
+        a: CertifyArgs,
+    }
+    let t = Train::try_parse_from(["t", "--data", "d.csv", "--out", "o"])
+        .unwrap()
+        .a;
+    let c = t.ambiguity_config().unwrap();
+    assert_eq!(
+        (c.set, c.inner_steps, c.inner_step_size),
+        (SetKind::None, 20, 0.1)
+    );
+    assert_eq!((c.tune_iters, c.tune_tol), (30, 1e-3));
+    assert_eq!(c, robustflow::dro::AmbiguityConfig::default());
+    let cert = |set: &str, extra: &[&str]| {
+        let mut a = vec!["c", "--model", "m", "--data", "d.csv", "--ambiguity", set];
+        a.extend_from_slice(&["--radius", "0,0.1"]);
+        a.extend_from_slice(extra);
+        Certify::try_parse_from(a).unwrap().a
+    };
+    let k = cert("kl", &[]);
+    assert_eq!(k.radius.0, vec![0.0, 0.1]);
+    let c = k.config().unwrap();
+    assert_eq!(
+        (c.inner_steps, c.inner_step_size, c.tune_iters, c.tune_tol),
+        (100, 0.5, 30, 1e-3)
+    );
+    let c = cert("mmd", &[]).config().unwrap();
+    assert_eq!(
+        (c.inner_steps, c.inner_step_size, c.tune_iters, c.tune_tol),
+        (20, 0.5, 12, 1e-2)
+    );
+    // A value given wins in both commands.
+    let c = cert("mmd", &["--inner-steps", "7", "--inner-step-size", "0.2"])
+        .config()
+        .unwrap();
+    assert_eq!((c.inner_steps, c.inner_step_size), (7, 0.2));
+    let t = Train::try_parse_from(["t", "--data", "d", "--out", "o", "--inner-step-size", "0.3"]);
+    assert_eq!(
+        t.unwrap().a.ambiguity_config().unwrap().inner_step_size,
+        0.3
+    );
+    // Typed flags: a bad value is a usage error naming the flag and the accepted values.
+    for (args, needle) in [
+        (vec!["--ambiguity", "nope"], "expected none, wasserstein"),
+        (vec!["--inner-flow", "zz"], "expected ift, wfr, w or prox"),
+        (vec!["--w1-norm", "l7"], "expected l2, l1 or linf"),
+        (
+            vec!["--solver", "newtonish"],
+            "expected auto, exact, adamw or sgd",
+        ),
+        (vec!["--hidden", "0"], "positive integers"),
+    ] {
+        let mut a = vec!["t", "--data", "d", "--out", "o"];
+        a.extend_from_slice(&args);
+        let e = Train::try_parse_from(a).err().unwrap().to_string();
+        assert!(e.contains(args[0]) && e.contains(needle), "{e}");
+    }
+    // One list parser: radii need at least one value, budgets may be empty; both reject
+    // negative values naming their flag.
+    use robustflow::app::args::{Budgets, Radii};
+    assert!(""
+        .parse::<Radii>()
+        .unwrap_err()
+        .to_string()
+        .contains("at least one radius"));
+    assert_eq!("".parse::<Budgets>().unwrap().0, Vec::<f64>::new());
+    assert!("0.1,-1"
+        .parse::<Radii>()
+        .unwrap_err()
+        .to_string()
+        .contains("`radius`"));
+    assert!("0.1,-1"
+        .parse::<Budgets>()
+        .unwrap_err()
+        .to_string()
+        .contains("`eps`"));
+    assert!("1e308"
+        .parse::<Budgets>()
+        .unwrap_err()
+        .to_string()
+        .contains("overflows"));
+    assert_eq!(
+        " 0.5, 1 ,,2".parse::<Budgets>().unwrap().0,
+        vec![0.5, 1.0, 2.0]
+    );
+}

@@ -975,3 +975,255 @@ fn constraint_form_recovers_after_batches_that_never_reach_the_radius() {
         );
     }
 }
+
+/// `AmbiguityConfig::check` turns the flat record into one variant per set carrying only
+/// that set's fields: two records differing only in fields another set uses check to the
+/// same `Ambiguity` and give the same worst case; the strength, the options and the
+/// solver's name come through.
+#[test]
+fn checked_sets_carry_only_their_own_fields() {
+    let (m, data) = setup(12, 21);
+    let kl = AmbiguityConfig::constrained(SetKind::Kl, 0.2);
+    let kl_noise = AmbiguityConfig {
+        kernel: robustflow::kernel::KernelKind::Laplace,
+        inner_flow: InnerFlow::W,
+        bandwidth: robustflow::kernel::Bandwidth::Fixed(3.0),
+        ..kl.clone()
+    };
+    let (a, b) = (kl.check_ref().unwrap(), kl_noise.check().unwrap());
+    assert_eq!(a, b);
+    assert_eq!(
+        a.set(),
+        &AmbiguitySet::Kl {
+            strength: Strength::Radius(0.2),
+            weight_flow: false
+        }
+    );
+    let (wa, wb) = (
+        a.build().solve(&m, &data.batch()).unwrap(),
+        b.build().solve(&m, &data.batch()).unwrap(),
+    );
+    assert_eq!((wa.value, wa.radius, wa.w), (wb.value, wb.radius, wb.w));
+    let cases: Vec<(AmbiguityConfig, &str, Option<Strength>)> = vec![
+        (AmbiguityConfig::default(), "none", None),
+        (
+            AmbiguityConfig::penalized(SetKind::Wasserstein, 2.0),
+            "wasserstein",
+            Some(Strength::Penalty(2.0)),
+        ),
+        (
+            AmbiguityConfig {
+                norm: Some(Norm::L1),
+                ..AmbiguityConfig::constrained(SetKind::Wasserstein, 0.3)
+            },
+            "wasserstein-1",
+            Some(Strength::Radius(0.3)),
+        ),
+        (
+            AmbiguityConfig::penalized(SetKind::Chi2, 0.5),
+            "chi2",
+            Some(Strength::Penalty(0.5)),
+        ),
+        (
+            AmbiguityConfig::constrained(SetKind::Cvar, 0.7),
+            "cvar",
+            Some(Strength::Radius(0.7)),
+        ),
+        (
+            AmbiguityConfig::constrained(SetKind::Mmd, 0.1),
+            "mmd",
+            Some(Strength::Radius(0.1)),
+        ),
+        (
+            AmbiguityConfig::penalized(SetKind::Wfr, 1.5),
+            "wfr",
+            Some(Strength::Penalty(1.5)),
+        ),
+    ];
+    for (cfg, name, strength) in cases {
+        let c = cfg.check_ref().unwrap();
+        assert_eq!(c.kind(), cfg.set);
+        assert_eq!(c.name(), name);
+        assert_eq!(c.build().name(), name);
+        assert_eq!(c.strength(), strength);
+        let o = c.inner();
+        assert_eq!(
+            (o.steps(), o.step_size(), o.tune_iters(), o.tune_tol()),
+            (
+                cfg.inner_steps,
+                cfg.inner_step_size,
+                cfg.tune_iters,
+                cfg.tune_tol
+            )
+        );
+    }
+}
+
+/// Every cross-field rule of the flat record is an error naming the flag at fault.
+#[test]
+fn every_cross_field_rule_names_its_flag() {
+    let k = |c: AmbiguityConfig| c;
+    let pen = AmbiguityConfig::penalized;
+    let rad = AmbiguityConfig::constrained;
+    let rff = robustflow::kernel::Approx::Rff(16);
+    let cases: Vec<(AmbiguityConfig, &str, &str)> = vec![
+        (
+            k(AmbiguityConfig {
+                inner_steps: 0,
+                ..pen(SetKind::Kl, 1.0)
+            }),
+            "inner-steps",
+            ">= 1",
+        ),
+        (
+            k(AmbiguityConfig {
+                inner_step_size: -1.0,
+                ..pen(SetKind::Kl, 1.0)
+            }),
+            "inner-step-size",
+            "> 0",
+        ),
+        (
+            k(AmbiguityConfig {
+                label_cost: Some(1.0),
+                ..pen(SetKind::Kl, 1.0)
+            }),
+            "label-cost",
+            "only the wasserstein",
+        ),
+        (
+            k(AmbiguityConfig {
+                kl_penalty: Some(1.0),
+                ..pen(SetKind::Wasserstein, 1.0)
+            }),
+            "kl-penalty",
+            "wfr",
+        ),
+        (
+            k(AmbiguityConfig {
+                weight_flow: true,
+                ..pen(SetKind::Mmd, 1.0)
+            }),
+            "weight-flow",
+            "kl and chi2",
+        ),
+        (
+            k(AmbiguityConfig {
+                penalty: Some(1.0),
+                ..rad(SetKind::Kl, 0.1)
+            }),
+            "penalty",
+            "not both",
+        ),
+        (
+            k(AmbiguityConfig {
+                set: SetKind::Chi2,
+                ..Default::default()
+            }),
+            "radius",
+            "needs --radius or --penalty",
+        ),
+        (
+            pen(SetKind::Cvar, 1.0),
+            "penalty",
+            "cvar has only the constraint form",
+        ),
+        (
+            k(AmbiguityConfig {
+                norm: Some(Norm::L2),
+                ..pen(SetKind::Wasserstein, 1.0)
+            }),
+            "norm",
+            "constraint form",
+        ),
+        (
+            k(AmbiguityConfig {
+                norm: Some(Norm::L2),
+                ..rad(SetKind::Kl, 0.1)
+            }),
+            "norm",
+            "wasserstein set",
+        ),
+        (
+            k(AmbiguityConfig {
+                norm: Some(Norm::L2),
+                label_cost: Some(1.0),
+                ..rad(SetKind::Wasserstein, 0.1)
+            }),
+            "label-cost",
+            "keeps labels fixed",
+        ),
+        (
+            rad(SetKind::Wfr, 0.1),
+            "radius",
+            "wfr has only the penalty form",
+        ),
+        (
+            k(AmbiguityConfig {
+                approx: rff,
+                ..rad(SetKind::Kl, 0.1)
+            }),
+            "approx",
+            "for the mmd set",
+        ),
+        (
+            k(AmbiguityConfig {
+                approx: rff,
+                ..pen(SetKind::Mmd, 1.0)
+            }),
+            "approx",
+            "needs the exact kernel",
+        ),
+        (
+            k(AmbiguityConfig {
+                extra_support: 3,
+                ..rad(SetKind::Chi2, 0.1)
+            }),
+            "extra-support",
+            "for the mmd set",
+        ),
+        (
+            k(AmbiguityConfig {
+                extra_support: 200_000,
+                ..pen(SetKind::Mmd, 1.0)
+            }),
+            "extra-support",
+            "at most",
+        ),
+        (
+            k(AmbiguityConfig {
+                warm_start: true,
+                ..Default::default()
+            }),
+            "warm-start",
+            "without an ambiguity set",
+        ),
+        (
+            k(AmbiguityConfig {
+                radius: Some(0.1),
+                ..Default::default()
+            }),
+            "radius",
+            "without an ambiguity set",
+        ),
+    ];
+    for (cfg, flag, words) in cases {
+        let e = cfg
+            .check_ref()
+            .err()
+            .unwrap_or_else(|| panic!("{cfg:?} passed"))
+            .to_string();
+        assert!(e.contains(&format!("`{flag}`")), "{flag}: {e}");
+        assert!(e.contains(words), "{words}: {e}");
+        assert_eq!(build_inner(&cfg).err().unwrap().to_string(), e);
+    }
+    // The mmd set with an approximation and a flow without the prox step is accepted.
+    let ok = AmbiguityConfig {
+        approx: rff,
+        inner_flow: InnerFlow::Wfr,
+        ..pen(SetKind::Mmd, 1.0)
+    };
+    assert!(
+        matches!(ok.check().unwrap().set(), AmbiguitySet::Mmd { approx, .. } if *approx == rff)
+    );
+}

@@ -45,7 +45,7 @@ pub struct BenchArgs {
     pub out_dir: PathBuf,
     /// Kernel approximation of the MMD sets (mmd_wfr): exact, rff:D or nystrom:M.
     #[arg(long, default_value = "exact")]
-    pub approx: String,
+    pub approx: crate::kernel::Approx,
 }
 
 /// Subcommands of `robustflow bench`.
@@ -157,7 +157,7 @@ impl BenchArgs {
         if let Some(e) = self.epochs {
             c.epochs = e;
         }
-        c.approx = self.approx.parse()?;
+        c.approx = self.approx;
         c.validate()?;
         Ok(c)
     }

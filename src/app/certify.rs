@@ -15,10 +15,11 @@
 //! radius_reached, multiplier, empirical_risk`, `null` where there is none); `--dump-worst FILE.csv` with the
 //! worst-case particles (`radius`, the standardised features, `label`, `weight`).
 
+use super::args::{InnerArgs, InnerDefaults, ModelDataArgs, Radii, SetArgs};
 use super::GlobalOpts;
 use crate::data::RawTable;
 use crate::dro::certify::write_worst_csv;
-use crate::dro::{certify_full, AmbiguityConfig, Batch, CertifyRow, SetKind};
+use crate::dro::{certify_full, AmbiguityConfig, Batch, CertifyRow, Norm, SetKind};
 use crate::error::{Error, Result};
 use crate::train::TrainedModel;
 use serde::{Deserialize, Serialize};
@@ -27,49 +28,25 @@ use std::path::PathBuf;
 /// Arguments of `robustflow certify`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct CertifyArgs {
-    /// The model directory written by `robustflow train`.
-    #[arg(long)]
-    pub model: PathBuf,
-    /// The CSV to certify on (same columns as the training file).
-    #[arg(long)]
-    pub data: PathBuf,
+    /// The model and the CSV to certify on.
+    #[command(flatten)]
+    pub io: ModelDataArgs,
     /// The ambiguity set: wasserstein, kl, chi2, cvar, mmd.
     #[arg(long)]
-    pub ambiguity: String,
+    pub ambiguity: SetKind,
     /// Radii, comma separated (wasserstein: mean squared transport cost, or eps with
     /// --norm; kl / chi2: the divergence; cvar: ln(1/alpha); mmd: the MMD).
     #[arg(long)]
-    pub radius: String,
+    pub radius: Radii,
     /// wasserstein: use the 1-Wasserstein ball with this norm as cost (l2, l1, linf).
     #[arg(long)]
-    pub norm: Option<String>,
-    /// wasserstein: cost of changing a label (default: labels fixed).
-    #[arg(long)]
-    pub label_cost: Option<f64>,
-    /// Inner flow iterations (default 100; 20 for mmd).
-    #[arg(long)]
-    pub inner_steps: Option<usize>,
-    /// Inner flow step size, relative to the penalty's curvature (see the DRO docs).
-    #[arg(long, default_value_t = 0.5)]
-    pub inner_step_size: f64,
-    /// mmd: the inner flow (ift, wfr, w, prox).
-    #[arg(long, default_value = "ift")]
-    pub inner_flow: String,
-    /// mmd: the kernel (gaussian, imq, laplace).
-    #[arg(long, default_value = "gaussian")]
-    pub kernel: String,
-    /// mmd: the bandwidth (a number or `median`).
-    #[arg(long, default_value = "median")]
-    pub bandwidth: String,
-    /// mmd: extra support points around the data.
-    #[arg(long, default_value_t = 0)]
-    pub extra_support: usize,
-    /// Bisection steps on the multiplier (default 30; 12 for mmd).
-    #[arg(long)]
-    pub tune_iters: Option<usize>,
-    /// Relative tolerance on the radius reached (default 1e-3; 1e-2 for mmd).
-    #[arg(long)]
-    pub tune_tol: Option<f64>,
+    pub norm: Option<Norm>,
+    /// Options of particular sets.
+    #[command(flatten)]
+    pub set: SetArgs,
+    /// The inner solver's effort (certify's defaults: `InnerDefaults::certify`).
+    #[command(flatten)]
+    pub inner: InnerArgs,
     /// Seed.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
@@ -96,65 +73,47 @@ pub struct CertifyReport {
     pub rows: Vec<CertifyRow>,
 }
 
-/// Parse a comma-separated list of non-negative radii.
+/// Parse a comma-separated list of non-negative radii (at least one; see [`Radii`]).
 pub fn parse_radii(s: &str) -> Result<Vec<f64>> {
-    let v: Vec<f64> = s
-        .split(',')
-        .map(str::trim)
-        .filter(|t| !t.is_empty())
-        .map(|t| {
-            let v: f64 = t
-                .parse()
-                .map_err(|_| Error::param("radius", t, "not a number"))?;
-            crate::error::check_nonneg("radius", v)
-        })
-        .collect::<Result<_>>()?;
-    if v.is_empty() {
-        return Err(Error::param("radius", s, "give at least one radius"));
-    }
-    Ok(v)
+    Ok(s.parse::<Radii>()?.0)
 }
 
 impl CertifyArgs {
-    /// The ambiguity configuration these arguments describe (validated).
+    /// The ambiguity configuration these arguments describe (checked; the radius is set
+    /// per row by [`certify_full`]).
     pub fn config(&self) -> Result<AmbiguityConfig> {
-        let set: SetKind = self.ambiguity.parse()?;
+        let set = self.ambiguity;
         if set == SetKind::None || set == SetKind::Wfr {
             return Err(Error::param(
                 "ambiguity",
-                &self.ambiguity,
+                set,
                 "certify supports wasserstein, kl, chi2, cvar and mmd",
             ));
         }
+        let inner = self.inner.resolve(InnerDefaults::certify(set));
         let cfg = AmbiguityConfig {
             set,
             radius: Some(0.0),
             penalty: None,
-            inner_steps: self
-                .inner_steps
-                .unwrap_or(if set == SetKind::Mmd { 20 } else { 100 }),
-            inner_step_size: self.inner_step_size,
-            label_cost: self.label_cost,
-            inner_flow: self.inner_flow.parse()?,
-            kernel: self.kernel.parse()?,
-            bandwidth: self.bandwidth.parse()?,
+            inner_steps: inner.inner_steps,
+            inner_step_size: inner.inner_step_size,
+            label_cost: self.set.label_cost,
+            inner_flow: self.set.inner_flow,
+            kernel: self.set.kernel,
+            bandwidth: self.set.bandwidth,
             // the certificate bounds are for the exact kernel
             approx: crate::kernel::Approx::Exact,
-            extra_support: self.extra_support,
+            extra_support: self.set.extra_support,
             warm_start: false,
             seed: self.seed,
-            norm: self.norm.as_deref().map(str::parse).transpose()?,
+            norm: self.norm,
             kl_penalty: None,
             weight_flow: false,
             certificate: true,
-            tune_iters: self
-                .tune_iters
-                .unwrap_or(if set == SetKind::Mmd { 12 } else { 30 }),
-            tune_tol: self
-                .tune_tol
-                .unwrap_or(if set == SetKind::Mmd { 1e-2 } else { 1e-3 }),
+            tune_iters: inner.tune_iters,
+            tune_tol: inner.tune_tol,
         };
-        cfg.validate()?;
+        cfg.check_ref()?;
         Ok(cfg)
     }
 }
@@ -189,9 +148,13 @@ pub fn table(rows: &[CertifyRow]) -> String {
 
 /// Run `robustflow certify`.
 pub fn run(args: &CertifyArgs, _g: &GlobalOpts) -> Result<CertifyReport> {
+    let ModelDataArgs {
+        model: model_dir,
+        data: data_path,
+    } = &args.io;
     let guard = crate::outputs::OutputGuard::new()
-        .input("data", &args.data)
-        .model_dir("model", &args.model);
+        .input("data", data_path)
+        .model_dir("model", model_dir);
     let outs: Vec<(&str, &std::path::Path)> = [
         ("dump-worst", args.dump_worst.as_deref()),
         ("report", args.report.as_deref()),
@@ -201,13 +164,13 @@ pub fn run(args: &CertifyArgs, _g: &GlobalOpts) -> Result<CertifyReport> {
     .collect();
     guard.files(&outs)?;
     let cfg = args.config()?;
-    let radii = parse_radii(&args.radius)?;
-    let model = TrainedModel::load(&args.model)?;
-    let table_in = RawTable::read(&args.data)?;
+    let radii = &args.radius.0;
+    let model = TrainedModel::load(model_dir)?;
+    let table_in = RawTable::read(data_path)?;
     let data = model.encode(&table_in)?;
     if data.is_empty() {
         return Err(Error::Data {
-            path: args.data.clone(),
+            path: data_path.clone(),
             row: None,
             col: None,
             msg: "no rows to certify on".into(),
@@ -220,12 +183,12 @@ pub fn run(args: &CertifyArgs, _g: &GlobalOpts) -> Result<CertifyReport> {
         d: data.d,
         idx: &idx,
     };
-    let out = certify_full(&model.model, &batch, &cfg, &radii)?;
+    let out = certify_full(&model.model, &batch, &cfg, radii)?;
     let rows: Vec<CertifyRow> = out.iter().map(|(r, _)| r.clone()).collect();
     println!(
         "model {} on {} ({} rows; radii in the standardised feature space)",
-        args.model.display(),
-        args.data.display(),
+        model_dir.display(),
+        data_path.display(),
         data.len()
     );
     print!("{}", table(&rows));
@@ -235,8 +198,8 @@ pub fn run(args: &CertifyArgs, _g: &GlobalOpts) -> Result<CertifyReport> {
         write_worst_csv(p, data.d, Some(&model.schema.features), &cases)?;
     }
     let report = CertifyReport {
-        model: args.model.display().to_string(),
-        data: args.data.display().to_string(),
+        model: model_dir.display().to_string(),
+        data: data_path.display().to_string(),
         n: data.len(),
         units: "standardised (training z-scores)".into(),
         rows,

@@ -10,29 +10,28 @@
 //! `--csv FILE.csv` (the same table), `--predictions FILE.csv` (one row per input row:
 //! `row,label,predicted,p_<class>...,loss`, on the clean data).
 
+use super::args::{Budgets, ModelDataArgs};
 use super::GlobalOpts;
-use crate::data::{attack, Attack, AttackKind, Norm, RawTable, Shift};
+use crate::data::{AttackKind, Norm, RawTable, Shift};
 use crate::dro::PointLoss;
 use crate::error::{Error, Result};
-use crate::train::{metrics, TrainedModel};
+use crate::train::TrainedModel;
+pub use crate::train::{evaluate, EvalRow};
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 
 /// Arguments of `robustflow eval`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct EvalArgs {
-    /// The model directory written by `robustflow train`.
-    #[arg(long)]
-    pub model: PathBuf,
-    /// The CSV to evaluate (same columns as the training file; extra columns ignored).
-    #[arg(long)]
-    pub data: PathBuf,
+    /// The model and the CSV to evaluate.
+    #[command(flatten)]
+    pub io: ModelDataArgs,
     /// White-box attack: fgsm or pgd.
     #[arg(long)]
-    pub attack: Option<String>,
+    pub attack: Option<AttackKind>,
     /// Norm of the attack budget: l2 or linf.
     #[arg(long, default_value = "l2")]
-    pub norm: String,
+    pub norm: Norm,
     /// Attack budgets, comma separated, in standardised units (default 0.1,0.5,1; needs
     /// --attack).
     #[arg(long)]
@@ -55,23 +54,6 @@ pub struct EvalArgs {
     pub csv: Option<PathBuf>,
 }
 
-/// One evaluated condition.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct EvalRow {
-    /// `clean`, `fgsm` / `pgd`, or `shift`.
-    pub condition: String,
-    /// The attack norm (`l2` / `linf`), if attacked.
-    pub norm: Option<String>,
-    /// The attack budget (standardised units), if attacked.
-    pub eps: Option<f64>,
-    /// Accuracy (classification).
-    pub accuracy: Option<f64>,
-    /// Mean loss.
-    pub loss: f64,
-    /// RMSE in original units (regression).
-    pub rmse: Option<f64>,
-}
-
 /// The `eval` report.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EvalReport {
@@ -87,93 +69,9 @@ pub struct EvalReport {
     pub rows: Vec<EvalRow>,
 }
 
-/// Parse a comma-separated list of non-negative budgets.
+/// Parse a comma-separated list of non-negative budgets (see [`Budgets`]).
 pub fn parse_eps(s: &str) -> Result<Vec<f64>> {
-    s.split(',')
-        .map(str::trim)
-        .filter(|t| !t.is_empty())
-        .map(|t| {
-            let v: f64 = t
-                .parse()
-                .map_err(|_| Error::param("eps", t, "not a number"))?;
-            crate::error::check_nonneg("eps", v)?;
-            // The PGD step 2.5 eps / steps must be finite too: blame `eps`, the flag given.
-            if !(2.5 * v).is_finite() {
-                return Err(Error::param(
-                    "eps",
-                    t,
-                    "too large: the attack step 2.5 eps / steps overflows",
-                ));
-            }
-            Ok(v)
-        })
-        .collect()
-}
-
-/// Evaluate `model` on encoded data `(x, y)`: clean, under each attack budget, and under
-/// an optional shift.
-pub fn evaluate(
-    model: &TrainedModel,
-    x: &[f64],
-    y: &[f64],
-    attack_kind: Option<AttackKind>,
-    norm: Norm,
-    eps: &[f64],
-    attack_steps: usize,
-    shift: Option<&Shift>,
-) -> Result<Vec<EvalRow>> {
-    let m = &model.model;
-    let mut rows = Vec::new();
-    let clean = metrics(m, Some(&model.schema), x, y)?;
-    rows.push(EvalRow {
-        condition: "clean".into(),
-        norm: None,
-        eps: None,
-        accuracy: clean.accuracy,
-        loss: clean.loss,
-        rmse: clean.rmse,
-    });
-    if let Some(kind) = attack_kind {
-        for &e in eps {
-            let a = Attack {
-                kind,
-                norm,
-                eps: e,
-                steps: attack_steps,
-                step_size: None,
-            };
-            let xa = attack(m as &dyn PointLoss, x, y, &a)?;
-            let r = metrics(m, Some(&model.schema), &xa, y)?;
-            rows.push(EvalRow {
-                condition: match kind {
-                    AttackKind::Fgsm => "fgsm".into(),
-                    AttackKind::Pgd => "pgd".into(),
-                },
-                norm: Some(match norm {
-                    Norm::L2 => "l2".into(),
-                    Norm::Linf => "linf".into(),
-                }),
-                eps: Some(e),
-                accuracy: r.accuracy,
-                loss: r.loss,
-                rmse: r.rmse,
-            });
-        }
-    }
-    if let Some(s) = shift {
-        let mut xs = x.to_vec();
-        s.apply(&mut xs);
-        let r = metrics(m, Some(&model.schema), &xs, y)?;
-        rows.push(EvalRow {
-            condition: format!("shift {}", s.spec),
-            norm: None,
-            eps: None,
-            accuracy: r.accuracy,
-            loss: r.loss,
-            rmse: r.rmse,
-        });
-    }
-    Ok(rows)
+    Ok(s.parse::<Budgets>()?.0)
 }
 
 fn fmt_opt(v: Option<f64>) -> String {
@@ -202,9 +100,13 @@ pub fn table(rows: &[EvalRow]) -> String {
 
 /// Run `robustflow eval`.
 pub fn run(args: &EvalArgs, _g: &GlobalOpts) -> Result<EvalReport> {
+    let ModelDataArgs {
+        model: model_dir,
+        data: data_path,
+    } = &args.io;
     let guard = crate::outputs::OutputGuard::new()
-        .input("data", &args.data)
-        .model_dir("model", &args.model);
+        .input("data", data_path)
+        .model_dir("model", model_dir);
     let outs: Vec<(&str, &std::path::Path)> = [
         ("predictions", args.predictions.as_deref()),
         ("report", args.report.as_deref()),
@@ -229,19 +131,19 @@ pub fn run(args: &EvalArgs, _g: &GlobalOpts) -> Result<EvalReport> {
         }
     }
     let attack_steps = args.attack_steps.unwrap_or(20);
-    let model = TrainedModel::load(&args.model)?;
-    let table_in = RawTable::read(&args.data)?;
+    let model = TrainedModel::load(model_dir)?;
+    let table_in = RawTable::read(data_path)?;
     let data = model.encode(&table_in)?;
     if data.is_empty() {
         return Err(Error::Data {
-            path: args.data.clone(),
+            path: data_path.clone(),
             row: None,
             col: None,
             msg: "no rows to evaluate".into(),
         });
     }
-    let kind: Option<AttackKind> = args.attack.as_deref().map(str::parse).transpose()?;
-    let norm: Norm = args.norm.parse()?;
+    let (kind, norm) = (args.attack, args.norm);
+    // Parsed here, after the output checks: a bad list is an error of the run (exit code 1).
     let eps = parse_eps(args.eps.as_deref().unwrap_or("0.1,0.5,1"))?;
     crate::error::check_count("attack-steps", attack_steps)?;
     let shift = args
@@ -261,14 +163,14 @@ pub fn run(args: &EvalArgs, _g: &GlobalOpts) -> Result<EvalReport> {
     )?;
     println!(
         "model {} on {} ({} rows; attack budgets and shifts in standardised units)",
-        args.model.display(),
-        args.data.display(),
+        model_dir.display(),
+        data_path.display(),
         data.len()
     );
     print!("{}", table(&rows));
     let report = EvalReport {
-        model: args.model.display().to_string(),
-        data: args.data.display().to_string(),
+        model: model_dir.display().to_string(),
+        data: data_path.display().to_string(),
         n: data.len(),
         units: "standardised (training z-scores)".into(),
         rows: rows.clone(),

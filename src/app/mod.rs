@@ -1,7 +1,11 @@
 //! Command implementations behind the `robustflow` binary. Each submodule holds the clap
 //! arguments of one subcommand and a `run` function, so the library API and the CLI
-//! share one code path and `src/main.rs` stays a thin front end.
+//! share one code path and `src/main.rs` stays a thin front end. Flag groups used by
+//! several subcommands (`--model/--data`, the ambiguity set, the inner solver's effort) are
+//! declared once in [`args`] and flattened into the commands; the domain logic (training,
+//! certificates, evaluation, the demo) lives in the library.
 
+pub mod args;
 pub mod fit_kl;
 
 /// Options every subcommand accepts.

@@ -5,65 +5,29 @@
 //! `train` writes to `--out DIR`: `model.safetensors`, `model.json` (architecture, schema,
 //! encoders, scaler, label map, training configuration, crate version) and `report.json`
 //! (per-epoch loss, robust loss, radius reached, multiplier, train/test accuracy, time).
-//! The ambiguity flags map one to one onto [`AmbiguityConfig`].
+//! The flag groups are those of [`super::args`]; the ambiguity flags map one to one onto
+//! [`AmbiguityConfig`], checked once by [`TrainParams::check`].
 
-use super::eval::{evaluate, EvalRow};
+use super::args::{AmbiguityArgs, Budgets, DataArgs, Hidden, InnerDefaults, ModelArgs};
 use super::GlobalOpts;
-use crate::data::{load, AttackKind, Impute, LoadOptions, Norm, Task};
-use crate::dro::{build_inner, AmbiguityConfig, InnerFlow, SetKind};
+use crate::data::{load, LoadOptions};
+use crate::dro::{AmbiguityConfig, InnerFlow};
 use crate::error::{Error, Result};
-use crate::model::{Activation, ModelKind};
+use crate::model::ModelKind;
+pub use crate::train::demo::{Demo, DemoRow, DemoSets, DemoSummary};
 use crate::train::{LrSchedule, OptimizerKind, SolverKind, TrainParams, TrainedModel, Trainer};
-use serde::Serialize;
 use std::path::PathBuf;
 use std::time::Instant;
 
 /// Arguments of `robustflow train`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct TrainArgs {
-    /// Training CSV (with a header row).
-    #[arg(long)]
-    pub data: PathBuf,
-    /// Target column name (default: the last column).
-    #[arg(long)]
-    pub target: Option<String>,
-    /// classification or regression (default: regression for `--model linear`,
-    /// classification otherwise).
-    #[arg(long)]
-    pub task: Option<String>,
-    /// Missing values: mean or drop (default: missing values are an error).
-    #[arg(long)]
-    pub impute: Option<String>,
-    /// Drop feature columns that are constant on the training part (default: error).
-    #[arg(long)]
-    pub drop_constant: bool,
-    /// Feature columns to one-hot encode whatever their cells (comma separated). By
-    /// default a column is numeric when every non-missing cell is a number, categorical
-    /// when none is, and an error naming the rows when it mixes both.
-    #[arg(long, value_delimiter = ',')]
-    pub categorical: Vec<String>,
-    /// Feature columns that must be numeric (comma separated): a cell that is not a
-    /// number is an error naming its row.
-    #[arg(long, value_delimiter = ',')]
-    pub numeric: Vec<String>,
-    /// Fraction of rows held out for testing (stratified, seeded).
-    #[arg(long, default_value_t = 0.25)]
-    pub test_fraction: f64,
-    /// Fraction of the training part held out for validation (early stopping).
-    #[arg(long, default_value_t = 0.0)]
-    pub val_fraction: f64,
-    /// A separate test CSV (replaces the split).
-    #[arg(long)]
-    pub test: Option<PathBuf>,
-    /// Model: logistic, softmax, mlp or linear.
-    #[arg(long, default_value = "logistic")]
-    pub model: String,
-    /// MLP hidden widths, comma separated.
-    #[arg(long, default_value = "64,64")]
-    pub hidden: String,
-    /// MLP activation: elu, relu or tanh.
-    #[arg(long, default_value = "elu")]
-    pub activation: String,
+    /// The training data.
+    #[command(flatten)]
+    pub data: DataArgs,
+    /// The model.
+    #[command(flatten)]
+    pub model: ModelArgs,
     /// Epochs.
     #[arg(long, default_value_t = 50)]
     pub epochs: usize,
@@ -76,18 +40,18 @@ pub struct TrainArgs {
     /// Minibatch optimiser: adamw (default) or sgd. Giving it explicitly with `--solver
     /// auto` asks for minibatch training.
     #[arg(long)]
-    pub optimizer: Option<String>,
+    pub optimizer: Option<OptimizerKind>,
     /// Solver: auto (the exact full-batch solver wherever the problem is convex: linear,
     /// logistic and softmax models under none, wasserstein with --w1-norm, kl, chi2, cvar and
     /// the concave squared-cost penalty; minibatch training otherwise), exact, adamw or sgd.
     #[arg(long, default_value = "auto")]
-    pub solver: String,
+    pub solver: SolverChoice,
     /// Exact solver: relative tolerance of the optimality test (gradient norm or duality gap).
     #[arg(long, default_value_t = 1e-9)]
     pub tol: f64,
     /// Minibatch: learning-rate schedule constant, cosine or plateau.
     #[arg(long, default_value = "cosine")]
-    pub lr_schedule: String,
+    pub lr_schedule: LrSchedule,
     /// Minibatch: stop when the epoch's training objective changes by less than this
     /// (relative) for 3 consecutive epochs.
     #[arg(long)]
@@ -101,63 +65,32 @@ pub struct TrainArgs {
     /// Seed (splits, initialisation, minibatches, inner solver).
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
-    /// Ambiguity set: none, wasserstein, kl, chi2, cvar, mmd or wfr.
-    #[arg(long, default_value = "none")]
-    pub ambiguity: String,
-    /// Constraint form: the radius of the ambiguity set.
-    #[arg(long)]
-    pub radius: Option<f64>,
-    /// Penalty form: the multiplier lambda.
-    #[arg(long)]
-    pub penalty: Option<f64>,
-    /// Inner flow iterations per minibatch.
-    #[arg(long, default_value_t = 20)]
-    pub inner_steps: usize,
-    /// Inner flow step size.
-    #[arg(long, default_value_t = 0.1)]
-    pub inner_step_size: f64,
-    /// Wasserstein: cost of changing a label (default: labels fixed).
-    #[arg(long)]
-    pub label_cost: Option<f64>,
-    /// MMD set: inner flow ift, wfr or w.
-    #[arg(long, default_value = "ift")]
-    pub inner_flow: String,
-    /// MMD set: kernel gaussian, imq or laplace.
-    #[arg(long, default_value = "gaussian")]
-    pub kernel: String,
-    /// MMD set: bandwidth (number) or `median`.
-    #[arg(long, default_value = "median")]
-    pub bandwidth: String,
-    /// MMD set: kernel approximation of the MMD penalty, exact, rff:D (D random Fourier
-    /// features, Gaussian kernel) or nystrom:M (M landmarks from the minibatch); the
-    /// approximations need --inner-flow wfr or w.
-    #[arg(long, default_value = "exact")]
-    pub approx: String,
-    /// MMD set: extra support points.
-    #[arg(long, default_value_t = 0)]
-    pub extra_support: usize,
-    /// Keep the worst-case particles across epochs.
-    #[arg(long)]
-    pub warm_start: bool,
-    /// `wasserstein`: use the 1-Wasserstein set with this norm cost (l1, l2, linf;
-    /// constraint form) instead of the squared Euclidean cost.
-    #[arg(long)]
-    pub w1_norm: Option<String>,
-    /// `wfr`: multiplier of the KL term on the weights (default: --penalty).
-    #[arg(long)]
-    pub kl_penalty: Option<f64>,
-    /// `kl`, `chi2`: run the weight flow for --inner-steps instead of the closed form.
-    #[arg(long)]
-    pub weight_flow: bool,
-    /// Constraint form: bisection steps on the multiplier.
-    #[arg(long, default_value_t = 30)]
-    pub tune_iters: usize,
-    /// Constraint form: relative tolerance of the radius reached.
-    #[arg(long, default_value_t = 1e-3)]
-    pub tune_tol: f64,
+    /// The ambiguity set.
+    #[command(flatten)]
+    pub ambiguity: AmbiguityArgs,
     /// Output model directory.
     #[arg(long)]
     pub out: PathBuf,
+}
+
+/// `--solver`: a solver, or a minibatch optimiser (`adamw`, `adam`, `sgd`) standing for
+/// minibatch training with it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SolverChoice {
+    /// `auto`, `exact` or `minibatch`.
+    Solver(SolverKind),
+    /// Minibatch training with this optimiser.
+    Optimizer(OptimizerKind),
+}
+
+impl std::str::FromStr for SolverChoice {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s.to_ascii_lowercase().as_str() {
+            "adamw" | "adam" | "sgd" => Ok(SolverChoice::Optimizer(s.parse()?)),
+            _ => Ok(SolverChoice::Solver(s.parse()?)),
+        }
+    }
 }
 
 /// Parse the inner flow of the MMD set.
@@ -167,73 +100,26 @@ pub fn parse_inner_flow(s: &str) -> Result<InnerFlow> {
 
 /// Parse `--hidden 64,64`.
 pub fn parse_hidden(s: &str) -> Result<Vec<usize>> {
-    s.split(',')
-        .map(str::trim)
-        .filter(|t| !t.is_empty())
-        .map(|t| {
-            t.parse::<usize>()
-                .ok()
-                .filter(|&h| h >= 1)
-                .ok_or_else(|| Error::param("hidden", t, "expected positive integers, e.g. 64,64"))
-        })
-        .collect()
+    Ok(s.parse::<Hidden>()?.0)
 }
 
 impl TrainArgs {
-    /// The ambiguity configuration (flags one to one).
+    /// The ambiguity configuration (flags one to one; train's defaults).
     pub fn ambiguity_config(&self) -> Result<AmbiguityConfig> {
-        Ok(AmbiguityConfig {
-            set: self.ambiguity.parse()?,
-            radius: self.radius,
-            penalty: self.penalty,
-            inner_steps: self.inner_steps,
-            inner_step_size: self.inner_step_size,
-            label_cost: self.label_cost,
-            inner_flow: parse_inner_flow(&self.inner_flow)?,
-            kernel: self.kernel.parse()?,
-            bandwidth: self.bandwidth.parse()?,
-            approx: self.approx.parse()?,
-            extra_support: self.extra_support,
-            warm_start: self.warm_start,
-            seed: self.seed,
-            norm: self.w1_norm.as_deref().map(str::parse).transpose()?,
-            kl_penalty: self.kl_penalty,
-            weight_flow: self.weight_flow,
-            certificate: false,
-            tune_iters: self.tune_iters,
-            tune_tol: self.tune_tol,
-        })
+        Ok(self.ambiguity.config(self.seed))
     }
 
     /// The data loading options.
     pub fn load_options(&self, model: ModelKind) -> Result<LoadOptions> {
-        let task: Option<Task> = match &self.task {
-            Some(t) => Some(t.parse()?),
-            None => (model == ModelKind::Linear).then_some(Task::Regression),
-        };
-        let impute: Option<Impute> = self.impute.as_deref().map(str::parse).transpose()?;
-        Ok(LoadOptions {
-            target: self.target.clone(),
-            task,
-            impute,
-            drop_constant: self.drop_constant,
-            test_fraction: if self.test.is_some() {
-                0.0
-            } else {
-                self.test_fraction
-            },
-            val_fraction: self.val_fraction,
-            test_file: self.test.clone(),
-            seed: self.seed,
-            categorical: self.categorical.clone(),
-            numeric: self.numeric.clone(),
-        })
+        Ok(self.data.load_options(model, self.seed))
     }
 
     /// The minibatch-only settings given with a value other than their default (`--epochs`,
     /// `--lr`, `--batch-size`, `--inner-steps`, `--inner-step-size`, `--lr-schedule`,
     /// `--stop-tol`), as `--flag value` strings: the exact solver does not use them.
     pub fn minibatch_settings_given(&self) -> Vec<String> {
+        let d = InnerDefaults::TRAIN;
+        let inner = self.ambiguity.inner.resolve(d);
         let mut v = Vec::new();
         if self.epochs != 50 {
             v.push(format!("--epochs {}", self.epochs));
@@ -244,14 +130,15 @@ impl TrainArgs {
         if self.batch_size != 64 {
             v.push(format!("--batch-size {}", self.batch_size));
         }
-        if self.inner_steps != 20 {
-            v.push(format!("--inner-steps {}", self.inner_steps));
+        if inner.inner_steps != d.inner_steps {
+            v.push(format!("--inner-steps {}", inner.inner_steps));
         }
-        if self.inner_step_size != 0.1 {
-            v.push(format!("--inner-step-size {}", self.inner_step_size));
+        if inner.inner_step_size != d.inner_step_size {
+            v.push(format!("--inner-step-size {}", inner.inner_step_size));
         }
-        if !self.lr_schedule.eq_ignore_ascii_case("cosine") {
-            v.push(format!("--lr-schedule {}", self.lr_schedule));
+        if self.lr_schedule != LrSchedule::Cosine {
+            let name = format!("{:?}", self.lr_schedule).to_lowercase();
+            v.push(format!("--lr-schedule {name}"));
         }
         if let Some(t) = self.stop_tol {
             v.push(format!("--stop-tol {t}"));
@@ -259,26 +146,24 @@ impl TrainArgs {
         v
     }
 
-    /// The training hyper-parameters.
+    /// The training hyper-parameters (unchecked).
     pub fn params(&self, quiet: bool) -> Result<TrainParams> {
-        let solver_name = self.solver.to_ascii_lowercase();
-        let (solver, optimizer): (SolverKind, OptimizerKind) = match solver_name.as_str() {
-            "adamw" | "adam" | "sgd" => {
-                let o: OptimizerKind = solver_name.parse()?;
-                if let Some(given) = &self.optimizer {
-                    if given.parse::<OptimizerKind>()? != o {
+        let (solver, optimizer) = match self.solver {
+            SolverChoice::Optimizer(o) => {
+                if let Some(given) = self.optimizer {
+                    if given != o {
+                        let name = |k: OptimizerKind| format!("{k:?}").to_lowercase();
                         return Err(Error::param(
                             "optimizer",
-                            given,
-                            &format!("conflicts with --solver {}", self.solver),
+                            name(given),
+                            &format!("conflicts with --solver {}", name(o)),
                         ));
                     }
                 }
                 (SolverKind::Minibatch, o)
             }
-            _ => {
-                let s: SolverKind = solver_name.parse()?;
-                let o: OptimizerKind = self.optimizer.as_deref().unwrap_or("adamw").parse()?;
+            SolverChoice::Solver(s) => {
+                let o = self.optimizer.unwrap_or(OptimizerKind::AdamW);
                 // An explicit --optimizer asks for minibatch training.
                 let s = if s == SolverKind::Auto && self.optimizer.is_some() {
                     SolverKind::Minibatch
@@ -288,11 +173,10 @@ impl TrainArgs {
                 (s, o)
             }
         };
-        let activation: Activation = self.activation.parse()?;
         Ok(TrainParams::default()
-            .model(self.model.parse()?)
-            .hidden(parse_hidden(&self.hidden)?)
-            .activation(activation)
+            .model(self.model.model)
+            .hidden(self.model.hidden.0.clone())
+            .activation(self.model.activation)
             .epochs(self.epochs)
             .lr(self.lr)
             .batch_size(self.batch_size)
@@ -304,21 +188,21 @@ impl TrainArgs {
             .quiet(quiet)
             .solver(solver)
             .tol(self.tol)
-            .lr_schedule(self.lr_schedule.parse::<LrSchedule>()?)
+            .lr_schedule(self.lr_schedule)
             .stop_tol(self.stop_tol))
     }
 }
 
 /// Run `robustflow train`; returns the trained model (also saved to `--out`).
 pub fn run(args: &TrainArgs, g: &GlobalOpts) -> Result<TrainedModel> {
-    let mut guard = crate::outputs::OutputGuard::new().input("data", &args.data);
-    if let Some(t) = &args.test {
+    let mut guard = crate::outputs::OutputGuard::new().input("data", &args.data.data);
+    if let Some(t) = &args.data.test {
         guard = guard.input("test", t);
     }
     guard.replaced_dir("out", &args.out)?;
     crate::outputs::check_model_dir_target(&args.out)?;
-    let params = args.params(g.quiet)?.validate()?;
-    let data = load(&args.data, &args.load_options(params.model)?)?;
+    let params = args.params(g.quiet)?.check()?;
+    let data = load(&args.data.data, &args.load_options(params.model)?)?;
     let t0 = Instant::now();
     let trained = Trainer::new(params).fit(&data)?;
     trained.save(&args.out)?;
@@ -407,7 +291,7 @@ pub struct DemoArgs {
     pub out: PathBuf,
     /// PGD-L2 budgets (standardised units), comma separated.
     #[arg(long, default_value = "0.5,1,2")]
-    pub eps: String,
+    pub eps: Budgets,
     /// Wasserstein penalty (the multiplier gamma of `l - gamma ||x - x0||^2`).
     #[arg(long, default_value_t = 0.5)]
     pub penalty: f64,
@@ -425,7 +309,7 @@ pub struct DemoArgs {
     pub mmd_penalty: f64,
     /// MMD (kernel DRO) inner flow: ift, wfr, w or prox.
     #[arg(long, default_value = "ift")]
-    pub mmd_inner_flow: String,
+    pub mmd_inner_flow: InnerFlow,
     /// The ambiguity sets compared (comma separated; `none` is ERM).
     #[arg(long, default_value = "none,wasserstein,mmd")]
     pub sets: String,
@@ -437,48 +321,9 @@ pub struct DemoArgs {
     pub seed: u64,
 }
 
-/// One model of the demo comparison for one seed.
-#[derive(Debug, Clone, Serialize)]
-pub struct DemoRow {
-    /// The ambiguity set.
-    pub ambiguity: String,
-    /// The seed.
-    pub seed: u64,
-    /// Training time in seconds.
-    pub train_time_s: f64,
-    /// Clean test accuracy and the accuracy under each PGD-L2 budget.
-    pub rows: Vec<EvalRow>,
-}
-
-/// Mean and standard deviation over seeds of one accuracy of the demo.
-#[derive(Debug, Clone, Serialize)]
-pub struct DemoSummary {
-    /// The ambiguity set.
-    pub ambiguity: String,
-    /// `clean` or `pgd-l2`.
-    pub condition: String,
-    /// The PGD-L2 budget (standardised units).
-    pub eps: Option<f64>,
-    /// Mean test accuracy over seeds.
-    pub mean: f64,
-    /// Standard deviation over seeds (n - 1 denominator; 0 for one seed).
-    pub std: f64,
-}
-
-fn mean_std(v: &[f64]) -> (f64, f64) {
-    let n = v.len() as f64;
-    let m = v.iter().sum::<f64>() / n;
-    let s = if v.len() > 1 {
-        (v.iter().map(|x| (x - m).powi(2)).sum::<f64>() / (n - 1.0)).sqrt()
-    } else {
-        0.0
-    };
-    (m, s)
-}
-
-/// Run `robustflow demo`.
+/// Run `robustflow demo` (the comparison is [`Demo::run`]).
 pub fn run_demo(args: &DemoArgs, g: &GlobalOpts) -> Result<Vec<DemoSummary>> {
-    let eps = super::eval::parse_eps(&args.eps)?;
+    let eps = &args.eps.0;
     crate::error::check_count("seeds", args.seeds as usize)?;
     let guard = crate::outputs::OutputGuard::new().input("data", &args.data);
     guard.files_in(
@@ -486,167 +331,46 @@ pub fn run_demo(args: &DemoArgs, g: &GlobalOpts) -> Result<Vec<DemoSummary>> {
         &args.out,
         &[("comparison", ".csv"), ("comparison", ".json")],
     )?;
-    let robust_cfg = AmbiguityConfig {
-        set: SetKind::Wasserstein,
-        penalty: Some(args.penalty),
+    let sets = DemoSets {
+        names: args
+            .sets
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(String::from)
+            .collect(),
+        penalty: args.penalty,
+        mmd_penalty: args.mmd_penalty,
+        mmd_inner_flow: args.mmd_inner_flow,
         inner_steps: args.inner_steps,
         inner_step_size: args.inner_step_size,
-        ..AmbiguityConfig::default()
     };
-    let mmd_cfg = AmbiguityConfig {
-        set: SetKind::Mmd,
-        penalty: Some(args.mmd_penalty),
-        inner_steps: args.inner_steps,
-        inner_step_size: args.inner_step_size,
-        inner_flow: parse_inner_flow(&args.mmd_inner_flow)?,
-        ..AmbiguityConfig::default()
-    };
-    let mut configs = Vec::new();
-    for name in args
-        .sets
-        .split(',')
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-    {
-        let cfg = match name.parse::<SetKind>()? {
-            SetKind::None => AmbiguityConfig::default(),
-            SetKind::Wasserstein => robust_cfg.clone(),
-            SetKind::Mmd => mmd_cfg.clone(),
-            _ => {
-                return Err(Error::param(
-                    "sets",
-                    name,
-                    "the demo compares none, wasserstein and mmd; use `robustflow train` for the other sets",
-                ))
-            }
-        };
-        build_inner(&cfg)?;
+    let configs = sets.configs()?;
+    for (name, _) in &configs {
         guard.replaced_dir("out", args.out.join(name))?;
         crate::outputs::check_model_dir_target(&args.out.join(name))?;
-        configs.push((name.to_string(), cfg));
     }
     if configs.is_empty() {
         return Err(Error::param("sets", &args.sets, "no ambiguity set given"));
     }
     let t_all = Instant::now();
-    let mut per_seed = Vec::new();
-    let mut sizes = (0, 0);
-    // `seed + i` wraps around at 2^64 (a seed is an opaque RNG key; no overflow).
-    for seed in (0..args.seeds).map(|i| args.seed.wrapping_add(i)) {
-        let opts = LoadOptions {
-            seed,
-            ..LoadOptions::default()
-        };
-        let data = load(&args.data, &opts)?;
-        sizes = (data.train.len(), data.test.len());
-        for (name, cfg) in &configs {
-            let params = TrainParams::default()
-                .model(ModelKind::Logistic)
-                .epochs(args.epochs)
-                .lr(0.05)
-                .batch_size(64)
-                .seed(seed)
-                .quiet(g.quiet)
-                .ambiguity(AmbiguityConfig {
-                    seed,
-                    ..cfg.clone()
-                })
-                .validate()?;
-            let t0 = Instant::now();
-            let trained = Trainer::new(params).fit(&data)?;
-            let dt = t0.elapsed().as_secs_f64();
+    let demo = Demo::run(
+        &args.data,
+        &configs,
+        eps,
+        args.epochs,
+        args.seeds,
+        args.seed,
+        g.quiet,
+        |name, seed, trained| {
             if seed == args.seed {
                 trained.save(args.out.join(name))?;
             }
-            let rows = evaluate(
-                &trained,
-                &data.test.x,
-                &data.test.y,
-                Some(AttackKind::Pgd),
-                Norm::L2,
-                &eps,
-                20,
-                None,
-            )?;
-            per_seed.push(DemoRow {
-                ambiguity: name.clone(),
-                seed,
-                train_time_s: dt,
-                rows,
-            });
-        }
-    }
-    let mut summary = Vec::new();
-    for (name, _) in &configs {
-        let runs: Vec<&DemoRow> = per_seed.iter().filter(|r| &r.ambiguity == name).collect();
-        for k in 0..=eps.len() {
-            let v: Vec<f64> = runs
-                .iter()
-                .map(|r| r.rows[k].accuracy.unwrap_or(f64::NAN))
-                .collect();
-            let (mean, std) = mean_std(&v);
-            summary.push(DemoSummary {
-                ambiguity: name.clone(),
-                condition: if k == 0 {
-                    "clean".into()
-                } else {
-                    "pgd-l2".into()
-                },
-                eps: (k > 0).then(|| eps[k - 1]),
-                mean,
-                std,
-            });
-        }
-    }
-    println!(
-        "{} ({} train / {} test rows, logistic model, {} seed(s)): test accuracy, mean +- std, clean and under PGD-L2 (20 steps; budgets in standardised units)",
-        args.data.display(),
-        sizes.0,
-        sizes.1,
-        args.seeds
-    );
-    let mut head = format!("{:<13} {:>15}", "ambiguity", "clean");
-    for e in &eps {
-        head.push_str(&format!(" {:>15}", format!("eps={e}")));
-    }
-    println!("{head}");
-    for (name, _) in &configs {
-        let mut line = format!("{name:<13}");
-        for s in summary.iter().filter(|s| &s.ambiguity == name) {
-            line.push_str(&format!(
-                " {:>15}",
-                format!("{:.3} +- {:.3}", s.mean, s.std)
-            ));
-        }
-        println!("{line}");
-    }
-    let header: Vec<String> = [
-        "ambiguity",
-        "condition",
-        "eps",
-        "mean_accuracy",
-        "std_accuracy",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    crate::io::write_csv_atomic(
-        args.out.join("comparison.csv"),
-        &header,
-        summary.iter().map(|s| {
-            vec![
-                s.ambiguity.clone(),
-                s.condition.clone(),
-                s.eps.map(|e| format!("{e}")).unwrap_or_default(),
-                format!("{}", s.mean),
-                format!("{}", s.std),
-            ]
-        }),
+            Ok(())
+        },
     )?;
-    crate::io::write_json_atomic(
-        args.out.join("comparison.json"),
-        &serde_json::json!({ "summary": &summary, "runs": &per_seed }),
-    )?;
+    print!("{}", demo.table());
+    demo.write(&args.out)?;
     println!(
         "wrote {} (models of seed {} in {}) in {:.1} s",
         args.out.display(),
@@ -658,5 +382,5 @@ pub fn run_demo(args: &DemoArgs, g: &GlobalOpts) -> Result<Vec<DemoSummary>> {
             .join(", "),
         t_all.elapsed().as_secs_f64()
     );
-    Ok(summary)
+    Ok(demo.summary)
 }

@@ -781,7 +781,7 @@ pub fn run_cell(cfg: &SuiteConfig, cell: &Cell, data_dir: &Path) -> Result<Vec<R
         if amb.set == SetKind::Mmd {
             amb.approx = cfg.approx;
         }
-        let p = params.clone().ambiguity(amb).validate()?;
+        let p = params.clone().ambiguity(amb).check()?;
         let m = Trainer::new(p).fit(&bd.data)?;
         let v = &bd.data.val;
         let clean = m.evaluate(v)?.accuracy.unwrap_or(0.0);

@@ -158,7 +158,8 @@ fn wasserstein_row(
             Some("exact dual, inner sups solved globally".into()),
         ));
     }
-    let mut solver = build_inner(c)?;
+    let checked = c.check_ref()?;
+    let mut solver = checked.build();
     let wc = solver.solve(loss, data)?;
     let name = solver.name();
     if r == 0.0 {
@@ -186,7 +187,8 @@ fn wasserstein_row(
         let sol = super::tune::diverged_as_none(super::wasserstein::wrm_penalized(
             loss,
             data,
-            c,
+            c.label_cost,
+            checked.inner(),
             lam,
             &|_| None,
         ))?;

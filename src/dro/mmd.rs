@@ -29,24 +29,18 @@
 //! bound covers the distributions supported on `Z` (the flow's particles included), as
 //! the support-point relaxation of the KDRO reference code does.
 
-use super::tune::{diverged_as_none, golden, tune};
-use super::wasserstein::{erm_case, mean};
-use super::{
-    check_batch, finite_losses, particles, run_core_flow, AmbiguityConfig, Batch, InnerFlow,
-    InnerMax, PointLoss, SetKind, WorstCase,
-};
+use super::ambiguity::{AmbiguitySet, InnerOptions};
+use super::inner::{FlowInner, PenalizedSet, Problem};
+use super::tune::golden;
+use super::{finite_losses, particles, Batch, InnerFlow, InnerMax, PointLoss, WorstCase};
 use crate::energy::{ApproxMmd, Energy, FirstVariation, WeightQuadratic};
 use crate::error::{Error, Result};
-use crate::flow::{
-    mmd_prox::solve_prox_qp, FisherRao, FlowStep, Ift, MmdProx, ProxSolver, QpOptions, Wasserstein,
-    Wfr,
-};
-use crate::kernel::{gram, Approx, GramOp, Kernel};
+use crate::flow::{mmd_prox::solve_prox_qp, GeometryParams, QpOptions};
+use crate::kernel::{gram, Approx, Bandwidth, GramOp, Kernel, KernelKind};
 use crate::linalg::{dot, LinOp};
 use crate::measure::Particles;
 use rand::{Rng, SeedableRng};
 use rand_distr::StandardNormal;
-use std::collections::HashMap;
 use std::sync::Arc;
 
 /// `F(mu) = -sum_i w_i l(x_i, y_i) + lambda/2 MMD^2(mu, P_N)`.
@@ -203,48 +197,31 @@ pub(crate) struct MmdSolution {
     mmd: f64,
 }
 
-/// The inner solver of the `mmd` set.
-pub struct MmdDro {
-    cfg: AmbiguityConfig,
-    warm: HashMap<usize, Vec<f64>>,
-    last_lambda: Option<f64>,
+/// The `mmd` set as a [`PenalizedSet`] (its fields, and the kernel of the current batch).
+struct MmdSet {
+    flow: InnerFlow,
+    kind: KernelKind,
+    bandwidth: Bandwidth,
+    approx: Approx,
+    extra_support: usize,
+    opts: InnerOptions,
+    kernel: Option<Kernel>,
 }
 
-impl MmdDro {
-    /// A solver for a validated configuration of the `mmd` set.
-    pub fn new(cfg: AmbiguityConfig) -> Result<Self> {
-        cfg.validate()?;
-        if cfg.set != SetKind::Mmd {
-            return Err(Error::param(
-                "ambiguity",
-                cfg.set,
-                "MmdDro solves the mmd set",
-            ));
-        }
-        Ok(MmdDro {
-            cfg,
-            warm: HashMap::new(),
-            last_lambda: None,
-        })
-    }
-
+impl MmdSet {
     /// The support particles at the start: data (or warm positions) and extra points.
-    fn start(&self, b: &Batch, kernel: &Kernel) -> (Vec<f64>, Vec<f64>, Vec<f64>) {
-        let (n, d, m) = (b.len(), b.d, self.cfg.extra_support);
+    fn start(&self, p: &Problem, kernel: &Kernel) -> (Vec<f64>, Vec<f64>, Vec<f64>) {
+        let b = p.batch;
+        let (n, d, m) = (b.len(), b.d, self.extra_support);
         let mut x = Vec::with_capacity((n + m) * d);
         for i in 0..n {
-            let warm = if self.cfg.warm_start && !b.idx.is_empty() {
-                self.warm.get(&b.idx[i]).filter(|v| v.len() == d)
-            } else {
-                None
-            };
-            match warm {
+            match p.warm(i).filter(|v| v.len() == d) {
                 Some(v) => x.extend_from_slice(v),
                 None => x.extend_from_slice(&b.x[i * d..(i + 1) * d]),
             }
         }
         let mut y = b.y.to_vec();
-        let mut rng = rand::rngs::StdRng::seed_from_u64(self.cfg.seed);
+        let mut rng = rand::rngs::StdRng::seed_from_u64(self.opts.seed());
         for j in 0..m {
             let i = j % n;
             for k in 0..d {
@@ -255,7 +232,7 @@ impl MmdDro {
         }
         let mut w = vec![1.0 / n as f64; n];
         w.extend(std::iter::repeat_n(0.0, m));
-        if m > 0 && self.cfg.inner_flow == InnerFlow::Wfr {
+        if m > 0 && self.flow == InnerFlow::Wfr {
             let delta = 1e-3;
             w.iter_mut().for_each(|v| *v *= 1.0 - delta);
             w[n..].iter_mut().for_each(|v| *v = delta / m as f64);
@@ -263,66 +240,74 @@ impl MmdDro {
         (x, y, w)
     }
 
-    fn penalized(
-        &self,
-        loss: &dyn PointLoss,
-        b: &Batch,
-        kernel: &Kernel,
-        lambda: f64,
-    ) -> Result<MmdSolution> {
+    fn kernel(&self) -> Kernel {
+        self.kernel.expect("prepared")
+    }
+}
+
+impl PenalizedSet for MmdSet {
+    type Sol = MmdSolution;
+    fn name(&self) -> String {
+        "mmd".into()
+    }
+    fn prepare(&mut self, p: &Problem) -> Result<()> {
+        self.kernel = Some(Kernel::with_bandwidth(
+            self.kind,
+            self.bandwidth,
+            p.batch.x,
+            p.batch.d,
+        )?);
+        Ok(())
+    }
+    fn penalized(&mut self, p: &Problem, lambda: f64) -> Result<MmdSolution> {
+        let (loss, b, kernel) = (p.loss, p.batch, self.kernel());
         let (n, d) = (b.len(), b.d);
-        let (x0, y, w0) = self.start(b, kernel);
+        let (x0, y, w0) = self.start(p, &kernel);
         let energy = MmdDroEnergy::with_approx(
             loss,
             &y,
-            *kernel,
+            kernel,
             b.x,
             d,
             lambda,
-            self.cfg.approx,
-            self.cfg.seed,
+            self.approx,
+            self.opts.seed(),
         )?;
         let mut mu = particles(x0, d, &w0)?;
-        let tau = self.cfg.inner_step_size;
+        let tau = self.opts.step_size();
         let lk = kernel
             .grad_lipschitz()
             .unwrap_or(1.0 / (kernel.h * kernel.h));
         let alpha = 1.0 / (1.0 + lambda * lk);
-        let qp = ProxSolver::Exact(QpOptions {
-            tol: 1e-8,
-            max_iter: 100,
-            power_iters: 20,
-            ..QpOptions::default()
-        });
-        let mut step: Box<dyn FlowStep> = match self.cfg.inner_flow {
-            InnerFlow::Ift => Box::new(Ift {
-                w: Wasserstein::new(alpha)?,
-                prox: MmdProx::new(1.0 / (tau * lambda))?.with_solver(qp)?,
-            }),
-            InnerFlow::Prox => Box::new(MmdProx::new(1.0 / (tau * lambda))?.with_solver(qp)?),
-            InnerFlow::W => Box::new(Wasserstein::new(alpha)?),
-            InnerFlow::Wfr => {
-                let l0 = finite_losses(loss, b.x, b.y)?;
-                let (lo, hi) = l0
-                    .iter()
-                    .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, c), v| {
-                        (a.min(*v), c.max(*v))
-                    });
-                let beta = 1.0 / (lambda * kernel.diag() / n as f64 + (hi - lo) + 1e-12);
-                Box::new(Wfr {
-                    w: Wasserstein::new(alpha)?,
-                    fr: FisherRao::new(beta)?,
-                })
-            }
+        // The inner flow by the geometry registry: transport weight `alpha` (one over the
+        // Lipschitz constant of the penalised witness gradient), MMD-prox weight
+        // `eta = tau beta = 1 / lambda`, and for `wfr` a Fisher-Rao rate below one over
+        // the range of the first variation (`lambda k(0) / n` plus the loss range).
+        let beta_fr = if self.flow == InnerFlow::Wfr {
+            let (lo, hi) = p
+                .l
+                .iter()
+                .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, c), v| {
+                    (a.min(*v), c.max(*v))
+                });
+            1.0 / (lambda * kernel.diag() / n as f64 + (hi - lo) + 1e-12)
+        } else {
+            1.0
         };
-        run_core_flow(
-            &mut mu,
-            &energy,
-            step.as_mut(),
-            self.cfg.inner_steps,
-            tau,
-            self.cfg.seed,
-        )?;
+        let params = GeometryParams {
+            alpha,
+            beta: 1.0 / (tau * lambda),
+            beta_fr,
+            qp: QpOptions {
+                tol: 1e-8,
+                max_iter: 100,
+                power_iters: 20,
+                ..QpOptions::default()
+            },
+            ..GeometryParams::default()
+        };
+        let mut step = self.flow.geometry().build(&params)?;
+        self.opts.run_flow(&mut mu, &energy, step.as_mut())?;
         let x = mu.x_slice().to_vec();
         let l = finite_losses(loss, &x, &y)?;
         let mut w = mu.weights();
@@ -337,6 +322,87 @@ impl MmdDro {
             w,
             mmd,
         })
+    }
+    fn divergence(&self, sol: &MmdSolution) -> f64 {
+        sol.mmd
+    }
+    fn first_multiplier(&self, p: &Problem, eps: f64) -> f64 {
+        p.spread().max(1e-6) / eps
+    }
+    fn warm_rows<'s>(&self, sol: &'s MmdSolution) -> Option<(&'s [f64], usize)> {
+        Some((&sol.x, sol.x.len() / sol.y.len()))
+    }
+    fn worst_case(
+        &mut self,
+        p: &Problem,
+        sol: MmdSolution,
+        lambda: f64,
+        radius: Option<f64>,
+    ) -> Result<WorstCase> {
+        let eps = radius.unwrap_or(sol.mmd);
+        let upper_bound = if self.opts.certificate() {
+            Some(kdro_dual_bound(
+                p.loss,
+                p.batch,
+                &self.kernel(),
+                &sol.x,
+                &sol.y,
+                eps,
+                lambda,
+            )?)
+        } else {
+            None
+        };
+        Ok(WorstCase {
+            x: sol.x,
+            y: sol.y,
+            w: sol.w,
+            value: sol.value,
+            radius: sol.mmd,
+            multiplier: lambda,
+            upper_bound,
+            closed_form: None,
+        })
+    }
+}
+
+/// The inner solver of the `mmd` set.
+pub struct MmdDro(FlowInner<MmdSet>);
+
+impl MmdDro {
+    /// The solver of a checked `mmd` set (see [`super::Ambiguity::build`]); `set` must be
+    /// [`AmbiguitySet::Mmd`].
+    pub(crate) fn from_parts(set: AmbiguitySet, opts: InnerOptions) -> Self {
+        let AmbiguitySet::Mmd {
+            strength,
+            flow,
+            kernel,
+            bandwidth,
+            approx,
+            extra_support,
+        } = set
+        else {
+            unreachable!("MmdDro solves the mmd set")
+        };
+        let s = MmdSet {
+            flow,
+            kind: kernel,
+            bandwidth,
+            approx,
+            extra_support,
+            opts: opts.clone(),
+            kernel: None,
+        };
+        MmdDro(FlowInner::new(s, strength, opts))
+    }
+}
+
+impl InnerMax for MmdDro {
+    fn name(&self) -> String {
+        self.0.name()
+    }
+    fn solve(&mut self, loss: &dyn PointLoss, batch: &Batch) -> Result<WorstCase> {
+        self.0.solve(loss, batch)
     }
 }
 
@@ -412,65 +478,4 @@ pub fn kdro_dual_bound(
     let c = hint.ln();
     golden(&mut eval, c - 5.0, c + 5.0, 12);
     Ok(best)
-}
-
-impl InnerMax for MmdDro {
-    fn name(&self) -> String {
-        "mmd".into()
-    }
-    fn solve(&mut self, loss: &dyn PointLoss, batch: &Batch) -> Result<WorstCase> {
-        let n = check_batch(loss, batch)?;
-        if self.cfg.radius == Some(0.0) {
-            return erm_case(loss, batch);
-        }
-        let kernel = Kernel::with_bandwidth(self.cfg.kernel, self.cfg.bandwidth, batch.x, batch.d)?;
-        let (lambda, sol) = match (self.cfg.penalty, self.cfg.radius) {
-            (Some(lam), _) => (lam, self.penalized(loss, batch, &kernel, lam)?),
-            (None, Some(eps)) => {
-                let l = finite_losses(loss, batch.x, batch.y)?;
-                let m = mean(&l);
-                let spread = l.iter().fold(0.0f64, |a, v| a.max((v - m).abs()));
-                let p = tune(
-                    eps,
-                    self.last_lambda.unwrap_or(spread.max(1e-6) / eps),
-                    self.cfg.tune_iters,
-                    self.cfg.tune_tol,
-                    |lam| {
-                        let s = diverged_as_none(self.penalized(loss, batch, &kernel, lam))?;
-                        Ok(s.map(|s| (s.mmd, s)))
-                    },
-                )?;
-                if p.active {
-                    self.last_lambda = Some(p.lambda);
-                }
-                (p.lambda, p.state)
-            }
-            (None, None) => unreachable!("validated"),
-        };
-        if self.cfg.warm_start && !batch.idx.is_empty() {
-            let d = batch.d;
-            for i in 0..n {
-                self.warm
-                    .insert(batch.idx[i], sol.x[i * d..(i + 1) * d].to_vec());
-            }
-        }
-        let eps = self.cfg.radius.unwrap_or(sol.mmd);
-        let upper_bound = if self.cfg.certificate {
-            Some(kdro_dual_bound(
-                loss, batch, &kernel, &sol.x, &sol.y, eps, lambda,
-            )?)
-        } else {
-            None
-        };
-        Ok(WorstCase {
-            x: sol.x,
-            y: sol.y,
-            w: sol.w,
-            value: sol.value,
-            radius: sol.mmd,
-            multiplier: lambda,
-            upper_bound,
-            closed_form: None,
-        })
-    }
 }

@@ -2,7 +2,8 @@
 //!
 //! The inner sup over an ambiguity set `A` around the data `P_N = 1/N sum_i delta_{xi_i}`
 //! is solved by a flow of [`crate::flow`] on particles started at the data, on the energy
-//! `F(mu) = -E_mu[l] + lambda D(mu, P_N)` (penalty form; docs/DESIGN.md §4). The outer
+//! `F(mu) = -E_mu[l] + lambda D(mu, P_N)` (the penalty form of the set; the constraint
+//! form `D(mu, P_N) <= eps` is its Lagrangian dual, the multiplier tuned; docs/DESIGN.md §4). The outer
 //! step (in [`crate::model`] / the trainer) is ordinary gradient descent on
 //! `sum_i w_i l(theta, xi_i)` with the worst-case particles held fixed (Danskin).
 //!
@@ -23,8 +24,35 @@
 //! tuned by bisection on its logarithm until the divergence reached is at most the
 //! radius (the feasible side is kept, so the value is a lower bound on the sup), and every
 //! set reports an upper bound where theory gives one (see [`certify`](mod@certify)).
+//!
+//! # The shape of an ambiguity set
+//!
+//! An ambiguity set is *(energy, geometry, strength)*: the energy on the particles and the
+//! flow of the core that solves it (the table above), and a [`Strength`] (a radius or a
+//! penalty). In code:
+//!
+//! 1. [`AmbiguityConfig`], the unchecked flat record (CLI flags, `report.json`), is checked
+//!    once by [`AmbiguityConfig::check`] into an [`Ambiguity`]: an [`AmbiguitySet`] (one
+//!    variant per set with only its own fields and its strength) and the shared
+//!    [`InnerOptions`] (inner steps, step size, warm start, seed, bisection). Every rule
+//!    across fields lives there; nothing downstream re-validates ([`ambiguity`]).
+//! 2. [`Ambiguity::build`] gives the set's [`InnerMax`]. The flow-solved sets (`wasserstein`
+//!    with the squared cost, `kl`, `chi2`, `mmd`, `wfr`) implement only their penalised
+//!    solve at one multiplier, the divergence reached and the worst case they report; one
+//!    generic maximiser (the crate-private `dro::inner::FlowInner`) owns the ERM shortcut
+//!    at radius 0, the multiplier tuning of the constraint form (bisection on
+//!    `ln lambda`, `dro::tune`), the warm starts and the divergence checks,
+//!    and [`InnerOptions`] owns the one call into the core flow. The closed forms (`cvar`,
+//!    the 1-Wasserstein set) are plain [`InnerMax`] implementations.
+//! 3. The model side meets the sets at [`PointLoss`] only.
+//!
+//! Adding a set: its energy and `PenalizedSet` implementation (`dro::inner`) in a new file here,
+//! a variant of [`AmbiguitySet`] (and of [`SetKind`] with its name), its rules in
+//! [`AmbiguityConfig::check`] and its arm in [`Ambiguity::build`].
 
+pub mod ambiguity;
 pub mod certify;
+pub(crate) mod inner;
 pub mod mmd;
 pub(crate) mod tune;
 pub mod w2exact;
@@ -32,6 +60,10 @@ pub mod wasserstein;
 pub mod weights;
 pub mod wfr;
 
+pub use ambiguity::{
+    build_inner, Ambiguity, AmbiguityConfig, AmbiguitySet, InnerOptions, Strength,
+    MAX_EXTRA_SUPPORT,
+};
 pub use certify::{certify, certify_full, w1_closed_form, CertifyRow};
 pub use mmd::{MmdDro, MmdDroEnergy};
 pub use wasserstein::{W1Dro, WassersteinDro, WassersteinEnergy};
@@ -166,7 +198,8 @@ impl InnerMax for Erm {
     }
 }
 
-/// The ambiguity sets of docs/DESIGN.md §4.
+/// The ambiguity sets (the `set` field of [`AmbiguityConfig`]; see the module docs' table
+/// and docs/DESIGN.md §4).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum SetKind {
@@ -234,6 +267,19 @@ pub enum InnerFlow {
     W,
     /// MMD-prox weight step only (atoms fixed at the support points: the KDRO QP).
     Prox,
+}
+
+impl InnerFlow {
+    /// The core geometry of [`crate::flow::registry`] that runs this inner flow.
+    pub fn geometry(self) -> crate::flow::Geometry {
+        use crate::flow::Geometry;
+        match self {
+            InnerFlow::Ift => Geometry::Ift,
+            InnerFlow::Wfr => Geometry::Wfr,
+            InnerFlow::W => Geometry::W,
+            InnerFlow::Prox => Geometry::MmdProx,
+        }
+    }
 }
 
 impl std::str::FromStr for InnerFlow {
@@ -324,304 +370,6 @@ impl std::str::FromStr for Norm {
             "linf" | "inf" | "l-inf" => Norm::Linf,
             _ => return Err(Error::param("norm", s, "expected l2, l1 or linf")),
         })
-    }
-}
-
-/// Hyper-parameters of an ambiguity set and its inner solver (validated by [`build_inner`]).
-///
-/// Radii: `wasserstein` mean squared transport cost `rho = W_c(P, P_N)` with
-/// `c = ||x - x0||^2 (+ kappa 1{y != y0})` (with `norm`: the 1-Wasserstein radius `eps`);
-/// `kl` `KL(P | P_N)`; `chi2` `chi^2(P | P_N) = n ||w||^2 - 1`; `cvar`
-/// `rho = ln(1 / alpha)` (the Renyi-infinity ball: `w_i <= e^rho / n`; `alpha = e^-rho`);
-/// `mmd` the MMD itself (not its square): `MMD(P, P_N) <= eps`.
-///
-/// Step sizes are relative to the penalty's curvature: a Wasserstein step moves
-/// `x <- x - tau / (2 gamma) grad g` (so `tau = 1` is the fixed-point iteration
-/// `x = x0 + grad l(x) / (2 gamma)`), a Fisher-Rao step on a KL penalty uses `beta = 1 / lambda`
-/// (`tau = 1` jumps to the exact solution); values in `(0, 1]` are stable.
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
-#[serde(default)]
-pub struct AmbiguityConfig {
-    /// The set.
-    pub set: SetKind,
-    /// Constraint form: the radius `eps` of `D(mu, P_N) <= eps` (the multiplier is tuned).
-    pub radius: Option<f64>,
-    /// Penalty form: the multiplier `lambda` of `-E_mu l + lambda D(mu, P_N)`.
-    pub penalty: Option<f64>,
-    /// Inner flow iterations per batch.
-    pub inner_steps: usize,
-    /// Inner flow step size.
-    pub inner_step_size: f64,
-    /// Wasserstein: cost `kappa` of changing a label (None: labels fixed).
-    pub label_cost: Option<f64>,
-    /// MMD set: the inner flow.
-    pub inner_flow: InnerFlow,
-    /// MMD set: the kernel on inputs.
-    pub kernel: crate::kernel::KernelKind,
-    /// MMD set: the bandwidth rule.
-    pub bandwidth: crate::kernel::Bandwidth,
-    /// MMD set: kernel approximation of the MMD penalty (`exact`, `rff:D`, `nystrom:M`;
-    /// approximations need the `w` or `wfr` inner flow).
-    pub approx: crate::kernel::Approx,
-    /// MMD set: extra support points added around the data.
-    pub extra_support: usize,
-    /// Keep the worst-case particles across epochs (warm start).
-    pub warm_start: bool,
-    /// Seed of the inner solver's randomness.
-    pub seed: u64,
-    /// `wasserstein`: use the 1-Wasserstein set with this norm as cost instead of the
-    /// squared Euclidean cost (constraint form only; exact for linear models).
-    pub norm: Option<Norm>,
-    /// `wfr`: the multiplier of the KL term on the weights (default: `penalty`).
-    pub kl_penalty: Option<f64>,
-    /// `kl`, `chi2`: solve the penalised problem by the core's flow (FR for `kl`,
-    /// projected steps for `chi2`) for `inner_steps` steps instead of the closed form.
-    pub weight_flow: bool,
-    /// Compute the upper bounds that cost extra work (the KDRO dual of `mmd`).
-    pub certificate: bool,
-    /// Constraint form: bisection steps on the multiplier.
-    pub tune_iters: usize,
-    /// Constraint form: stop the bisection when the radius reached is within
-    /// `tune_tol * radius` below the radius.
-    pub tune_tol: f64,
-}
-
-impl Default for AmbiguityConfig {
-    fn default() -> Self {
-        AmbiguityConfig {
-            set: SetKind::None,
-            radius: None,
-            penalty: None,
-            inner_steps: 20,
-            inner_step_size: 0.1,
-            label_cost: None,
-            inner_flow: InnerFlow::Ift,
-            kernel: crate::kernel::KernelKind::Gaussian,
-            bandwidth: crate::kernel::Bandwidth::Median,
-            approx: crate::kernel::Approx::Exact,
-            extra_support: 0,
-            warm_start: false,
-            seed: 0,
-            norm: None,
-            kl_penalty: None,
-            weight_flow: false,
-            certificate: false,
-            tune_iters: 30,
-            tune_tol: 1e-3,
-        }
-    }
-}
-
-impl AmbiguityConfig {
-    /// A configuration for `set` in the constraint form `D(P, P_N) <= radius`.
-    pub fn constrained(set: SetKind, radius: f64) -> Self {
-        AmbiguityConfig {
-            set,
-            radius: Some(radius),
-            ..Default::default()
-        }
-    }
-    /// A configuration for `set` in the penalty form with multiplier `penalty`.
-    pub fn penalized(set: SetKind, penalty: f64) -> Self {
-        AmbiguityConfig {
-            set,
-            penalty: Some(penalty),
-            ..Default::default()
-        }
-    }
-
-    /// Check every field; errors name the parameter (as the CLI flag).
-    pub fn validate(&self) -> Result<()> {
-        use crate::error::{check_count, check_nonneg, check_positive};
-        check_count("inner-steps", self.inner_steps)?;
-        check_positive("inner-step-size", self.inner_step_size)?;
-        check_count("tune-iters", self.tune_iters)?;
-        check_positive("tune-tol", self.tune_tol)?;
-        if let Some(k) = self.label_cost {
-            check_nonneg("label-cost", k)?;
-            if self.set != SetKind::Wasserstein {
-                return Err(Error::param(
-                    "label-cost",
-                    k,
-                    "only the wasserstein set moves labels",
-                ));
-            }
-        }
-        if let Some(k) = self.kl_penalty {
-            check_positive("kl-penalty", k)?;
-        }
-        if let crate::kernel::Bandwidth::Fixed(h) = self.bandwidth {
-            check_positive("bandwidth", h)?;
-        }
-        if self.extra_support > MAX_EXTRA_SUPPORT {
-            return Err(Error::param(
-                "extra-support",
-                self.extra_support,
-                &format!("at most {MAX_EXTRA_SUPPORT} extra support points (each inner step costs O((n + m)^2) kernel evaluations and O((n + m) d) memory)"),
-            ));
-        }
-        if self.set == SetKind::None {
-            // Flags of an ambiguity set given without one would be silently ignored.
-            let on = |b: bool| b.then(|| "given".to_string());
-            for (flag, given) in [
-                ("radius", self.radius.map(|v| v.to_string())),
-                ("penalty", self.penalty.map(|v| v.to_string())),
-                (
-                    "w1-norm",
-                    self.norm.map(|v| format!("{v:?}").to_lowercase()),
-                ),
-                ("kl-penalty", self.kl_penalty.map(|v| v.to_string())),
-                (
-                    "extra-support",
-                    (self.extra_support > 0).then(|| self.extra_support.to_string()),
-                ),
-                ("weight-flow", on(self.weight_flow)),
-                ("warm-start", on(self.warm_start)),
-            ] {
-                if let Some(value) = given {
-                    return Err(Error::param(
-                        flag,
-                        value,
-                        "has no effect without an ambiguity set: add --ambiguity wasserstein|kl|chi2|cvar|mmd|wfr, or drop the flag",
-                    ));
-                }
-            }
-            return Ok(());
-        }
-        if self.kl_penalty.is_some() && self.set != SetKind::Wfr {
-            return Err(Error::param(
-                "kl-penalty",
-                self.kl_penalty.unwrap_or_default(),
-                "is the KL multiplier of the wfr set only",
-            ));
-        }
-        if self.weight_flow && !matches!(self.set, SetKind::Kl | SetKind::Chi2) {
-            return Err(Error::param(
-                "weight-flow",
-                "given",
-                "is for the kl and chi2 sets only",
-            ));
-        }
-        match (self.radius, self.penalty) {
-            (Some(r), None) => {
-                check_nonneg("radius", r)?;
-            }
-            (None, Some(p)) => {
-                check_positive("penalty", p)?;
-            }
-            (Some(_), Some(_)) => {
-                return Err(Error::param(
-                    "penalty",
-                    self.penalty.unwrap_or_default(),
-                    "give either --radius (constraint form) or --penalty, not both",
-                ))
-            }
-            (None, None) => {
-                return Err(Error::param(
-                    "radius",
-                    "none",
-                    &format!("ambiguity set {} needs --radius or --penalty", self.set),
-                ))
-            }
-        }
-        if self.set == SetKind::Cvar && self.penalty.is_some() {
-            return Err(Error::param(
-                "penalty",
-                self.penalty.unwrap_or_default(),
-                "cvar has only the constraint form: give --radius = ln(1/alpha)",
-            ));
-        }
-        if self.norm.is_some() && (self.set != SetKind::Wasserstein || self.penalty.is_some()) {
-            return Err(Error::param(
-                "norm",
-                format!("{:?}", self.norm),
-                "the norm cost is for the wasserstein set in the constraint form (--radius)",
-            ));
-        }
-        if self.norm.is_some() && self.label_cost.is_some() {
-            return Err(Error::param(
-                "label-cost",
-                self.label_cost.unwrap_or_default(),
-                "the 1-Wasserstein set keeps labels fixed",
-            ));
-        }
-        if self.set == SetKind::Wfr && self.radius.is_some() {
-            return Err(Error::param(
-                "radius",
-                self.radius.unwrap_or_default(),
-                "wfr has only the penalty form: give --penalty (and optionally kl_penalty)",
-            ));
-        }
-        if !self.approx.is_exact() {
-            if self.set != SetKind::Mmd {
-                return Err(Error::param(
-                    "approx",
-                    self.approx,
-                    "a kernel approximation is for the mmd set",
-                ));
-            }
-            if matches!(self.inner_flow, InnerFlow::Ift | InnerFlow::Prox) {
-                return Err(Error::param(
-                    "approx",
-                    self.approx,
-                    "the MMD-prox weight step (inner flow ift, prox) needs the exact kernel: use --inner-flow wfr or w",
-                ));
-            }
-        }
-        if self.extra_support > 0 && self.set != SetKind::Mmd {
-            return Err(Error::param(
-                "extra-support",
-                self.extra_support,
-                "extra support points are for the mmd set",
-            ));
-        }
-        Ok(())
-    }
-}
-
-/// The largest `--extra-support` (extra support points of the MMD set).
-pub const MAX_EXTRA_SUPPORT: usize = 100_000;
-
-/// Build the inner solver of an ambiguity set (the configuration is validated first).
-pub fn build_inner(cfg: &AmbiguityConfig) -> Result<Box<dyn InnerMax>> {
-    cfg.validate()?;
-    Ok(match cfg.set {
-        SetKind::None => Box::new(Erm),
-        SetKind::Wasserstein if cfg.norm.is_some() => Box::new(W1Dro::new(cfg.clone())?),
-        SetKind::Wasserstein => Box::new(WassersteinDro::new(cfg.clone())?),
-        SetKind::Kl | SetKind::Chi2 => Box::new(Checked::new(WeightDro::new(cfg.clone())?, cfg)),
-        SetKind::Cvar => Box::new(CvarDro::new(cfg.clone())?),
-        SetKind::Mmd => Box::new(Checked::new(MmdDro::new(cfg.clone())?, cfg)),
-        SetKind::Wfr => Box::new(Checked::new(WfrDro::new(cfg.clone())?, cfg)),
-    })
-}
-
-/// An inner solver whose every solution passes [`check_inner_solution`] (the flows of
-/// `kl` / `chi2` / `mmd` / `wfr`; `wasserstein` checks its own, the closed forms need not).
-struct Checked<S> {
-    inner: S,
-    radius: Option<f64>,
-}
-
-impl<S: InnerMax> Checked<S> {
-    fn new(inner: S, cfg: &AmbiguityConfig) -> Self {
-        Checked {
-            inner,
-            radius: cfg.radius,
-        }
-    }
-}
-
-impl<S: InnerMax> InnerMax for Checked<S> {
-    fn name(&self) -> String {
-        self.inner.name()
-    }
-    fn solve(&mut self, loss: &dyn PointLoss, batch: &Batch) -> Result<WorstCase> {
-        let wc = self.inner.solve(loss, batch)?;
-        let l = finite_losses(loss, batch.x, batch.y)?;
-        let empirical = l.iter().sum::<f64>() / l.len().max(1) as f64;
-        check_inner_solution(&wc, empirical, self.radius)?;
-        Ok(wc)
     }
 }
 
@@ -717,23 +465,6 @@ pub(crate) fn check_inner_solution(
         }
     }
     Ok(())
-}
-
-/// Run a core flow step for `steps` iterations with the core driver (records only at the
-/// start and the end, so the energy is evaluated twice).
-pub(crate) fn run_core_flow(
-    mu: &mut crate::measure::Particles,
-    energy: &dyn crate::energy::Energy,
-    step: &mut dyn crate::flow::FlowStep,
-    steps: usize,
-    tau: f64,
-    seed: u64,
-) -> Result<crate::flow::FlowResult> {
-    let cfg = crate::flow::FlowParams::new(steps, tau)
-        .seed(seed)
-        .trace_every(steps)
-        .check()?;
-    crate::flow::Executor::new(cfg)?.run(mu, energy, step)
 }
 
 /// Particles from a row-major array.

@@ -533,7 +533,7 @@ pub fn exact_certificate(
         )));
     }
     if rho == 0.0 {
-        let wc = super::wasserstein::erm_case(loss, batch)?;
+        let wc = super::inner::erm_case(loss, batch)?;
         let v = wc.value;
         return Ok(ExactCertificate {
             worst: wc,

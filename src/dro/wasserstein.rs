@@ -28,16 +28,14 @@
 //! `s = 0..20`, over the 16 points with the steepest losses); it tends to the sup as
 //! `q -> 0`.
 
-use super::tune::{diverged_as_none, tune};
-use super::{
-    check_batch, finite_losses, particles, run_core_flow, AmbiguityConfig, Batch, InnerMax, Norm,
-    PointLoss, WorstCase,
-};
+use super::ambiguity::{InnerOptions, Strength};
+use super::inner::{erm_case, mean, FlowInner, PenalizedSet, Problem};
+use super::tune::{diverged_as_none, Probe};
+use super::{check_batch, finite_losses, particles, Batch, InnerMax, Norm, PointLoss, WorstCase};
 use crate::energy::{Energy, FirstVariation};
 use crate::error::{Error, Result};
 use crate::flow::Wasserstein;
 use crate::measure::Particles;
-use std::collections::HashMap;
 
 /// The WRM energy `F(mu) = sum_i w_i (-l(x_i, y_i) + gamma ||x_i - x0_i||^2 + o_i)`,
 /// particle `i` anchored at its data point `x0_i` with label `y_i` and a fixed extra cost
@@ -137,22 +135,20 @@ pub(crate) struct WrmSolution {
     pub all_x: Vec<f64>,
 }
 
-pub(crate) fn mean(v: &[f64]) -> f64 {
-    v.iter().sum::<f64>() / v.len() as f64
-}
-
-/// Run the WRM flow for one `gamma` on a batch. `start` maps a data point to the start
-/// positions of its particles (`k d` values), for warm starts.
+/// Run the WRM flow for one `gamma` on a batch (label cost `label_cost`, inner options
+/// `opts`). `start` maps a data point to the start positions of its particles (`k d`
+/// values), for warm starts.
 pub(crate) fn wrm_penalized(
     loss: &dyn PointLoss,
     b: &Batch,
-    cfg: &AmbiguityConfig,
+    label_cost: Option<f64>,
+    opts: &InnerOptions,
     gamma: f64,
     start: &dyn Fn(usize) -> Option<Vec<f64>>,
 ) -> Result<WrmSolution> {
     let n = b.len();
     let d = b.d;
-    let (k, kappa) = match cfg.label_cost {
+    let (k, kappa) = match label_cost {
         None => (1, 0.0),
         Some(kappa) => {
             let k = loss.n_classes().ok_or_else(|| {
@@ -206,14 +202,7 @@ pub(crate) fn wrm_penalized(
     };
     let mut mu = particles(x, d, &vec![1.0 / m as f64; m])?;
     let mut step = Wasserstein::new(1.0 / (2.0 * gamma))?;
-    run_core_flow(
-        &mut mu,
-        &energy,
-        &mut step,
-        cfg.inner_steps,
-        cfg.inner_step_size,
-        cfg.seed,
-    )?;
+    opts.run_flow(&mut mu, &energy, &mut step)?;
     let xf = mu.x_slice().to_vec();
     let l = finite_losses(loss, &xf, &ye)?;
     let c = energy.costs(&xf);
@@ -240,146 +229,147 @@ pub(crate) fn wrm_penalized(
     Ok(sol)
 }
 
-/// The inner solver of the `wasserstein` set with the squared cost (WRM).
-pub struct WassersteinDro {
-    cfg: AmbiguityConfig,
-    warm: HashMap<usize, Vec<f64>>,
-    last_gamma: Option<f64>,
+/// The WRM set as a [`PenalizedSet`]: the penalised solve is [`wrm_penalized`]; the
+/// constraint form keeps Sinha's bound `min gamma rho + mean phi_gamma` over the
+/// multipliers tried, and counts a probe whose particles lost risk as diverged.
+struct Wrm {
+    label_cost: Option<f64>,
+    /// The radius of the constraint form (0 in the penalty form).
+    rho: f64,
+    opts: InnerOptions,
+    best_ub: f64,
+    sane: usize,
+    max_diverged: f64,
 }
 
-impl WassersteinDro {
-    /// A solver for a validated configuration.
-    pub fn new(cfg: AmbiguityConfig) -> Result<Self> {
-        cfg.validate()?;
-        Ok(WassersteinDro {
-            cfg,
-            warm: HashMap::new(),
-            last_gamma: None,
-        })
-    }
-}
-
-/// The empirical "worst case" of radius 0 (the data itself).
-pub(crate) fn erm_case(loss: &dyn PointLoss, b: &Batch) -> Result<WorstCase> {
-    let n = b.len();
-    let l = finite_losses(loss, b.x, b.y)?;
-    let value = mean(&l);
-    Ok(WorstCase {
-        x: b.x.to_vec(),
-        y: b.y.to_vec(),
-        w: vec![1.0 / n as f64; n],
-        value,
-        radius: 0.0,
-        multiplier: f64::INFINITY,
-        upper_bound: Some(value),
-        closed_form: Some(value),
-    })
-}
-
-impl InnerMax for WassersteinDro {
+impl PenalizedSet for Wrm {
+    type Sol = WrmSolution;
     fn name(&self) -> String {
         "wasserstein".into()
     }
-    fn solve(&mut self, loss: &dyn PointLoss, batch: &Batch) -> Result<WorstCase> {
-        let n = check_batch(loss, batch)?;
-        if self.cfg.radius == Some(0.0) {
-            return erm_case(loss, batch);
+    fn prepare(&mut self, _p: &Problem) -> Result<()> {
+        self.best_ub = f64::INFINITY;
+        self.sane = 0;
+        self.max_diverged = 0.0;
+        Ok(())
+    }
+    fn penalized(&mut self, p: &Problem, gamma: f64) -> Result<WrmSolution> {
+        let start = |i: usize| p.warm(i).cloned();
+        wrm_penalized(p.loss, p.batch, self.label_cost, &self.opts, gamma, &start)
+    }
+    fn divergence(&self, sol: &WrmSolution) -> f64 {
+        mean(&sol.cost)
+    }
+    fn probe(&mut self, p: &Problem, g: f64) -> Result<Option<(f64, WrmSolution)>> {
+        let empirical = p.empirical;
+        // A probe whose particles lost risk (or blew up) diverged: infeasible.
+        let s = diverged_as_none(self.penalized(p, g))?.filter(|s| {
+            let (l, c) = (mean(&s.l), mean(&s.cost));
+            l.is_finite() && c.is_finite() && l >= empirical - 1e-6 * (1.0 + empirical.abs())
+        });
+        self.sane += usize::from(s.is_some());
+        if s.is_none() {
+            self.max_diverged = self.max_diverged.max(g);
         }
-        let empirical = mean(&finite_losses(loss, batch.x, batch.y)?);
-        let warm_on = self.cfg.warm_start && !batch.idx.is_empty();
-        let warm = &self.warm;
-        let start = |i: usize| -> Option<Vec<f64>> {
-            if warm_on {
-                warm.get(&batch.idx[i]).cloned()
-            } else {
-                None
-            }
-        };
-        let cfg = &self.cfg;
-        let (gamma, sol, radius, ub) = match (cfg.penalty, cfg.radius) {
-            (Some(gamma), _) => {
-                let sol = wrm_penalized(loss, batch, cfg, gamma, &start)?;
+        Ok(s.map(|s| {
+            self.best_ub = self.best_ub.min(g * self.rho + mean(&s.phi));
+            (mean(&s.cost), s)
+        }))
+    }
+    fn first_multiplier(&self, _p: &Problem, _radius: f64) -> f64 {
+        1.0
+    }
+    fn tuned(
+        &mut self,
+        _p: &Problem,
+        rho: f64,
+        r: Result<Probe<WrmSolution>>,
+    ) -> Result<Probe<WrmSolution>> {
+        let sane = self.sane;
+        let p = r.map_err(|e| match e {
+            Error::InvalidParameter { .. } if sane == 0 => Error::Diverged {
+                step: 0,
+                detail: format!(
+                    "the inner maximisation diverged at every multiplier tried \
+                     (radius {rho}); lower --inner-step-size (or raise --inner-steps)"
+                ),
+            },
+            e => e,
+        })?;
+        // The radius is out of reach only because every smaller multiplier
+        // diverged: the inner step is too large for the loss's curvature.
+        if p.radius < 0.5 * rho && self.max_diverged >= p.lambda / 4.0 {
+            return Err(Error::Diverged {
+                step: 0,
+                detail: format!(
+                    "the inner maximisation diverged at every multiplier below {:.4e}, \
+                     where it reaches only {:.4e} of the radius {rho}; lower \
+                     --inner-step-size (or raise --inner-steps)",
+                    p.lambda, p.radius
+                ),
+            });
+        }
+        Ok(p)
+    }
+    fn warm_rows<'s>(&self, sol: &'s WrmSolution) -> Option<(&'s [f64], usize)> {
+        Some((&sol.all_x, sol.all_x.len() / sol.l.len()))
+    }
+    fn worst_case(
+        &mut self,
+        p: &Problem,
+        sol: WrmSolution,
+        gamma: f64,
+        radius: Option<f64>,
+    ) -> Result<WorstCase> {
+        let n = p.n();
+        let (r, ub) = match radius {
+            None => {
                 let r = mean(&sol.cost);
-                let ub = gamma * r + mean(&sol.phi);
-                (gamma, sol, r, ub)
+                (r, gamma * r + mean(&sol.phi))
             }
-            (None, Some(rho)) => {
-                let mut best_ub = f64::INFINITY;
-                // A probe whose particles lost risk (or blew up) diverged: infeasible.
-                let mut sane = 0usize;
-                let mut max_diverged = 0.0f64;
-                let p = tune(
-                    rho,
-                    self.last_gamma.unwrap_or(1.0),
-                    cfg.tune_iters,
-                    cfg.tune_tol,
-                    |g| {
-                        let s = diverged_as_none(wrm_penalized(loss, batch, cfg, g, &start))?
-                            .filter(|s| {
-                                let (l, c) = (mean(&s.l), mean(&s.cost));
-                                l.is_finite()
-                                    && c.is_finite()
-                                    && l >= empirical - 1e-6 * (1.0 + empirical.abs())
-                            });
-                        sane += usize::from(s.is_some());
-                        if s.is_none() {
-                            max_diverged = max_diverged.max(g);
-                        }
-                        Ok(s.map(|s| {
-                            best_ub = best_ub.min(g * rho + mean(&s.phi));
-                            (mean(&s.cost), s)
-                        }))
-                    },
-                )
-                .map_err(|e| match e {
-                    Error::InvalidParameter { .. } if sane == 0 => Error::Diverged {
-                        step: 0,
-                        detail: format!(
-                            "the inner maximisation diverged at every multiplier tried \
-                             (radius {rho}); lower --inner-step-size (or raise --inner-steps)"
-                        ),
-                    },
-                    e => e,
-                })?;
-                // The radius is out of reach only because every smaller multiplier
-                // diverged: the inner step is too large for the loss's curvature.
-                if p.radius < 0.5 * rho && max_diverged >= p.lambda / 4.0 {
-                    return Err(Error::Diverged {
-                        step: 0,
-                        detail: format!(
-                            "the inner maximisation diverged at every multiplier below {:.4e}, \
-                             where it reaches only {:.4e} of the radius {rho}; lower \
-                             --inner-step-size (or raise --inner-steps)",
-                            p.lambda, p.radius
-                        ),
-                    });
-                }
-                if p.active {
-                    self.last_gamma = Some(p.lambda);
-                }
-                (p.lambda, p.state, p.radius, best_ub)
-            }
-            (None, None) => unreachable!("validated"),
+            Some(_) => (mean(&sol.cost), self.best_ub),
         };
-        if warm_on {
-            let per = sol.all_x.len() / n;
-            for i in 0..n {
-                self.warm
-                    .insert(batch.idx[i], sol.all_x[i * per..(i + 1) * per].to_vec());
-            }
-        }
-        let wc = WorstCase {
+        Ok(WorstCase {
             value: mean(&sol.l),
             x: sol.x,
             y: sol.y,
             w: vec![1.0 / n as f64; n],
-            radius,
+            radius: r,
             multiplier: gamma,
             upper_bound: Some(ub),
             closed_form: None,
+        })
+    }
+}
+
+/// The inner solver of the `wasserstein` set with the squared cost (WRM).
+pub struct WassersteinDro(FlowInner<Wrm>);
+
+impl WassersteinDro {
+    /// The solver of a checked set (see [`super::Ambiguity::build`]).
+    pub(crate) fn from_parts(
+        strength: Strength,
+        label_cost: Option<f64>,
+        opts: InnerOptions,
+    ) -> Self {
+        let set = Wrm {
+            label_cost,
+            rho: strength.radius().unwrap_or(0.0),
+            opts: opts.clone(),
+            best_ub: f64::INFINITY,
+            sane: 0,
+            max_diverged: 0.0,
         };
-        super::check_inner_solution(&wc, empirical, cfg.radius)?;
-        Ok(wc)
+        WassersteinDro(FlowInner::new(set, strength, opts))
+    }
+}
+
+impl InnerMax for WassersteinDro {
+    fn name(&self) -> String {
+        self.0.name()
+    }
+    fn solve(&mut self, loss: &dyn PointLoss, batch: &Batch) -> Result<WorstCase> {
+        self.0.solve(loss, batch)
     }
 }
 
@@ -410,21 +400,14 @@ pub fn w1_closed_form(
 
 /// The inner solver of the 1-Wasserstein set with a norm cost (constraint form).
 pub struct W1Dro {
-    cfg: AmbiguityConfig,
+    radius: f64,
+    norm: Norm,
 }
 
 impl W1Dro {
-    /// A solver for a validated configuration (`norm` and `radius` set).
-    pub fn new(cfg: AmbiguityConfig) -> Result<Self> {
-        cfg.validate()?;
-        if cfg.norm.is_none() || cfg.radius.is_none() {
-            return Err(Error::param(
-                "norm",
-                "none",
-                "the 1-Wasserstein set needs a norm and a radius",
-            ));
-        }
-        Ok(W1Dro { cfg })
+    /// The solver of the checked set (see [`super::Ambiguity::build`]).
+    pub(crate) fn from_parts(radius: f64, norm: Norm) -> Self {
+        W1Dro { radius, norm }
     }
 }
 
@@ -435,8 +418,7 @@ impl InnerMax for W1Dro {
     fn solve(&mut self, loss: &dyn PointLoss, batch: &Batch) -> Result<WorstCase> {
         let n = check_batch(loss, batch)?;
         let d = batch.d;
-        let norm = self.cfg.norm.expect("checked");
-        let eps = self.cfg.radius.expect("checked");
+        let (norm, eps) = (self.norm, self.radius);
         let closed = w1_closed_form(loss, batch, eps, norm)?;
         if eps == 0.0 {
             return erm_case(loss, batch);

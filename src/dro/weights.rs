@@ -22,14 +22,14 @@
 //! is the dual value `min_lambda lambda rho + sup_w (w.l - lambda D(w))` over the
 //! multipliers tried (weak duality, the inner sup in closed form).
 
-use super::tune::{golden, tune};
-use super::wasserstein::{erm_case, mean};
+use super::ambiguity::{InnerOptions, Strength};
+use super::inner::{mean, FlowInner, PenalizedSet, Problem};
+use super::tune::golden;
 use super::{
-    check_batch, finite_losses, particles, run_core_flow, AmbiguityConfig, Batch, InnerMax,
-    PointLoss, SetKind, WorstCase,
+    check_batch, finite_losses, particles, Batch, InnerMax, PointLoss, SetKind, WorstCase,
 };
 use crate::energy::{Energy, FirstVariation, WeightQuadratic};
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::flow::{FisherRao, MmdProx, ProxSolver};
 use crate::linalg::{dot, logsumexp, project_simplex, LinOp};
 use crate::measure::Particles;
@@ -256,56 +256,40 @@ impl Energy for Chi2Energy<'_> {
     }
 }
 
-/// The inner solver of the `kl` and `chi2` sets.
-pub struct WeightDro {
-    cfg: AmbiguityConfig,
-    last_lambda: Option<f64>,
+/// The `kl` and `chi2` sets as a [`PenalizedSet`]: closed-form (or flow) penalised
+/// weights; the constraint form keeps the dual bound over the multipliers tried.
+struct Weights {
+    set: SetKind,
+    weight_flow: bool,
+    opts: InnerOptions,
+    rho: f64,
+    best_ub: f64,
+    closed: Option<f64>,
 }
 
-impl WeightDro {
-    /// A solver for a validated configuration of the `kl` or `chi2` set.
-    pub fn new(cfg: AmbiguityConfig) -> Result<Self> {
-        cfg.validate()?;
-        if !matches!(cfg.set, SetKind::Kl | SetKind::Chi2) {
-            return Err(Error::param(
-                "ambiguity",
-                cfg.set,
-                "WeightDro solves the kl and chi2 sets",
-            ));
-        }
-        Ok(WeightDro {
-            cfg,
-            last_lambda: None,
-        })
-    }
-
+impl Weights {
     /// The penalised worst-case weights at `lambda`: the closed form, or the core's flow
     /// (FR for `kl`, projected steps for `chi2`) when `weight_flow` is set.
-    pub fn penalized_weights(&self, l: &[f64], lambda: f64) -> Result<Vec<f64>> {
+    fn penalized_weights(&self, l: &[f64], lambda: f64) -> Result<Vec<f64>> {
         let n = l.len();
-        if !self.cfg.weight_flow {
-            return Ok(match self.cfg.set {
+        if !self.weight_flow {
+            return Ok(match self.set {
                 SetKind::Kl => kl_penalty_weights(l, lambda),
                 _ => chi2_penalty_weights(l, lambda),
             });
         }
         let mut mu = particles(vec![0.0; n], 1, &vec![1.0 / n as f64; n])?;
-        let (steps, tau, seed) = (
-            self.cfg.inner_steps,
-            self.cfg.inner_step_size,
-            self.cfg.seed,
-        );
-        match self.cfg.set {
+        match self.set {
             SetKind::Kl => {
                 let e = KlEnergy { l, lambda };
                 let mut s = FisherRao::new(1.0 / lambda)?;
-                run_core_flow(&mut mu, &e, &mut s, steps, tau, seed)?;
+                self.opts.run_flow(&mut mu, &e, &mut s)?;
             }
             _ => {
                 let e = Chi2Energy { l, lambda };
                 let mut s = MmdProx::new(1.0 / (2.0 * lambda * n as f64))?
                     .with_solver(ProxSolver::ProjectedGradient)?;
-                run_core_flow(&mut mu, &e, &mut s, steps, tau, seed)?;
+                self.opts.run_flow(&mut mu, &e, &mut s)?;
             }
         }
         let mut w = mu.weights();
@@ -314,108 +298,144 @@ impl WeightDro {
         Ok(w)
     }
 
-    fn divergence(&self, w: &[f64]) -> f64 {
-        match self.cfg.set {
+    fn divergence_of(&self, w: &[f64]) -> f64 {
+        match self.set {
             SetKind::Kl => kl_divergence(w),
             _ => chi2_divergence(w),
         }
     }
     fn penalty_value(&self, l: &[f64], lambda: f64) -> f64 {
-        match self.cfg.set {
+        match self.set {
             SetKind::Kl => kl_penalty_value(l, lambda),
             _ => chi2_penalty_value(l, lambda),
         }
     }
     fn max_divergence(&self, n: usize) -> f64 {
-        match self.cfg.set {
+        match self.set {
             SetKind::Kl => (n as f64).ln(),
             _ => n as f64 - 1.0,
         }
     }
 }
 
-impl InnerMax for WeightDro {
+impl PenalizedSet for Weights {
+    type Sol = Vec<f64>;
     fn name(&self) -> String {
-        self.cfg.set.to_string()
+        self.set.to_string()
     }
-    fn solve(&mut self, loss: &dyn PointLoss, batch: &Batch) -> Result<WorstCase> {
-        let n = check_batch(loss, batch)?;
-        if self.cfg.radius == Some(0.0) {
-            return erm_case(loss, batch);
+    fn prepare(&mut self, _p: &Problem) -> Result<()> {
+        self.best_ub = f64::INFINITY;
+        self.closed = None;
+        Ok(())
+    }
+    fn penalized(&mut self, p: &Problem, lambda: f64) -> Result<Vec<f64>> {
+        self.penalized_weights(&p.l, lambda)
+    }
+    fn divergence(&self, w: &Vec<f64>) -> f64 {
+        self.divergence_of(w)
+    }
+    fn probe(&mut self, p: &Problem, lam: f64) -> Result<Option<(f64, Vec<f64>)>> {
+        let w = self.penalized_weights(&p.l, lam)?;
+        self.best_ub = self
+            .best_ub
+            .min(self.penalty_value(&p.l, lam) + lam * self.rho);
+        Ok(Some((self.divergence_of(&w), w)))
+    }
+    fn first_multiplier(&self, p: &Problem, _radius: f64) -> f64 {
+        p.spread().max(1e-12)
+    }
+    /// The closed form of the constrained value; at a radius beyond the largest
+    /// divergence (or for equal losses) the worst case without a bisection.
+    fn shortcut(&mut self, p: &Problem, rho: f64) -> Result<Option<WorstCase>> {
+        let (l, n) = (&p.l, p.n());
+        let closed = match self.set {
+            SetKind::Kl => kl_constrained_value(l, rho),
+            _ => chi2_constrained_value(l, rho),
+        };
+        self.closed = Some(closed);
+        let spread = p.spread();
+        if !(rho >= self.max_divergence(n) || spread == 0.0) {
+            return Ok(None);
         }
-        let l = finite_losses(loss, batch.x, batch.y)?;
-        let m = mean(&l);
-        let spread = l.iter().fold(0.0f64, |a, v| a.max((v - m).abs()));
-        let (w, lambda, ub, closed) = match (self.cfg.penalty, self.cfg.radius) {
-            (Some(lam), _) => {
-                let w = self.penalized_weights(&l, lam)?;
-                let r = self.divergence(&w);
-                let ub = self.penalty_value(&l, lam) + lam * r;
-                (w, lam, ub, None)
-            }
-            (None, Some(rho)) => {
-                let closed = match self.cfg.set {
-                    SetKind::Kl => kl_constrained_value(&l, rho),
-                    _ => chi2_constrained_value(&l, rho),
-                };
-                if rho >= self.max_divergence(n) || spread == 0.0 {
-                    let j = (0..n)
-                        .max_by(|a, b| l[*a].total_cmp(&l[*b]))
-                        .expect("n >= 1");
-                    let mut w = vec![0.0; n];
-                    w[j] = 1.0;
-                    if spread == 0.0 {
-                        w = vec![1.0 / n as f64; n];
-                    }
-                    (w, 0.0, closed, Some(closed))
-                } else {
-                    let mut best_ub = f64::INFINITY;
-                    let p = tune(
-                        rho,
-                        self.last_lambda.unwrap_or(spread.max(1e-12)),
-                        self.cfg.tune_iters,
-                        self.cfg.tune_tol,
-                        |lam| {
-                            let w = self.penalized_weights(&l, lam)?;
-                            best_ub = best_ub.min(self.penalty_value(&l, lam) + lam * rho);
-                            Ok(Some((self.divergence(&w), w)))
-                        },
-                    )?;
-                    if p.active {
-                        self.last_lambda = Some(p.lambda);
-                    }
-                    (p.state, p.lambda, best_ub, Some(closed))
-                }
-            }
-            (None, None) => unreachable!("validated"),
+        let j = (0..n)
+            .max_by(|a, b| l[*a].total_cmp(&l[*b]))
+            .expect("n >= 1");
+        let mut w = vec![0.0; n];
+        w[j] = 1.0;
+        if spread == 0.0 {
+            w = vec![1.0 / n as f64; n];
+        }
+        self.best_ub = closed;
+        Ok(Some(self.worst_case(p, w, 0.0, Some(rho))?))
+    }
+    fn worst_case(
+        &mut self,
+        p: &Problem,
+        w: Vec<f64>,
+        lambda: f64,
+        radius: Option<f64>,
+    ) -> Result<WorstCase> {
+        let l = &p.l;
+        let ub = match radius {
+            None => self.penalty_value(l, lambda) + lambda * self.divergence_of(&w),
+            Some(_) => self.best_ub,
         };
         Ok(WorstCase {
-            x: batch.x.to_vec(),
-            y: batch.y.to_vec(),
-            value: dot(&w, &l),
-            radius: self.divergence(&w),
+            x: p.batch.x.to_vec(),
+            y: p.batch.y.to_vec(),
+            value: dot(&w, l),
+            radius: self.divergence_of(&w),
             w,
             multiplier: lambda,
             upper_bound: Some(ub),
-            closed_form: closed,
+            closed_form: self.closed,
         })
+    }
+}
+
+/// The inner solver of the `kl` and `chi2` sets.
+pub struct WeightDro(FlowInner<Weights>);
+
+impl WeightDro {
+    /// The solver of a checked `kl` or `chi2` set (see [`super::Ambiguity::build`]).
+    pub(crate) fn from_parts(
+        set: SetKind,
+        strength: Strength,
+        weight_flow: bool,
+        opts: InnerOptions,
+    ) -> Self {
+        let w = Weights {
+            set,
+            weight_flow,
+            opts: opts.clone(),
+            rho: strength.radius().unwrap_or(0.0),
+            best_ub: f64::INFINITY,
+            closed: None,
+        };
+        WeightDro(FlowInner::new(w, strength, opts))
+    }
+}
+
+impl InnerMax for WeightDro {
+    fn name(&self) -> String {
+        self.0.name()
+    }
+    fn solve(&mut self, loss: &dyn PointLoss, batch: &Batch) -> Result<WorstCase> {
+        self.0.solve(loss, batch)
     }
 }
 
 /// The inner solver of the `cvar` set: radius `rho = ln(1 / alpha)`. The reported
 /// multiplier is the dual variable of Rockafellar-Uryasev, the threshold `t = VaR_alpha`.
 pub struct CvarDro {
-    cfg: AmbiguityConfig,
+    radius: f64,
 }
 
 impl CvarDro {
-    /// A solver for a validated configuration of the `cvar` set.
-    pub fn new(cfg: AmbiguityConfig) -> Result<Self> {
-        cfg.validate()?;
-        if cfg.radius.is_none() {
-            return Err(Error::param("radius", "none", "cvar needs --radius"));
-        }
-        Ok(CvarDro { cfg })
+    /// The solver of the checked set at radius `ln(1 / alpha)` (see
+    /// [`super::Ambiguity::build`]).
+    pub(crate) fn from_radius(radius: f64) -> Self {
+        CvarDro { radius }
     }
 }
 
@@ -425,7 +445,7 @@ impl InnerMax for CvarDro {
     }
     fn solve(&mut self, loss: &dyn PointLoss, batch: &Batch) -> Result<WorstCase> {
         let n = check_batch(loss, batch)?;
-        let rho = self.cfg.radius.expect("checked");
+        let rho = self.radius;
         let l = finite_losses(loss, batch.x, batch.y)?;
         let alpha = (-rho).exp().max(1.0 / n as f64);
         let w = cvar_weights(&l, alpha);

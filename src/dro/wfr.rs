@@ -12,18 +12,16 @@
 //! `sup -F = lambda ln mean exp(phi / lambda)`. With the weights frozen the flow is WRM,
 //! with the positions frozen it is the KL flow of [`super::weights`].
 
-use super::wasserstein::{erm_case, WassersteinEnergy};
+use super::ambiguity::{InnerOptions, Strength};
+use super::inner::{FlowInner, PenalizedSet, Problem};
+use super::wasserstein::WassersteinEnergy;
 use super::weights::{kl_divergence, kl_penalty_value};
-use super::{
-    check_batch, finite_losses, particles, run_core_flow, AmbiguityConfig, Batch, InnerMax,
-    PointLoss, SetKind, WorstCase,
-};
+use super::{finite_losses, particles, Batch, InnerMax, PointLoss, WorstCase};
 use crate::energy::{Energy, FirstVariation};
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::flow::Wfr;
 use crate::linalg::dot;
 use crate::measure::Particles;
-use std::collections::HashMap;
 
 /// `F(mu) = sum_i w_i (-l(x_i) + gamma ||x_i - x0_i||^2) + lambda KL(w | 1/n)`.
 pub struct WfrEnergy<'a> {
@@ -55,58 +53,40 @@ impl Energy for WfrEnergy<'_> {
     }
 }
 
-/// The inner solver of the `wfr` set (penalty form: `penalty = gamma`,
-/// `kl_penalty = lambda`, default `gamma`).
-pub struct WfrDro {
-    cfg: AmbiguityConfig,
-    warm: HashMap<usize, Vec<f64>>,
+/// The `wfr` set as a [`PenalizedSet`] (penalty form only: the multiplier given to the
+/// solve is `gamma`; the KL multiplier is `kl_penalty`, default `gamma`).
+struct WfrSet {
+    kl_penalty: Option<f64>,
+    opts: InnerOptions,
 }
 
-impl WfrDro {
-    /// A solver for a validated configuration of the `wfr` set.
-    pub fn new(cfg: AmbiguityConfig) -> Result<Self> {
-        cfg.validate()?;
-        if cfg.set != SetKind::Wfr || cfg.penalty.is_none() {
-            return Err(Error::param(
-                "ambiguity",
-                cfg.set,
-                "WfrDro solves the wfr set in the penalty form",
-            ));
-        }
-        Ok(WfrDro {
-            cfg,
-            warm: HashMap::new(),
-        })
-    }
+/// The final particles of the WFR flow and the divergence they reached.
+struct WfrSolution {
+    x: Vec<f64>,
+    w: Vec<f64>,
+    l: Vec<f64>,
+    radius: f64,
+    upper_bound: f64,
 }
 
-impl InnerMax for WfrDro {
+impl PenalizedSet for WfrSet {
+    type Sol = WfrSolution;
     fn name(&self) -> String {
         "wfr".into()
     }
-    fn solve(&mut self, loss: &dyn PointLoss, batch: &Batch) -> Result<WorstCase> {
-        let n = check_batch(loss, batch)?;
-        let d = batch.d;
-        let gamma = self.cfg.penalty.expect("checked");
-        let lambda = self.cfg.kl_penalty.unwrap_or(gamma);
-        if !gamma.is_finite() {
-            return erm_case(loss, batch);
-        }
+    fn penalized(&mut self, p: &Problem, gamma: f64) -> Result<WfrSolution> {
+        let (batch, n, d) = (p.batch, p.n(), p.batch.d);
+        let lambda = self.kl_penalty.unwrap_or(gamma);
         let mut x = Vec::with_capacity(n * d);
         for i in 0..n {
-            let warm = if self.cfg.warm_start && !batch.idx.is_empty() {
-                self.warm.get(&batch.idx[i]).filter(|v| v.len() == d)
-            } else {
-                None
-            };
-            match warm {
+            match p.warm(i).filter(|v| v.len() == d) {
                 Some(v) => x.extend_from_slice(v),
                 None => x.extend_from_slice(&batch.x[i * d..(i + 1) * d]),
             }
         }
         let energy = WfrEnergy {
             transport: WassersteinEnergy {
-                loss,
+                loss: p.loss,
                 x0: batch.x,
                 y: batch.y,
                 offset: &[],
@@ -116,38 +96,73 @@ impl InnerMax for WfrDro {
         };
         let mut mu = particles(x, d, &vec![1.0 / n as f64; n])?;
         let mut step = Wfr::new(1.0 / (2.0 * gamma), 1.0 / lambda)?;
-        run_core_flow(
-            &mut mu,
-            &energy,
-            &mut step,
-            self.cfg.inner_steps,
-            self.cfg.inner_step_size,
-            self.cfg.seed,
-        )?;
+        self.opts.run_flow(&mut mu, &energy, &mut step)?;
         let xf = mu.x_slice().to_vec();
         let mut w = mu.weights();
         let s: f64 = w.iter().sum();
         w.iter_mut().for_each(|v| *v /= s);
-        let l = finite_losses(loss, &xf, batch.y)?;
+        let l = finite_losses(p.loss, &xf, batch.y)?;
         let c = energy.transport.costs(&xf);
         let phi: Vec<f64> = l.iter().zip(&c).map(|(l, c)| l - gamma * c).collect();
         let radius = dot(&w, &c) + lambda / gamma * kl_divergence(&w);
-        let ub = gamma * radius + kl_penalty_value(&phi, lambda);
-        if self.cfg.warm_start && !batch.idx.is_empty() {
-            for i in 0..n {
-                self.warm
-                    .insert(batch.idx[i], xf[i * d..(i + 1) * d].to_vec());
-            }
-        }
-        Ok(WorstCase {
-            value: dot(&w, &l),
+        let upper_bound = gamma * radius + kl_penalty_value(&phi, lambda);
+        Ok(WfrSolution {
             x: xf,
-            y: batch.y.to_vec(),
             w,
+            l,
             radius,
+            upper_bound,
+        })
+    }
+    fn divergence(&self, sol: &WfrSolution) -> f64 {
+        sol.radius
+    }
+    fn first_multiplier(&self, _p: &Problem, _radius: f64) -> f64 {
+        unreachable!("wfr has only the penalty form (checked)")
+    }
+    fn warm_rows<'s>(&self, sol: &'s WfrSolution) -> Option<(&'s [f64], usize)> {
+        Some((&sol.x, sol.x.len() / sol.w.len()))
+    }
+    fn worst_case(
+        &mut self,
+        p: &Problem,
+        sol: WfrSolution,
+        gamma: f64,
+        _radius: Option<f64>,
+    ) -> Result<WorstCase> {
+        Ok(WorstCase {
+            value: dot(&sol.w, &sol.l),
+            x: sol.x,
+            y: p.batch.y.to_vec(),
+            w: sol.w,
+            radius: sol.radius,
             multiplier: gamma,
-            upper_bound: Some(ub),
+            upper_bound: Some(sol.upper_bound),
             closed_form: None,
         })
+    }
+}
+
+/// The inner solver of the `wfr` set (penalty form: `penalty = gamma`,
+/// `kl_penalty = lambda`, default `gamma`).
+pub struct WfrDro(FlowInner<WfrSet>);
+
+impl WfrDro {
+    /// The solver of the checked set (see [`super::Ambiguity::build`]).
+    pub(crate) fn from_parts(penalty: f64, kl_penalty: Option<f64>, opts: InnerOptions) -> Self {
+        let set = WfrSet {
+            kl_penalty,
+            opts: opts.clone(),
+        };
+        WfrDro(FlowInner::new(set, Strength::Penalty(penalty), opts))
+    }
+}
+
+impl InnerMax for WfrDro {
+    fn name(&self) -> String {
+        self.0.name()
+    }
+    fn solve(&mut self, loss: &dyn PointLoss, batch: &Batch) -> Result<WorstCase> {
+        self.0.solve(loss, batch)
     }
 }

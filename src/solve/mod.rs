@@ -41,7 +41,7 @@
 // Dense numerical kernels index several arrays in step.
 #![allow(clippy::needless_range_loop)]
 
-use crate::dro::{AmbiguityConfig, Norm, SetKind};
+use crate::dro::{Ambiguity, AmbiguitySet, Norm, Strength};
 use crate::error::{Error, Result};
 use crate::model::Head;
 use serde::{Deserialize, Serialize};
@@ -73,52 +73,50 @@ pub enum ExactSet {
 }
 
 impl ExactSet {
-    /// The exact problem of an ambiguity configuration for a model head, or the reason why
+    /// The exact problem of a checked ambiguity set for a model head, or the reason why
     /// there is none (non-convex or not covered).
-    pub fn from_config(
-        cfg: &AmbiguityConfig,
-        head: Head,
-        n: usize,
-    ) -> std::result::Result<Self, String> {
+    pub fn from_config(amb: &Ambiguity, head: Head, n: usize) -> std::result::Result<Self, String> {
+        use Strength::{Penalty, Radius};
         let nf = n as f64;
-        Ok(match cfg.set {
-            SetKind::None => ExactSet::Erm,
-            SetKind::Wasserstein => match (cfg.norm, cfg.radius, cfg.penalty) {
-                (Some(_), Some(0.0), _) => ExactSet::Erm,
-                (Some(norm), Some(eps), _) => ExactSet::W1 { norm, eps },
-                (None, _, Some(g)) if cfg.label_cost.is_none() => {
-                    if matches!(head, Head::Multi(_)) {
-                        return Err("the squared-cost penalty of a softmax model is not covered by the exact solver".into());
-                    }
-                    ExactSet::W2Penalty(g)
+        Ok(match amb.set() {
+            AmbiguitySet::None => ExactSet::Erm,
+            AmbiguitySet::W1 { radius, .. } if *radius == 0.0 => ExactSet::Erm,
+            AmbiguitySet::W1 { radius, norm } => ExactSet::W1 {
+                norm: *norm,
+                eps: *radius,
+            },
+            AmbiguitySet::Wasserstein {
+                strength: Penalty(g),
+                label_cost: None,
+            } => {
+                if matches!(head, Head::Multi(_)) {
+                    return Err("the squared-cost penalty of a softmax model is not covered by the exact solver".into());
                 }
-                (None, Some(0.0), _) => ExactSet::Erm,
-                (Some(_), None, _) => return Err("the 1-Wasserstein set needs a radius".into()),
-                (None, _, _) => {
-                    return Err("the squared-cost Wasserstein set is solved exactly only in the penalty form without a label cost".into())
-                }
+                ExactSet::W2Penalty(*g)
+            }
+            AmbiguitySet::Wasserstein {
+                strength: Radius(r),
+                ..
+            } if *r == 0.0 => ExactSet::Erm,
+            AmbiguitySet::Wasserstein { .. } => {
+                return Err("the squared-cost Wasserstein set is solved exactly only in the penalty form without a label cost".into())
+            }
+            AmbiguitySet::Kl { strength, .. } => match *strength {
+                Radius(0.0) => ExactSet::Erm,
+                Radius(r) if r >= nf.ln() => ExactSet::Cvar(1.0 / nf),
+                Radius(r) => ExactSet::KlRadius(r),
+                Penalty(l) => ExactSet::KlPenalty(l),
             },
-            SetKind::Kl => match (cfg.radius, cfg.penalty) {
-                (Some(0.0), _) => ExactSet::Erm,
-                (Some(r), _) if r >= nf.ln() => ExactSet::Cvar(1.0 / nf),
-                (Some(r), _) => ExactSet::KlRadius(r),
-                (None, Some(l)) => ExactSet::KlPenalty(l),
-                _ => return Err("kl needs a radius or a penalty".into()),
+            AmbiguitySet::Chi2 { strength, .. } => match *strength {
+                Radius(0.0) => ExactSet::Erm,
+                Radius(r) if r >= nf - 1.0 => ExactSet::Cvar(1.0 / nf),
+                Radius(r) => ExactSet::Chi2Radius(r),
+                Penalty(l) => ExactSet::Chi2Penalty(l),
             },
-            SetKind::Chi2 => match (cfg.radius, cfg.penalty) {
-                (Some(0.0), _) => ExactSet::Erm,
-                (Some(r), _) if r >= nf - 1.0 => ExactSet::Cvar(1.0 / nf),
-                (Some(r), _) => ExactSet::Chi2Radius(r),
-                (None, Some(l)) => ExactSet::Chi2Penalty(l),
-                _ => return Err("chi2 needs a radius or a penalty".into()),
-            },
-            SetKind::Cvar => match cfg.radius {
-                Some(0.0) => ExactSet::Erm,
-                Some(r) => ExactSet::Cvar((-r).exp()),
-                None => return Err("cvar needs a radius".into()),
-            },
-            SetKind::Mmd | SetKind::Wfr => {
-                return Err(format!("the {} set moves particles through a kernel: not a convex problem in the parameters", cfg.set))
+            AmbiguitySet::Cvar { radius } if *radius == 0.0 => ExactSet::Erm,
+            AmbiguitySet::Cvar { radius } => ExactSet::Cvar((-radius).exp()),
+            AmbiguitySet::Mmd { .. } | AmbiguitySet::Wfr { .. } => {
+                return Err(format!("the {} set moves particles through a kernel: not a convex problem in the parameters", amb.kind()))
             }
         })
     }
@@ -1013,9 +1011,9 @@ impl ExactProblem<'_> {
             ExactSet::W1 { norm, eps } => {
                 if self.head == Head::Regression {
                     let w0 = th[..self.d].iter().all(|v| *v == 0.0);
-                    crate::dro::wasserstein::mean(&l) + if w0 { 0.0 } else { f64::INFINITY }
+                    crate::dro::inner::mean(&l) + if w0 { 0.0 } else { f64::INFINITY }
                 } else {
-                    crate::dro::wasserstein::mean(&l) + self.w1_penalty(norm, eps, th)
+                    crate::dro::inner::mean(&l) + self.w1_penalty(norm, eps, th)
                 }
             }
             ExactSet::Cvar(alpha) => crate::dro::weights::cvar_dual(&l, alpha).0,
@@ -1121,7 +1119,7 @@ impl ExactProblem<'_> {
         let mut warnings = Vec::new();
         // Degenerate: squared loss over a 1-Wasserstein ball.
         if let (ExactSet::W1 { .. }, Head::Regression) = (self.set, self.head) {
-            let ybar = crate::dro::wasserstein::mean(self.y);
+            let ybar = crate::dro::inner::mean(self.y);
             let mut theta = vec![0.0; dt];
             theta[d] = ybar;
             warnings.push("the squared loss grows quadratically: its worst case over a 1-Wasserstein ball is +inf for every w != 0, so the robust minimiser is the constant predictor w = 0, b = mean(y); use the squared-cost set (--ambiguity wasserstein --penalty GAMMA) for a non-trivial robust regression".to_string());
@@ -1179,7 +1177,7 @@ impl ExactProblem<'_> {
                 }
             }
             let l0 = self.per_sample(&self.scores(&z[..dt])).l;
-            let mean = crate::dro::wasserstein::mean(&l0);
+            let mean = crate::dro::inner::mean(&l0);
             z[dt] = match self.set {
                 ExactSet::KlRadius(_) => 1.0,
                 ExactSet::Cvar(_) => mean,

@@ -1,15 +1,26 @@
 //! The robust trainer: an outer minibatch loop (candle optimisers) over an inner
 //! maximisation.
 //!
-//! For each minibatch `B` the inner solver ([`InnerMax`], built by
-//! [`crate::dro::build_inner`] from the [`AmbiguityConfig`]) returns worst-case particles
+//! For each minibatch `B` the inner solver ([`InnerMax`], built once per fit from the
+//! checked ambiguity set, [`crate::dro::Ambiguity::build`]) returns worst-case particles
 //! `(x_i*, y_i*, w_i)` for the current model; then one optimiser step is taken on
 //!
 //! `J(theta) = sum_i w_i l(theta, x_i*, y_i*)`
 //!
 //! with the particles **held fixed** (Danskin's theorem: at an exact inner optimum, the
 //! gradient of `theta -> sup_{P in A} E_P l(theta, .)` is the gradient of `J`). With the
-//! set `none` this is plain ERM (`w_i = 1/|B|`, particles = data).
+//! set `none` this is plain ERM (`w_i = 1/|B|`, particles = data). Where the problem is
+//! convex in the parameters (linear, logistic and softmax models under `none`, the
+//! 1-Wasserstein set, `kl`, `chi2`, `cvar`, the concave squared-cost penalty) the exact
+//! full-batch solver of [`crate::solve`] can be used instead ([`SolverKind`]).
+//!
+//! Parameters are checked once (linfa's `ParamGuard` pattern): [`TrainParams`] is the
+//! unchecked builder (echoed as given in `report.json` and `model.json`);
+//! [`TrainParams::check`] returns [`ValidParams`], which also holds the checked
+//! [`crate::dro::Ambiguity`]; [`Trainer::new`] accepts only [`ValidParams`]. On an
+//! in-memory table, [`fit_table`] does the three steps (check, encode and split, fit) in
+//! one call. [`evaluate()`] measures a model clean and under attacks, [`demo`] is the
+//! comparison behind `robustflow demo`.
 //!
 //! ```no_run
 //! use robustflow::data::{load, LoadOptions};
@@ -23,7 +34,7 @@
 //!     .lr(0.05)
 //!     .batch_size(64)
 //!     .seed(1)
-//!     .validate()?;
+//!     .check()?;
 //! let trained = Trainer::new(params).fit(&data)?;
 //! let acc = trained.evaluate(&data.test)?.accuracy.unwrap();
 //! println!("test accuracy {acc:.3}");
@@ -36,10 +47,13 @@
 //! ```
 
 mod adamw;
+pub mod demo;
+pub mod evaluate;
 pub use adamw::FlatAdamW;
+pub use evaluate::{evaluate, EvalRow};
 
-use crate::data::{Dataset, RawTable, Schema, TabularData};
-use crate::dro::{build_inner, AmbiguityConfig, Batch, InnerMax, PointLoss, WorstCase};
+use crate::data::{Dataset, LoadOptions, RawTable, Schema, TabularData};
+use crate::dro::{Ambiguity, AmbiguityConfig, Batch, InnerMax, PointLoss, WorstCase};
 use crate::error::{Error, Result};
 use crate::model::{Activation, Architecture, DenseParams, Model, ModelFile, ModelKind};
 use crate::solve::{ExactProblem, ExactSet, Status};
@@ -142,7 +156,8 @@ fn default_tol() -> f64 {
     1e-9
 }
 
-/// Training hyper-parameters (builder; check them with [`TrainParams::validate`]).
+/// Training hyper-parameters, unchecked (builder; check them once with
+/// [`TrainParams::check`]).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TrainParams {
     /// The model family.
@@ -240,9 +255,9 @@ impl TrainParams {
         "Set the minibatch stopping tolerance."
     );
 
-    /// Check every hyper-parameter; the inner solver is built once here to validate the
-    /// ambiguity configuration.
-    pub fn validate(self) -> Result<ValidParams> {
+    /// Check every hyper-parameter once (the ambiguity configuration with
+    /// [`AmbiguityConfig::check`]); the trainer accepts only the result.
+    pub fn check(self) -> Result<ValidParams> {
         crate::error::check_count("epochs", self.epochs)?;
         crate::error::check_positive("lr", self.lr)?;
         crate::error::check_count("batch-size", self.batch_size)?;
@@ -267,19 +282,43 @@ impl TrainParams {
             }
             crate::model::check::check_hidden_budget(&self.hidden)?;
         }
-        build_inner(&self.ambiguity)?;
-        Ok(ValidParams(self))
+        let ambiguity = self.ambiguity.check_ref()?;
+        Ok(ValidParams {
+            params: self,
+            ambiguity,
+        })
+    }
+
+    /// The same as [`TrainParams::check`] (the name of earlier versions).
+    pub fn validate(self) -> Result<ValidParams> {
+        self.check()
     }
 }
 
-/// Validated [`TrainParams`].
+/// Checked [`TrainParams`] ([`TrainParams::check`]): the parameters as given (echoed in
+/// reports and `model.json`) and the checked ambiguity set the inner solver is built from.
+/// Read-only: the fields of [`TrainParams`] through `Deref`.
 #[derive(Debug, Clone, PartialEq)]
-pub struct ValidParams(TrainParams);
+pub struct ValidParams {
+    params: TrainParams,
+    ambiguity: Ambiguity,
+}
+
+impl ValidParams {
+    /// The checked ambiguity set.
+    pub fn ambiguity_set(&self) -> &Ambiguity {
+        &self.ambiguity
+    }
+    /// The parameters as given.
+    pub fn params(&self) -> &TrainParams {
+        &self.params
+    }
+}
 
 impl std::ops::Deref for ValidParams {
     type Target = TrainParams;
     fn deref(&self) -> &TrainParams {
-        &self.0
+        &self.params
     }
 }
 
@@ -609,7 +648,7 @@ impl Trainer {
             Some(metrics(&model, Some(schema), &data.test.x, &data.test.y)?)
         };
         let report = TrainReport {
-            ambiguity: build_inner(&p.ambiguity)?.name(),
+            ambiguity: self.params.ambiguity.name(),
             params: (*self.params).clone(),
             n_train: train.len(),
             n_val: data.val.len(),
@@ -645,7 +684,7 @@ impl Trainer {
     /// Train on `data.train` (early stopping on `data.val`, test accuracy on `data.test`),
     /// with the inner solver of `params.ambiguity`.
     pub fn fit(&self, data: &TabularData) -> Result<TrainedModel> {
-        let inner = build_inner(&self.params.ambiguity)?;
+        let inner = self.params.ambiguity.build();
         self.fit_with(data, inner)
     }
 
@@ -953,6 +992,39 @@ impl Trainer {
             report,
         })
     }
+}
+
+/// Train on an in-memory table: check `params` once, encode and split `table` with `opts`
+/// (the schema is fitted on the training part, as `robustflow train` does for a CSV) and
+/// fit. The one-call entry point for bindings.
+///
+/// ```
+/// use robustflow::data::{LoadOptions, RawTable};
+/// use robustflow::dro::{AmbiguityConfig, SetKind};
+/// use robustflow::train::{fit_table, TrainParams};
+///
+/// let mut csv = String::from("a,b,label\n");
+/// for i in 0..40 {
+///     let t = i as f64 / 40.0;
+///     csv += &format!("{t},{},{}\n", 1.0 - t * t, (i % 2 == 0) as u8);
+/// }
+/// let table = RawTable::parse("in-memory.csv".as_ref(), &csv)?;
+/// let params = TrainParams::default()
+///     .epochs(3)
+///     .ambiguity(AmbiguityConfig::constrained(SetKind::Kl, 0.1));
+/// let trained = fit_table(&table, &LoadOptions::default(), params)?;
+/// assert_eq!(trained.report.ambiguity, "kl");
+/// assert_eq!(trained.report.epochs.len(), 3);
+/// # Ok::<(), robustflow::Error>(())
+/// ```
+pub fn fit_table(
+    table: &RawTable,
+    opts: &LoadOptions,
+    params: TrainParams,
+) -> Result<TrainedModel> {
+    let params = params.check()?;
+    let data = crate::data::load_tables(table, None, opts)?;
+    Trainer::new(params).fit(&data)
 }
 
 /// A trained model with its schema, hyper-parameters and training report.
