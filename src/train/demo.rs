@@ -116,17 +116,7 @@ pub struct Demo {
     pub summary: Vec<DemoSummary>,
 }
 
-/// Mean and standard deviation (`n - 1` denominator; 0 for one value).
-fn mean_std(v: &[f64]) -> (f64, f64) {
-    let n = v.len() as f64;
-    let m = v.iter().sum::<f64>() / n;
-    let s = if v.len() > 1 {
-        (v.iter().map(|x| (x - m).powi(2)).sum::<f64>() / (n - 1.0)).sqrt()
-    } else {
-        0.0
-    };
-    (m, s)
-}
+use crate::stats::mean_std;
 
 impl Demo {
     /// Train a logistic model per set and seed (`seeds` seeds from `seed`, wrapping at
