@@ -284,12 +284,11 @@ impl PenalizedSet for MmdSet {
         // `eta = tau beta = 1 / lambda`, and for `wfr` a Fisher-Rao rate below one over
         // the range of the first variation (`lambda k(0) / n` plus the loss range).
         let beta_fr = if self.flow == InnerFlow::Wfr {
-            let (lo, hi) = p
-                .l
-                .iter()
-                .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, c), v| {
-                    (a.min(*v), c.max(*v))
-                });
+            let (lo, hi) =
+                p.l.iter()
+                    .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, c), v| {
+                        (a.min(*v), c.max(*v))
+                    });
             1.0 / (lambda * kernel.diag() / n as f64 + (hi - lo) + 1e-12)
         } else {
             1.0

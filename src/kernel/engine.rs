@@ -257,8 +257,8 @@ macro_rules! exp_impl {
     (f64, $x:ident, $F:ident) => {{
         const LOG2E: f64 = std::f64::consts::LOG2_E;
         const MAGIC: f64 = 6755399441055744.0; // 1.5 * 2^52
-        const LN2_HI: f64 = 6.93147180369123816490e-01;
-        const LN2_LO: f64 = 1.90821492927058770002e-10;
+        const LN2_HI: f64 = 6.931_471_803_691_238e-1;
+        const LN2_LO: f64 = 1.908_214_929_270_587_7e-10;
         const LO: f64 = -708.0;
         const HI: f64 = 709.0;
         // NaN-preserving clamps (comparisons with NaN are false).
@@ -821,7 +821,7 @@ fn epilogue_row<T: Real, P: Profile<T>, const W: usize, const MODE: u8, const F:
     let mut sa = [T::ZERO; W];
     let mut ca = [T::ZERO; W];
     let len = c.len();
-    debug_assert!(len % W == 0);
+    debug_assert!(len.is_multiple_of(W));
     let mut j = 0;
     while j < len {
         let cj: &mut [T] = &mut c[j..j + W];
@@ -884,7 +884,7 @@ pub(crate) fn gemm_into<T: Real>(
     }
     debug_assert!(dst.len() >= (rows - 1) * ld + cols);
     debug_assert!(a.len() >= (rows - 1) * lda + kdim);
-    debug_assert!(b.len() >= (kdim - 1) * b_rs + (cols - 1) * b_cs + 1);
+    debug_assert!(b.len() > (kdim - 1) * b_rs + (cols - 1) * b_cs);
     // SAFETY: the slices cover every index gemm touches (checked above in debug builds
     // and by construction of the callers); T is f32 or f64, both supported by gemm.
     unsafe {
@@ -912,6 +912,7 @@ pub(crate) fn gemm_into<T: Real>(
     }
 }
 
+#[allow(clippy::too_many_arguments)] // the tile loop's operands, passed down unchanged
 fn tiled<T: Real>(
     k: &Kernel,
     level: SimdLevel,
@@ -1110,7 +1111,7 @@ pub(crate) fn check_shapes<T>(
     if d == 0 {
         return Err(Error::Shape("dimension d = 0".into()));
     }
-    if x.len() % d != 0 || y.len() % d != 0 {
+    if !x.len().is_multiple_of(d) || !y.len().is_multiple_of(d) {
         return Err(Error::Shape(format!(
             "point arrays of length {} and {} are not rows of d = {d}",
             x.len(),

@@ -208,7 +208,7 @@ pub fn sq_dist(x: &[f64], y: &[f64]) -> f64 {
 /// evenly strided points of the row-major `n x d` array `x`. Errors when fewer than two
 /// points are given or all points coincide.
 pub fn median_heuristic(x: &[f64], d: usize) -> Result<f64> {
-    if d == 0 || x.len() % d != 0 {
+    if d == 0 || !x.len().is_multiple_of(d) {
         return Err(Error::Shape(format!(
             "median heuristic: {} values do not form rows of {d}",
             x.len()

@@ -124,7 +124,7 @@ fn sincos_slice(level: SimdLevel, c: &mut [f64], s: &mut [f64]) {
 }
 
 fn check_rows(name: &str, x: &[f64], d: usize, w: Option<&[f64]>) -> Result<usize> {
-    if x.len() % d != 0 {
+    if !x.len().is_multiple_of(d) {
         return Err(Error::Shape(format!(
             "{name}: {} values are not rows of d = {d}",
             x.len()

@@ -26,7 +26,7 @@ pub trait LogDensity: Send + Sync {
 pub fn scores(p: &dyn LogDensity, x: &[f64], step: Option<usize>) -> Result<Vec<f64>> {
     use rayon::prelude::*;
     let d = p.dim();
-    if x.len() % d != 0 {
+    if !x.len().is_multiple_of(d) {
         return Err(Error::Shape(format!(
             "{} values are not rows of d = {d}",
             x.len()

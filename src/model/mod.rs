@@ -361,7 +361,7 @@ impl Model {
     /// An `n x d` input tensor from row-major data.
     pub fn input(&self, x: &[f64]) -> Result<Tensor> {
         let d = self.arch.input_dim;
-        if x.len() % d != 0 {
+        if !x.len().is_multiple_of(d) {
             return Err(Error::Shape(format!(
                 "{} input values is not a multiple of the dimension {d}",
                 x.len()
@@ -438,7 +438,7 @@ impl Model {
     /// Raw outputs `n x n_out` as rows.
     pub fn outputs(&self, x: &[f64]) -> Result<Vec<Vec<f64>>> {
         let d = self.arch.input_dim;
-        if x.len() % d != 0 {
+        if !x.len().is_multiple_of(d) {
             return Err(Error::Shape(format!(
                 "{} input values is not a multiple of the dimension {d}",
                 x.len()
@@ -453,7 +453,7 @@ impl Model {
     /// valid for the head.
     pub(crate) fn check_rows(&self, x: &[f64], y: &[f64]) -> Result<()> {
         let d = self.arch.input_dim;
-        if x.len() % d != 0 {
+        if !x.len().is_multiple_of(d) {
             return Err(Error::Shape(format!(
                 "{} input values is not a multiple of the dimension {d}",
                 x.len()
@@ -490,7 +490,7 @@ impl Model {
     /// output (in the model's, i.e. standardised, units).
     pub fn predict(&self, x: &[f64]) -> Result<Vec<f64>> {
         let d = self.arch.input_dim;
-        if x.len() % d != 0 {
+        if !x.len().is_multiple_of(d) {
             return Err(Error::Shape(format!(
                 "{} input values is not a multiple of the dimension {d}",
                 x.len()

@@ -744,7 +744,7 @@ impl Trainer {
         let n = train.len();
         let d = train.d;
         let bs = p.batch_size.min(n);
-        let mut rng = StdRng::seed_from_u64(p.seed ^ 0x5eed_0f_ba7c4);
+        let mut rng = StdRng::seed_from_u64(p.seed ^ 0x05ee_d0fb_a7c4);
         let mut order: Vec<usize> = (0..n).collect();
         let bar = if p.quiet || !std::io::stderr().is_terminal() {
             indicatif::ProgressBar::hidden()
