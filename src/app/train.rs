@@ -104,12 +104,25 @@ pub struct TrainArgs {
     /// Ambiguity set: none, wasserstein, kl, chi2, cvar, mmd or wfr.
     #[arg(long, default_value = "none")]
     pub ambiguity: String,
-    /// Constraint form: the radius of the ambiguity set.
+    /// Constraint form: the radius of the ambiguity set; a comma-separated list (with
+    /// --select) chooses one on held-out data.
     #[arg(long)]
-    pub radius: Option<f64>,
-    /// Penalty form: the multiplier lambda.
+    pub radius: Option<crate::train::select::ValueList>,
+    /// Penalty form: the multiplier lambda; a comma-separated list (with --select) chooses
+    /// one on held-out data.
     #[arg(long)]
-    pub penalty: Option<f64>,
+    pub penalty: Option<crate::train::select::ValueList>,
+    /// Choose among the listed --radius or --penalty values: `val` (a stratified
+    /// --val-fraction of the training part) or `cv:K` (stratified K-fold on the training
+    /// part, seeded); then refit on all training rows. The table goes to report.json
+    /// (`selection`).
+    #[arg(long)]
+    pub select: Option<String>,
+    /// The criterion of --select: `loss` (mean held-out loss, lowest wins; default) or
+    /// `attack:NORM:EPS` (held-out accuracy under PGD-NORM with budget EPS in standardised
+    /// units, 20 steps as in eval, highest wins).
+    #[arg(long)]
+    pub select_by: Option<String>,
     /// Inner flow iterations per minibatch.
     #[arg(long, default_value_t = 20)]
     pub inner_steps: usize,
@@ -184,8 +197,8 @@ impl TrainArgs {
     pub fn ambiguity_config(&self) -> Result<AmbiguityConfig> {
         Ok(AmbiguityConfig {
             set: self.ambiguity.parse()?,
-            radius: self.radius,
-            penalty: self.penalty,
+            radius: self.radius.as_ref().map(|v| v.first()),
+            penalty: self.penalty.as_ref().map(|v| v.first()),
             inner_steps: self.inner_steps,
             inner_step_size: self.inner_step_size,
             label_cost: self.label_cost,
@@ -318,10 +331,11 @@ pub fn run(args: &TrainArgs, g: &GlobalOpts) -> Result<TrainedModel> {
     guard.replaced_dir("out", &args.out)?;
     crate::outputs::check_model_dir_target(&args.out)?;
     let params = args.params(g.quiet)?.validate()?;
-    let data = load(&args.data, &args.load_options(params.model)?)?;
+    let sel = super::select::selector(args)?;
+    let data = load(&args.data, &super::select::load_options(args, sel.as_ref(), params.model)?)?;
     let t0 = Instant::now();
-    let trained = Trainer::new(params).fit(&data)?;
-    trained.save(&args.out)?;
+    let (trained, table) = super::select::fit(args, g, sel.as_ref(), params, &data)?;
+    super::select::save(&trained, table.as_ref(), &args.out)?;
     let r = &trained.report;
     for w in &r.warnings {
         eprintln!("warning: {w}");

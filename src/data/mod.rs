@@ -52,6 +52,7 @@
 pub mod attack;
 pub(crate) mod reader;
 pub mod table;
+pub mod unlabeled;
 
 pub use attack::{attack, Attack, AttackKind, Norm};
 pub use table::{fmt_number, Cell, RawTable};

@@ -37,6 +37,7 @@
 
 mod adamw;
 pub use adamw::FlatAdamW;
+pub mod select;
 
 use crate::data::{Dataset, RawTable, Schema, TabularData};
 use crate::dro::{build_inner, AmbiguityConfig, Batch, InnerMax, PointLoss, WorstCase};
