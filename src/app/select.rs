@@ -133,6 +133,11 @@ pub fn fit(
     };
     let cands = candidates(args, g, flag)?;
     let (table, model) = s.select_and_refit(data, flag, &cands)?;
+    for c in &table.candidates {
+        for w in &c.warnings {
+            eprintln!("warning: selection, --{flag} {}, {w}", c.value);
+        }
+    }
     print!("{}", table.render(&s.criterion.describe()));
     Ok((model, Some(table)))
 }

@@ -28,7 +28,7 @@ pub fn encode_features(schema: &Schema, table: &RawTable) -> Result<Dataset> {
                 return Err(Error::Data {
                     path: table.path.clone(),
                     row: Some(i + 1),
-                    col: Some(c.name.clone()),
+                    col: Some(format!("{} ({})", j + 1, c.name)),
                     msg: "missing value: the model was trained with --impute drop, which \
                           drops such rows, but predict writes one row per input row; fill \
                           the cell or remove the row"

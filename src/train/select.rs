@@ -278,6 +278,9 @@ pub struct CandidateScore {
     pub std: f64,
     /// The criterion on each held-out part, in fold order.
     pub folds: Vec<f64>,
+    /// Warnings of the fits on the held-out parts (e.g. separable data), with the part.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
 }
 
 /// The selection table (`report.json` key `selection`).
@@ -448,6 +451,7 @@ impl Selector {
             let quiet = (**params).clone().quiet(true).validate()?;
             let trainer = Trainer::new(quiet);
             let mut per_fold = Vec::with_capacity(splits.len());
+            let mut warnings = Vec::new();
             for (k, (part, held)) in splits.iter().enumerate() {
                 let ctx = |e: Error| {
                     Error::Other(format!(
@@ -457,6 +461,13 @@ impl Selector {
                     ))
                 };
                 let model = trainer.fit(part).map_err(ctx)?;
+                warnings.extend(
+                    model
+                        .report
+                        .warnings
+                        .iter()
+                        .map(|w| format!("held-out part {}: {w}", k + 1)),
+                );
                 per_fold.push(self.criterion.score(&model, held).map_err(ctx)?);
             }
             let (mean, std) = mean_std(&per_fold);
@@ -465,6 +476,7 @@ impl Selector {
                 mean,
                 std,
                 folds: per_fold,
+                warnings,
             });
         }
         let lower = self.criterion.lower_is_better();
@@ -606,6 +618,7 @@ mod tests {
             mean: m,
             std: 0.0,
             folds: vec![m],
+            warnings: Vec::new(),
         };
         let v = vec![c(0.3), c(0.1), c(0.1), c(0.5)];
         assert_eq!(best_index(&v, true), 1);
