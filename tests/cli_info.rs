@@ -48,7 +48,10 @@ fn write_csv(path: &Path) {
         } else {
             format!("{}", (i as f64 * 0.3).cos() * 2.0 - c as f64)
         };
-        s.push_str(&format!("{size},{colour},{weight},{}\n", ["ant", "bee", "cat"][c]));
+        s.push_str(&format!(
+            "{size},{colour},{weight},{}\n",
+            ["ant", "bee", "cat"][c]
+        ));
     }
     std::fs::write(path, s).unwrap();
 }
@@ -61,8 +64,19 @@ fn info_describes_a_model_and_json_carries_the_saved_files() {
     write_csv(&data);
     let m = d.join("mlp");
     ok(&rf(&[
-        &"train", &"--data", &data, &"--model", &"mlp", &"--hidden", &"6,5", &"--epochs", &"4",
-        &"--impute", &"mean", &"--out", &m,
+        &"train",
+        &"--data",
+        &data,
+        &"--model",
+        &"mlp",
+        &"--hidden",
+        &"6,5",
+        &"--epochs",
+        &"4",
+        &"--impute",
+        &"mean",
+        &"--out",
+        &m,
     ]));
     let text = ok(&rf(&[&"info", &"--model", &m]));
     for want in [
@@ -106,23 +120,38 @@ fn info_shows_the_selected_radius() {
     let dir = tempfile::tempdir().unwrap();
     let m = dir.path().join("sel");
     ok(&rf(&[
-        &"train", &"--data", &BC, &"--ambiguity", &"wasserstein", &"--w1-norm", &"l2",
-        &"--radius", &"0.02,0.2", &"--select", &"cv:3", &"--out", &m,
+        &"train",
+        &"--data",
+        &BC,
+        &"--ambiguity",
+        &"wasserstein",
+        &"--w1-norm",
+        &"l2",
+        &"--radius",
+        &"0.02,0.2",
+        &"--select",
+        &"cv:3",
+        &"--out",
+        &m,
     ]));
     let rep = json(&m.join("report.json"));
     let chosen = rep["selection"]["chosen"].as_f64().unwrap();
-    let j: Value =
-        serde_json::from_str(&ok(&rf(&[&"info", &"--model", &m, &"--json"]))).unwrap();
+    let j: Value = serde_json::from_str(&ok(&rf(&[&"info", &"--model", &m, &"--json"]))).unwrap();
     assert_eq!(j["selected"]["parameter"], "radius");
     assert_eq!(j["selected"]["value"].as_f64().unwrap(), chosen);
     assert_eq!(j["selected"]["method"], "cv:3");
     assert_eq!(j["selection"], rep["selection"]);
     let text = ok(&rf(&[&"info", &"--model", &m]));
     assert!(
-        text.contains(&format!("selected:      --radius {chosen} by --select cv:3 on loss")),
+        text.contains(&format!(
+            "selected:      --radius {chosen} by --select cv:3 on loss"
+        )),
         "{text}"
     );
-    assert!(text.contains(&format!("radius {chosen}, solver auto (used: exact)")), "{text}");
+    assert!(
+        text.contains(&format!("radius {chosen}, solver auto (used: exact)")),
+        "{text}"
+    );
     assert!(text.contains("mean_radius") && text.contains("worst_fractal_dimension"));
 }
 
@@ -137,7 +166,10 @@ fn non_model_directories_are_clear_errors() {
     let e = err(&rf(&[&"info", &"--model", &file]));
     assert!(e.contains("is a file, not a model directory"), "{e}");
     let e = err(&rf(&[&"info", &"--model", &d]));
-    assert!(e.contains("not a robustflow model directory (no model.json)"), "{e}");
+    assert!(
+        e.contains("not a robustflow model directory (no model.json)"),
+        "{e}"
+    );
     // A model.json of another format, and one that is not JSON: the validation of
     // `eval` names the file.
     let m = d.join("m");

@@ -64,7 +64,13 @@ fn write(path: &Path, rows: &[[String; 4]], cols: &[usize]) {
     let mut s = cols.iter().map(|&j| names[j]).collect::<Vec<_>>().join(",");
     s.push('\n');
     for r in rows {
-        s.push_str(&cols.iter().map(|&j| r[j].as_str()).collect::<Vec<_>>().join(","));
+        s.push_str(
+            &cols
+                .iter()
+                .map(|&j| r[j].as_str())
+                .collect::<Vec<_>>()
+                .join(","),
+        );
         s.push('\n');
     }
     std::fs::write(path, s).unwrap();
@@ -82,7 +88,12 @@ fn read_csv(p: &Path) -> Vec<Vec<String>> {
 fn columns(table: &[Vec<String>], names: &[String]) -> Vec<Vec<String>> {
     let idx: Vec<usize> = names
         .iter()
-        .map(|n| table[0].iter().position(|h| h == n).unwrap_or_else(|| panic!("{n}")))
+        .map(|n| {
+            table[0]
+                .iter()
+                .position(|h| h == n)
+                .unwrap_or_else(|| panic!("{n}"))
+        })
         .collect();
     table
         .iter()
@@ -117,11 +128,29 @@ fn predict_equals_eval_with_and_without_the_target() {
         write(&labelled, &new, &[0, 1, 2, 3]);
         write(&unlabelled, &new, &[2, 1, 0]);
         let ev = d.join("eval.csv");
-        ok(&run(&[&"eval", &"--model", &m, &"--data", &labelled, &"--predictions", &ev]));
+        ok(&run(&[
+            &"eval",
+            &"--model",
+            &m,
+            &"--data",
+            &labelled,
+            &"--predictions",
+            &ev,
+        ]));
         let p1 = d.join("p1.csv");
         let p2 = d.join("p2.csv");
-        ok(&run(&[&"predict", &"--model", &m, &"--data", &unlabelled, &"--out", &p1]));
-        ok(&run(&[&"predict", &"--model", &m, &"--data", &labelled, &"--out", &p2]));
+        ok(&run(&[
+            &"predict",
+            &"--model",
+            &m,
+            &"--data",
+            &unlabelled,
+            &"--out",
+            &p1,
+        ]));
+        ok(&run(&[
+            &"predict", &"--model", &m, &"--data", &labelled, &"--out", &p2,
+        ]));
         let pred = read_csv(&p1);
         assert_eq!(pred.len(), new.len() + 1, "one output row per input row");
         let mut want = vec!["row".to_string(), "predicted".into()];
@@ -132,7 +161,11 @@ fn predict_equals_eval_with_and_without_the_target() {
         };
         want.extend(classes_names.iter().map(|c| format!("p_{c}")));
         assert_eq!(pred[0], want);
-        assert_eq!(pred, columns(&read_csv(&ev), &want), "predict = eval --predictions");
+        assert_eq!(
+            pred,
+            columns(&read_csv(&ev), &want),
+            "predict = eval --predictions"
+        );
         assert_eq!(
             std::fs::read(&p1).unwrap(),
             std::fs::read(&p2).unwrap(),
@@ -151,7 +184,9 @@ fn predict_equals_eval_with_and_without_the_target() {
         let odd_csv = d.join("odd.csv");
         write(&odd_csv, &odd, &[0, 1, 2, 3]);
         let p3 = d.join("p3.csv");
-        ok(&run(&[&"predict", &"--model", &m, &"--data", &odd_csv, &"--out", &p3]));
+        ok(&run(&[
+            &"predict", &"--model", &m, &"--data", &odd_csv, &"--out", &p3,
+        ]));
         assert_eq!(std::fs::read(&p1).unwrap(), std::fs::read(&p3).unwrap());
         let e = err(&run(&[&"eval", &"--model", &m, &"--data", &odd_csv]));
         assert!(e.contains("unseen"), "{e}");
@@ -182,8 +217,24 @@ fn regression_predictions_are_in_original_units_as_in_eval() {
     let m = train(d, &train_csv, &["--model", "linear"]);
     let p = d.join("p.csv");
     let ev = d.join("ev.csv");
-    ok(&run(&[&"predict", &"--model", &m, &"--data", &d.join("new.csv"), &"--out", &p]));
-    ok(&run(&[&"eval", &"--model", &m, &"--data", &d.join("new_l.csv"), &"--predictions", &ev]));
+    ok(&run(&[
+        &"predict",
+        &"--model",
+        &m,
+        &"--data",
+        &d.join("new.csv"),
+        &"--out",
+        &p,
+    ]));
+    ok(&run(&[
+        &"eval",
+        &"--model",
+        &m,
+        &"--data",
+        &d.join("new_l.csv"),
+        &"--predictions",
+        &ev,
+    ]));
     let pred = read_csv(&p);
     assert_eq!(pred[0], vec!["row".to_string(), "predicted".into()]);
     assert_eq!(pred, columns(&read_csv(&ev), &pred[0]));
@@ -212,21 +263,30 @@ fn bad_rows_are_errors_naming_file_row_and_column() {
     let no_x2 = d.join("no_x2.csv");
     write(&no_x2, &new, &[0, 2]);
     let e = err(&predict(&no_x2));
-    assert!(e.contains("no_x2.csv") && e.contains("column x2") && e.contains("missing"), "{e}");
+    assert!(
+        e.contains("no_x2.csv") && e.contains("column x2") && e.contains("missing"),
+        "{e}"
+    );
 
     let mut bad = new.clone();
     bad[4][2] = "hexagon".into();
     let f = d.join("cat.csv");
     write(&f, &bad, &[0, 1, 2]);
     let e = err(&predict(&f));
-    assert!(e.contains("cat.csv: row 5, column 3 (shape)") && e.contains("hexagon"), "{e}");
+    assert!(
+        e.contains("cat.csv: row 5, column 3 (shape)") && e.contains("hexagon"),
+        "{e}"
+    );
 
     let mut bad = new.clone();
     bad[6][1] = "NA".into();
     let f = d.join("na.csv");
     write(&f, &bad, &[0, 1, 2]);
     let e = err(&predict(&f));
-    assert!(e.contains("na.csv: row 7, column 2 (x2)") && e.contains("missing"), "{e}");
+    assert!(
+        e.contains("na.csv: row 7, column 2 (x2)") && e.contains("missing"),
+        "{e}"
+    );
 
     let mut bad = new.clone();
     bad[2][0] = "abc".into();
@@ -239,7 +299,9 @@ fn bad_rows_are_errors_naming_file_row_and_column() {
     // The output may not overwrite an input.
     let ok_csv = d.join("ok.csv");
     write(&ok_csv, &new, &[0, 1, 2]);
-    let e = err(&run(&[&"predict", &"--model", &m, &"--data", &ok_csv, &"--out", &ok_csv]));
+    let e = err(&run(&[
+        &"predict", &"--model", &m, &"--data", &ok_csv, &"--out", &ok_csv,
+    ]));
     assert!(e.contains("would overwrite"), "{e}");
     let e = err(&run(&[
         &"predict",
@@ -252,7 +314,9 @@ fn bad_rows_are_errors_naming_file_row_and_column() {
     ]));
     assert!(e.contains("would overwrite"), "{e}");
     // Not a model directory.
-    let e = err(&run(&[&"predict", &"--model", &d, &"--data", &ok_csv, &"--out", &out]));
+    let e = err(&run(&[
+        &"predict", &"--model", &d, &"--data", &ok_csv, &"--out", &out,
+    ]));
     assert!(e.contains("not a robustflow model directory"), "{e}");
 }
 
@@ -277,14 +341,29 @@ fn imputation_follows_training_and_drop_is_refused_per_row() {
     let m = train(d, &train_csv, &["--impute", "mean"]);
     let out = d.join("p.csv");
     let ev = d.join("ev.csv");
-    ok(&run(&[&"predict", &"--model", &m, &"--data", &f, &"--out", &out]));
-    ok(&run(&[&"eval", &"--model", &m, &"--data", &fl, &"--predictions", &ev]));
+    ok(&run(&[
+        &"predict", &"--model", &m, &"--data", &f, &"--out", &out,
+    ]));
+    ok(&run(&[
+        &"eval",
+        &"--model",
+        &m,
+        &"--data",
+        &fl,
+        &"--predictions",
+        &ev,
+    ]));
     let pred = read_csv(&out);
     assert_eq!(pred.len(), 9);
     assert_eq!(pred, columns(&read_csv(&ev), &pred[0]));
     // --impute drop: eval drops the row; predict writes one row per input row, so the
     // row is an error naming it.
     let m2 = train(d, &train_csv, &["--impute", "drop", "--seed", "1"]);
-    let e = err(&run(&[&"predict", &"--model", &m2, &"--data", &f, &"--out", &out]));
-    assert!(e.contains("new.csv: row 3, column 1 (x1)") && e.contains("--impute drop"), "{e}");
+    let e = err(&run(&[
+        &"predict", &"--model", &m2, &"--data", &f, &"--out", &out,
+    ]));
+    assert!(
+        e.contains("new.csv: row 3, column 1 (x1)") && e.contains("--impute drop"),
+        "{e}"
+    );
 }

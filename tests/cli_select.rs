@@ -105,7 +105,14 @@ fn cv_chooses_the_best_radius_and_refits_the_plain_model() {
     let d = tempfile::tempdir().unwrap();
     let values = [0.01, 0.05, 0.2, 1.0];
     let base = [
-        "--data", BC, "--ambiguity", "wasserstein", "--w1-norm", "l2", "--seed", "4",
+        "--data",
+        BC,
+        "--ambiguity",
+        "wasserstein",
+        "--w1-norm",
+        "l2",
+        "--seed",
+        "4",
     ];
     let sel_args: Vec<&str> = base
         .iter()
@@ -120,7 +127,10 @@ fn cv_chooses_the_best_radius_and_refits_the_plain_model() {
     assert_eq!(sel["criterion"], "loss");
     assert_eq!(sel["better"], "lower");
     let best = check_table(sel, &values);
-    assert!(out.contains(&format!("chose --radius {}", values[best])), "{out}");
+    assert!(
+        out.contains(&format!("chose --radius {}", values[best])),
+        "{out}"
+    );
     assert_eq!(f(&rep["params"]["ambiguity"]["radius"]), values[best]);
 
     // The folds: a partition of the training part, stratified, seeded.
@@ -129,11 +139,21 @@ fn cv_chooses_the_best_radius_and_refits_the_plain_model() {
     assert_eq!(n_train, rep["n_train"].as_u64().unwrap() as usize);
     let mut rows: Vec<u64> = folds
         .iter()
-        .flat_map(|f| f["rows"].as_array().unwrap().iter().map(|r| r.as_u64().unwrap()))
+        .flat_map(|f| {
+            f["rows"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|r| r.as_u64().unwrap())
+        })
         .collect();
     rows.sort_unstable();
     rows.dedup();
-    assert_eq!(rows.len(), n_train, "the held-out parts partition the training rows");
+    assert_eq!(
+        rows.len(),
+        n_train,
+        "the held-out parts partition the training rows"
+    );
     let counts: Vec<Vec<u64>> = folds
         .iter()
         .map(|f| {
@@ -148,7 +168,10 @@ fn cv_chooses_the_best_radius_and_refits_the_plain_model() {
     for c in 0..2 {
         let total: u64 = counts.iter().map(|v| v[c]).sum();
         for v in &counts {
-            assert!(v[c] == total / 4 || v[c] == total.div_ceil(4), "class {c}: {counts:?}");
+            assert!(
+                v[c] == total / 4 || v[c] == total.div_ceil(4),
+                "class {c}: {counts:?}"
+            );
         }
     }
     for fo in folds {
@@ -177,7 +200,10 @@ fn cv_chooses_the_best_radius_and_refits_the_plain_model() {
         .map(|a| if *a == "4" { "5" } else { a })
         .collect();
     ok(&train(&other, &tmp(&d, "other")));
-    assert_ne!(report(&tmp(&d, "other"))["selection"]["folds"], sel["folds"]);
+    assert_ne!(
+        report(&tmp(&d, "other"))["selection"]["folds"],
+        sel["folds"]
+    );
 }
 
 #[test]
@@ -224,7 +250,14 @@ fn val_with_an_attack_criterion_and_a_penalty_list() {
     let chosen = ["0.05", "0.3", "1.5"][best];
     ok(&train(
         &[
-            "--data", BC, "--ambiguity", "wasserstein", "--w1-norm", "l2", "--radius", chosen,
+            "--data",
+            BC,
+            "--ambiguity",
+            "wasserstein",
+            "--w1-norm",
+            "l2",
+            "--radius",
+            chosen,
         ],
         &tmp(&d, "plain"),
     ));
@@ -257,7 +290,14 @@ fn val_with_an_attack_criterion_and_a_penalty_list() {
 fn flag_rules_are_errors() {
     let d = tempfile::tempdir().unwrap();
     let out = tmp(&d, "m");
-    let w = ["--data", BC, "--ambiguity", "wasserstein", "--w1-norm", "l2"];
+    let w = [
+        "--data",
+        BC,
+        "--ambiguity",
+        "wasserstein",
+        "--w1-norm",
+        "l2",
+    ];
     let with = |extra: &[&str]| -> String {
         let a: Vec<&str> = w.iter().chain(extra).copied().collect();
         err(&train(&a, &out))
@@ -268,7 +308,14 @@ fn flag_rules_are_errors() {
     assert!(e.contains("nothing to select"), "{e}");
     let e = with(&["--radius", "0.1,0.2", "--select", "val"]);
     assert!(e.contains("val-fraction"), "{e}");
-    let e = with(&["--radius", "0.1,0.2", "--select", "cv:3", "--val-fraction", "0.2"]);
+    let e = with(&[
+        "--radius",
+        "0.1,0.2",
+        "--select",
+        "cv:3",
+        "--val-fraction",
+        "0.2",
+    ]);
     assert!(e.contains("val-fraction"), "{e}");
     let e = with(&["--radius", "0.1,0.2", "--select", "cv:1"]);
     assert!(e.contains("K >= 2"), "{e}");

@@ -63,11 +63,13 @@ pub fn load_model_dir(dir: &Path) -> Result<TrainedModel> {
 fn raw_report(dir: &Path) -> Result<Option<Value>> {
     let p = dir.join("report.json");
     match std::fs::read(&p) {
-        Ok(b) => Ok(Some(serde_json::from_slice(&b).map_err(|e| Error::Data {
-            path: p.clone(),
-            row: None,
-            col: None,
-            msg: format!("{e}"),
+        Ok(b) => Ok(Some(serde_json::from_slice(&b).map_err(|e| {
+            Error::Data {
+                path: p.clone(),
+                row: None,
+                col: None,
+                msg: format!("{e}"),
+            }
         })?)),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(Error::io(&p, e)),
@@ -133,7 +135,10 @@ pub fn describe_loaded(dir: &Path, m: &TrainedModel) -> Result<Value> {
             .unwrap_or(Value::Null);
         o.insert(
             "epochs".into(),
-            json!(r.get("epochs").and_then(|e| e.as_array()).map_or(0, |e| e.len())),
+            json!(r
+                .get("epochs")
+                .and_then(|e| e.as_array())
+                .map_or(0, |e| e.len())),
         );
         o.insert("last_epoch".into(), last);
         Value::Object(o)
@@ -203,7 +208,9 @@ fn schema_text(s: &Schema, out: &mut String) {
             "regression of {:?}{}",
             s.target,
             s.target_scale
-                .map(|(m, sd)| format!(" (standardised: mean {m}, std {sd}; predictions in original units)"))
+                .map(|(m, sd)| format!(
+                    " (standardised: mean {m}, std {sd}; predictions in original units)"
+                ))
                 .unwrap_or_default()
         ),
     };
@@ -244,7 +251,8 @@ fn schema_text(s: &Schema, out: &mut String) {
                     s.features.get(k).map(String::as_str).unwrap_or(""),
                     s.mean.get(k).copied().unwrap_or(f64::NAN),
                     s.std.get(k).copied().unwrap_or(f64::NAN),
-                    fill.map(|f| format!("  (missing -> {f})")).unwrap_or_default()
+                    fill.map(|f| format!("  (missing -> {f})"))
+                        .unwrap_or_default()
                 ));
                 k += 1;
             }
@@ -335,7 +343,23 @@ pub fn text(dir: &Path, m: &TrainedModel, d: &Value) -> Result<String> {
         },
         p.seed
     ));
-    s.push_str(&format!("  settings:    {}\n", settings.join(" ")));
+    // The settings, wrapped at about 100 characters.
+    let mut line = String::new();
+    let mut label = "  settings:    ";
+    for kv in settings {
+        if !line.is_empty() && line.len() + kv.len() > 84 {
+            s.push_str(&format!("{label}{line}\n"));
+            label = "               ";
+            line.clear();
+        }
+        if !line.is_empty() {
+            line.push(' ');
+        }
+        line.push_str(&kv);
+    }
+    if !line.is_empty() {
+        s.push_str(&format!("{label}{line}\n"));
+    }
     match &d["selected"] {
         Value::Null => s.push_str("selected:      none (trained with the value given)\n"),
         sel => {
@@ -349,7 +373,12 @@ pub fn text(dir: &Path, m: &TrainedModel, d: &Value) -> Result<String> {
             if let Ok(t) = serde_json::from_value::<crate::train::select::SelectionTable>(
                 d["selection"].clone(),
             ) {
-                for line in t.render(&t.criterion).lines() {
+                let how = t
+                    .criterion
+                    .parse::<crate::train::select::Criterion>()
+                    .map(|c| c.describe())
+                    .unwrap_or_else(|_| t.criterion.clone());
+                for line in t.render(&how).lines() {
                     s.push_str(&format!("  {line}\n"));
                 }
             }

@@ -332,7 +332,10 @@ pub fn run(args: &TrainArgs, g: &GlobalOpts) -> Result<TrainedModel> {
     crate::outputs::check_model_dir_target(&args.out)?;
     let params = args.params(g.quiet)?.validate()?;
     let sel = super::select::selector(args)?;
-    let data = load(&args.data, &super::select::load_options(args, sel.as_ref(), params.model)?)?;
+    let data = load(
+        &args.data,
+        &super::select::load_options(args, sel.as_ref(), params.model)?,
+    )?;
     let t0 = Instant::now();
     let (trained, table) = super::select::fit(args, g, sel.as_ref(), params, &data)?;
     super::select::save(&trained, table.as_ref(), &args.out)?;

@@ -66,7 +66,7 @@ impl std::str::FromStr for ValueList {
             let x: f64 = t.parse().map_err(|_| {
                 format!("{t:?} is not a number (give a number or a comma-separated list, e.g. 0.01,0.1,1)")
             })?;
-            if v.iter().any(|&u| u == x) {
+            if v.contains(&x) {
                 return Err(format!("{t} is listed twice"));
             }
             v.push(x);
@@ -158,7 +158,11 @@ impl std::str::FromStr for Criterion {
         }
         let mut a = Attack::pgd(norm, eps);
         if let Some(st) = parts.get(3) {
-            a.steps = st.parse::<usize>().ok().filter(|&k| k >= 1).ok_or_else(bad)?;
+            a.steps = st
+                .parse::<usize>()
+                .ok()
+                .filter(|&k| k >= 1)
+                .ok_or_else(bad)?;
         }
         Ok(Criterion::Attack(a))
     }
@@ -545,7 +549,11 @@ impl SelectionTable {
 
     /// Save `model` to `dir` as [`TrainedModel::save`] does, with this table under the key
     /// `selection` of `report.json` (the directory is written as a unit).
-    pub fn save_with_model(&self, model: &TrainedModel, dir: impl AsRef<std::path::Path>) -> Result<()> {
+    pub fn save_with_model(
+        &self,
+        model: &TrainedModel,
+        dir: impl AsRef<std::path::Path>,
+    ) -> Result<()> {
         let meta = crate::model::ModelFile::new(
             model.model.arch.clone(),
             Some(model.schema.clone()),
@@ -587,7 +595,10 @@ mod tests {
             let n_c = labels.iter().filter(|&&l| l == c).count();
             for f in &folds {
                 let k = f.iter().filter(|&&i| labels[i] == c).count();
-                assert!(k == n_c / 5 || k == n_c.div_ceil(5), "class {c}: {k} of {n_c}");
+                assert!(
+                    k == n_c / 5 || k == n_c.div_ceil(5),
+                    "class {c}: {k} of {n_c}"
+                );
             }
         }
         let sizes: Vec<usize> = folds.iter().map(Vec::len).collect();
