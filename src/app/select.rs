@@ -98,8 +98,20 @@ pub fn load_options(
     Ok(o)
 }
 
-/// The validated parameters of each candidate value of the selected flag.
-pub fn candidates(args: &TrainArgs, g: &GlobalOpts, flag: &str) -> Result<Vec<(f64, ValidParams)>> {
+/// The arguments with the selected flag set to the single value `v`.
+fn with_value(args: &TrainArgs, flag: &str, v: f64) -> TrainArgs {
+    let mut a = args.clone();
+    let one = Some(ValueList(vec![v]));
+    match flag {
+        "radius" => a.radius = one,
+        _ => a.penalty = one,
+    }
+    a
+}
+
+/// The validated parameters of each candidate value of the selected flag (`quiet`: no
+/// progress bars, as for the fits on the held-out parts).
+pub fn candidates(args: &TrainArgs, quiet: bool, flag: &str) -> Result<Vec<(f64, ValidParams)>> {
     let values = match flag {
         "radius" => args.radius.clone(),
         _ => args.penalty.clone(),
@@ -108,15 +120,7 @@ pub fn candidates(args: &TrainArgs, g: &GlobalOpts, flag: &str) -> Result<Vec<(f
     .unwrap_or_default();
     values
         .into_iter()
-        .map(|v| {
-            let mut a = args.clone();
-            let one = Some(ValueList(vec![v]));
-            match flag {
-                "radius" => a.radius = one,
-                _ => a.penalty = one,
-            }
-            Ok((v, a.params(g.quiet)?.validate()?))
-        })
+        .map(|v| Ok((v, with_value(args, flag, v).params(quiet)?.validate()?)))
         .collect()
 }
 
@@ -131,14 +135,19 @@ pub fn fit(
     let Some((flag, s)) = sel else {
         return Ok((Trainer::new(params).fit(data)?, None));
     };
-    let cands = candidates(args, g, flag)?;
-    let (table, model) = s.select_and_refit(data, flag, &cands)?;
+    let cands = candidates(args, true, flag)?;
+    let table = s.score(data, flag, &cands)?;
     for c in &table.candidates {
         for w in &c.warnings {
             eprintln!("warning: selection, --{flag} {}, {w}", c.value);
         }
     }
     print!("{}", table.render(&s.criterion.describe()));
+    // The refit: `train` with the chosen single value (progress bar as asked).
+    let chosen = with_value(args, flag, table.chosen)
+        .params(g.quiet)?
+        .validate()?;
+    let model = Trainer::new(chosen).fit(data)?;
     Ok((model, Some(table)))
 }
 

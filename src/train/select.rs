@@ -403,7 +403,8 @@ impl Selector {
 
     /// Score every candidate `(value, params)` on the held-out parts of `data.train`
     /// (`parameter` names the flag in the table) and choose one; nothing is refitted
-    /// here (see [`Selector::select_and_refit`]).
+    /// here (see [`Selector::select_and_refit`]). Each candidate's parameters are used as
+    /// given (set `quiet` to hide the progress bars of the fold fits).
     pub fn score(
         &self,
         data: &TabularData,
@@ -452,8 +453,7 @@ impl Selector {
         }
         let mut scores = Vec::with_capacity(candidates.len());
         for (value, params) in candidates {
-            let quiet = (**params).clone().quiet(true).validate()?;
-            let trainer = Trainer::new(quiet);
+            let trainer = Trainer::new(params.clone());
             let mut per_fold = Vec::with_capacity(splits.len());
             let mut warnings = Vec::new();
             for (k, (part, held)) in splits.iter().enumerate() {
