@@ -13,7 +13,7 @@
 //! and the chosen value is `argmin_v mean(v)` for the validation **loss** (mean per-row
 //! loss of the model, the quantity ERM minimises) or `argmax_v mean(v)` for the
 //! **accuracy under a PGD attack** of a stated norm and budget (the attack of `robustflow
-//! eval`, [`crate::data::attack`], against each fitted model); ties go to the first
+//! eval`, [`crate::data::attack()`], against each fitted model); ties go to the first
 //! value in the order given. The model is then refitted with the chosen value on all of
 //! `T`: the refit is the model `train` gives for that single value (same data, same seed).
 //!
