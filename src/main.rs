@@ -29,6 +29,10 @@ enum Cmd {
     Train(robustflow::app::train::TrainArgs),
     /// Evaluate a trained model: clean, under attack (FGSM/PGD) and under covariate shift.
     Eval(robustflow::app::eval::EvalArgs),
+    /// Predict with a trained model on rows without labels (class or value, and class probabilities).
+    Predict(robustflow::app::predict::PredictArgs),
+    /// Describe a saved model: architecture, features and schema, training settings, selected radius, metrics.
+    Info(robustflow::app::info::InfoArgs),
     /// Certify a trained model: worst-case risk over an ambiguity set, with lower and upper bounds.
     Certify(robustflow::app::certify::CertifyArgs),
     /// ERM versus a robust model on the bundled breast-cancer data, under PGD-L2 attacks.
@@ -69,6 +73,8 @@ fn main() -> ExitCode {
         Cmd::FitKl(a) => robustflow::app::fit_kl::run(&a, &cli.global),
         Cmd::Train(a) => robustflow::app::train::run(&a, &cli.global).map(|_| ()),
         Cmd::Eval(a) => robustflow::app::eval::run(&a, &cli.global).map(|_| ()),
+        Cmd::Predict(a) => robustflow::app::predict::run(&a, &cli.global).map(|_| ()),
+        Cmd::Info(a) => robustflow::app::info::run(&a, &cli.global).map(|_| ()),
         Cmd::Certify(a) => robustflow::app::certify::run(&a, &cli.global).map(|_| ()),
         Cmd::Demo(a) => robustflow::app::train::run_demo(&a, &cli.global).map(|_| ()),
         Cmd::Bench(a) => robustflow::app::bench::run(&a, &cli.global).map(|_| ()),

@@ -20,6 +20,7 @@ use crate::dro::{AmbiguityConfig, InnerFlow, Norm, SetKind};
 use crate::error::{Error, Result};
 use crate::kernel::{Approx, Bandwidth, KernelKind};
 use crate::model::{Activation, ModelKind};
+use crate::train::select::ValueList;
 use std::path::PathBuf;
 
 /// `--model DIR --data CSV`: a model directory written by `robustflow train` and a CSV
@@ -286,12 +287,14 @@ pub struct AmbiguityArgs {
     /// Ambiguity set: none, wasserstein, kl, chi2, cvar, mmd or wfr.
     #[arg(long, default_value = "none")]
     pub ambiguity: SetKind,
-    /// Constraint form: the radius of the ambiguity set.
+    /// Constraint form: the radius of the ambiguity set; a comma-separated list (with
+    /// --select) chooses one on held-out data.
     #[arg(long)]
-    pub radius: Option<f64>,
-    /// Penalty form: the multiplier lambda.
+    pub radius: Option<ValueList>,
+    /// Penalty form: the multiplier lambda; a comma-separated list (with --select) chooses
+    /// one on held-out data.
     #[arg(long)]
-    pub penalty: Option<f64>,
+    pub penalty: Option<ValueList>,
     /// The inner solver's effort.
     #[command(flatten)]
     pub inner: InnerArgs,
@@ -324,8 +327,8 @@ impl AmbiguityArgs {
         let inner = self.inner.resolve(InnerDefaults::TRAIN);
         AmbiguityConfig {
             set: self.ambiguity,
-            radius: self.radius,
-            penalty: self.penalty,
+            radius: self.radius.as_ref().map(ValueList::first),
+            penalty: self.penalty.as_ref().map(ValueList::first),
             inner_steps: inner.inner_steps,
             inner_step_size: inner.inner_step_size,
             label_cost: self.set.label_cost,

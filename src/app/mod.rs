@@ -52,5 +52,8 @@ pub mod bench;
 pub mod certify;
 pub mod eval;
 pub mod flow;
+pub mod info;
 pub mod mmd;
+pub mod predict;
+pub mod select;
 pub mod train;

@@ -15,7 +15,7 @@ use crate::dro::{AmbiguityConfig, InnerFlow};
 use crate::error::{Error, Result};
 use crate::model::ModelKind;
 pub use crate::train::demo::{Demo, DemoRow, DemoSets, DemoSummary};
-use crate::train::{LrSchedule, OptimizerKind, SolverKind, TrainParams, TrainedModel, Trainer};
+use crate::train::{LrSchedule, OptimizerKind, SolverKind, TrainParams, TrainedModel};
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -68,6 +68,17 @@ pub struct TrainArgs {
     /// The ambiguity set.
     #[command(flatten)]
     pub ambiguity: AmbiguityArgs,
+    /// Choose among the listed --radius or --penalty values: `val` (a stratified
+    /// --val-fraction of the training part) or `cv:K` (stratified K-fold on the training
+    /// part, seeded); then refit on all training rows. The table goes to report.json
+    /// (`selection`).
+    #[arg(long)]
+    pub select: Option<String>,
+    /// The criterion of --select: `loss` (mean held-out loss, lowest wins; default) or
+    /// `attack:NORM:EPS` (held-out accuracy under PGD-NORM with budget EPS in standardised
+    /// units, 20 steps as in eval, highest wins).
+    #[arg(long)]
+    pub select_by: Option<String>,
     /// Output model directory.
     #[arg(long)]
     pub out: PathBuf,
@@ -202,10 +213,14 @@ pub fn run(args: &TrainArgs, g: &GlobalOpts) -> Result<TrainedModel> {
     guard.replaced_dir("out", &args.out)?;
     crate::outputs::check_model_dir_target(&args.out)?;
     let params = args.params(g.quiet)?.check()?;
-    let data = load(&args.data.data, &args.load_options(params.model)?)?;
+    let sel = super::select::selector(args)?;
+    let data = load(
+        &args.data.data,
+        &super::select::load_options(args, sel.as_ref(), params.model)?,
+    )?;
     let t0 = Instant::now();
-    let trained = Trainer::new(params).fit(&data)?;
-    trained.save(&args.out)?;
+    let (trained, table) = super::select::fit(args, g, sel.as_ref(), params, &data)?;
+    super::select::save(&trained, table.as_ref(), &args.out)?;
     let r = &trained.report;
     for w in &r.warnings {
         eprintln!("warning: {w}");

@@ -64,6 +64,7 @@ mod schema;
 mod shift;
 mod split;
 pub mod table;
+pub mod unlabeled;
 
 pub use attack::{attack, Attack, AttackKind, Norm};
 pub use impute::{is_missing, Impute, NA_TOKENS};

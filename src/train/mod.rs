@@ -51,6 +51,7 @@ pub mod demo;
 pub mod evaluate;
 pub use adamw::FlatAdamW;
 pub use evaluate::{evaluate, EvalRow};
+pub mod select;
 
 use crate::data::{Dataset, LoadOptions, RawTable, Schema, TabularData};
 use crate::dro::{Ambiguity, AmbiguityConfig, Batch, InnerMax, PointLoss, WorstCase};
