@@ -280,7 +280,9 @@ impl Model {
     /// categories are errors), returning the standardised row-major features.
     fn encode(&self, x: &Frame) -> Result<Vec<f64>> {
         let table = x.to_table(None)?;
-        let data = self.inner.schema.apply_unlabelled(&table)?;
+        // the encoding of `robustflow predict` (a row with a missing cell under
+        // `--impute drop` is an error naming it, never silently dropped)
+        let data = crate::data::unlabeled::encode_features(&self.inner.schema, &table)?;
         if data.len() != table.n_rows() {
             return Err(Error::Data {
                 path: PathBuf::from(MEMORY),
