@@ -200,7 +200,8 @@ pub fn train_flags(x: &Frame, y: &Column, target: &str, flags: &[String]) -> Res
 }
 
 /// The defaults of `robustflow train`'s flags, as (flag name without dashes, default
-/// text); flags without a default are absent.
+/// text), including the inner solver's per-command defaults of `train`
+/// ([`crate::app::args::InnerDefaults::TRAIN`]); flags without a default are absent.
 pub fn train_defaults() -> Vec<(String, String)> {
     use clap::CommandFactory;
     #[derive(clap::Parser)]
@@ -208,7 +209,7 @@ pub fn train_defaults() -> Vec<(String, String)> {
         #[command(flatten)]
         a: crate::app::train::TrainArgs,
     }
-    W::command()
+    let mut v: Vec<(String, String)> = W::command()
         .get_arguments()
         .filter_map(|a| {
             let d = a.get_default_values();
@@ -219,7 +220,21 @@ pub fn train_defaults() -> Vec<(String, String)> {
                 )
             })
         })
-        .collect()
+        .collect();
+    // The inner solver's effort flags have per-command defaults (they differ between
+    // `train` and `certify`), resolved at run time rather than declared to clap.
+    let d = crate::app::args::InnerDefaults::TRAIN;
+    for (flag, value) in [
+        ("inner-steps", d.inner_steps.to_string()),
+        ("inner-step-size", d.inner_step_size.to_string()),
+        ("tune-iters", d.tune_iters.to_string()),
+        ("tune-tol", d.tune_tol.to_string()),
+    ] {
+        if !v.iter().any(|(f, _)| f == flag) {
+            v.push((flag.to_string(), value));
+        }
+    }
+    v
 }
 
 impl Model {

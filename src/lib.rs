@@ -30,6 +30,7 @@ pub mod measure;
 pub mod model;
 pub mod outputs;
 pub mod plot;
+pub mod progress;
 pub mod simd;
 pub mod simplex;
 pub mod solve;

@@ -49,7 +49,8 @@ def test_defaults_match_the_cli():
             assert _same_default(v, cli), (k, v, cli)
     # every train flag is a parameter, except the ones fit() sets
     flags = set(k.replace("-", "_") for k in clap)
-    assert flags - set(TRAIN_PARAMS) <= {"test_fraction", "help"}
+    # (--select / --select-by: in Python the radius is chosen by GridSearchCV)
+    assert flags - set(TRAIN_PARAMS) <= {"test_fraction", "help", "select", "select_by"}
     # (2) the text of `robustflow train --help`
     help_text = subprocess.run([robustflow_bin(), "train", "--help"], capture_output=True,
                                text=True, check=True).stdout

@@ -16,7 +16,6 @@ use crate::plot::{line_chart, Series};
 pub use crate::stats::mean_std;
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -70,17 +69,11 @@ pub fn run_suite(
         })
         .cloned()
         .collect();
-    let bar = if quiet || !std::io::stderr().is_terminal() {
-        indicatif::ProgressBar::hidden()
-    } else {
-        let b = indicatif::ProgressBar::new(todo.len() as u64);
-        if let Ok(s) = indicatif::ProgressStyle::with_template(
-            "bench [{bar:30}] {pos}/{len} cells, {msg} (elapsed {elapsed}, eta {eta})",
-        ) {
-            b.set_style(s.progress_chars("=> "));
-        }
-        b
-    };
+    let bar = crate::progress::bar(
+        todo.len() as u64,
+        "bench [{bar:30}] {pos}/{len} cells, {msg} (elapsed {elapsed}, eta {eta})",
+        quiet,
+    );
     for (_, cell) in &todo {
         bar.set_message(cell.to_string());
         let new = run_cell(cfg, cell, data_dir)?;

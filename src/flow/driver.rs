@@ -17,7 +17,6 @@ use crate::measure::Particles;
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 use serde::{Deserialize, Serialize};
-use std::io::IsTerminal;
 use std::time::Instant;
 
 /// Records at which the energy `e` exceeds `E_0 + max(E_0 - E_best, 1e-9 |E_0|)` (its
@@ -260,19 +259,11 @@ pub struct ProgressObserver {
 impl ProgressObserver {
     /// A bar for `steps` steps labelled `label`.
     pub fn new(label: &str, steps: usize, quiet: bool) -> Self {
-        let bar = if quiet || !std::io::stderr().is_terminal() {
-            indicatif::ProgressBar::hidden()
-        } else {
-            let b = indicatif::ProgressBar::new(steps as u64);
-            b.set_style(
-                indicatif::ProgressStyle::with_template(
-                    "{prefix:>10} [{bar:30}] {pos}/{len} {msg} ({eta})",
-                )
-                .expect("valid template")
-                .progress_chars("=> "),
-            );
-            b
-        };
+        let bar = crate::progress::bar(
+            steps as u64,
+            "{prefix:>10} [{bar:30}] {pos}/{len} {msg} ({eta})",
+            quiet,
+        );
         bar.set_prefix(label.to_string());
         ProgressObserver { bar }
     }

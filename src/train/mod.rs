@@ -65,7 +65,6 @@ use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use serde::{Deserialize, Serialize};
-use std::io::IsTerminal;
 use std::path::Path;
 use std::time::Instant;
 
@@ -747,18 +746,12 @@ impl Trainer {
         let bs = p.batch_size.min(n);
         let mut rng = StdRng::seed_from_u64(p.seed ^ 0x05ee_d0fb_a7c4);
         let mut order: Vec<usize> = (0..n).collect();
-        let bar = if p.quiet || !std::io::stderr().is_terminal() {
-            indicatif::ProgressBar::hidden()
-        } else {
-            let b = indicatif::ProgressBar::new(p.epochs as u64);
-            if let Ok(s) = indicatif::ProgressStyle::with_template(
-                "{prefix} [{bar:30}] epoch {pos}/{len} {msg} ({elapsed})",
-            ) {
-                b.set_style(s.progress_chars("=> "));
-            }
-            b.set_prefix(inner.name());
-            b
-        };
+        let bar = crate::progress::bar(
+            p.epochs as u64,
+            "{prefix} [{bar:30}] epoch {pos}/{len} {msg} ({elapsed})",
+            p.quiet,
+        );
+        bar.set_prefix(inner.name());
         let mut records = Vec::new();
         let mut best: Option<(f64, usize, Vec<f64>)> = None;
         let mut since_best = 0;
