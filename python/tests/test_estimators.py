@@ -60,7 +60,7 @@ def test_defaults_match_the_cli():
         d = re.search(r"\[default: ([^\]]+)\]", block)
         if m and d:
             shown[m.group(1)] = d.group(1)
-    assert len(shown) >= 20
+    assert len(shown) >= 15  # the inner-effort flags give per-command defaults in their text
     for flag, default in shown.items():
         k = flag.replace("-", "_")
         if k in TRAIN_PARAMS:
