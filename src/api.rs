@@ -429,19 +429,13 @@ fn write_matrix(path: &Path, x: &[f64], d: usize) -> Result<()> {
 /// (`--kernel`, `--bandwidth`, `--permutations`, ...; not `--x`, `--y`). Returns the JSON
 /// report.
 pub fn mmd(x: &[f64], y: &[f64], d: usize, flags: &[String]) -> Result<serde_json::Value> {
-    let tmp = TempDir::new()?;
-    let (px, py) = (tmp.0.join("x.csv"), tmp.0.join("y.csv"));
-    write_matrix(&px, x, d)?;
-    write_matrix(&py, y, d)?;
-    let mut argv = vec![
-        "--x".to_string(),
-        px.display().to_string(),
-        "--y".into(),
-        py.display().to_string(),
-    ];
+    // the samples stay in memory; the paths only name them in messages
+    let mut argv = strings(&["--x", "<memory: x>", "--y", "<memory: y>"]);
     argv.extend(flags.iter().cloned());
     let args: crate::app::mmd::MmdArgs = parse_args("mmd", &argv)?;
-    Ok(serde_json::to_value(crate::app::mmd::compute(&args)?)?)
+    Ok(serde_json::to_value(crate::app::mmd::compute_samples(
+        &args, x, y, d,
+    )?)?)
 }
 
 /// The outputs of a file-writing command: its JSON report and its CSV files (name, text).

@@ -136,8 +136,8 @@ pub fn permutation_test(
     mmd_test_exact(k, &z[..n * d], &z[n * d..], d, opts)
 }
 
-/// Compute the two-sample statistics and p-value.
-pub fn compute(args: &MmdArgs) -> Result<MmdReport> {
+/// The kernel, bandwidth rule and approximation the flags ask for (checked together).
+fn kernel_flags(args: &MmdArgs) -> Result<(KernelKind, Bandwidth, Approx)> {
     let kind: KernelKind = args.kernel.parse()?;
     let bw: Bandwidth = args.bandwidth.parse()?;
     let approx: Approx = args.approx.parse()?;
@@ -148,9 +148,15 @@ pub fn compute(args: &MmdArgs) -> Result<MmdReport> {
             "random Fourier features need the Gaussian kernel (use nystrom:M)",
         ));
     }
+    Ok((kind, bw, approx))
+}
+
+/// Compute the two-sample statistics and p-value of the samples in `args.x` and `args.y`.
+pub fn compute(args: &MmdArgs) -> Result<MmdReport> {
+    kernel_flags(args)?; // flag errors before reading any file
     let x = crate::io::read_numeric_csv(&args.x)?.values;
     let y = crate::io::read_numeric_csv(&args.y)?.values;
-    let (n, m, d) = (x.nrows(), y.nrows(), x.ncols());
+    let d = x.ncols();
     if y.ncols() != d {
         return Err(Error::Data {
             path: args.y.clone(),
@@ -159,6 +165,32 @@ pub fn compute(args: &MmdArgs) -> Result<MmdReport> {
             msg: format!("{} columns, but {} has {d}", y.ncols(), args.x.display()),
         });
     }
+    let xs = x.as_standard_layout();
+    let ys = y.as_standard_layout();
+    compute_samples(
+        args,
+        xs.as_slice().expect("standard"),
+        ys.as_slice().expect("standard"),
+        d,
+    )
+}
+
+/// The test of [`compute`] on samples in memory: `x` (`n x d`) and `y` (`m x d`),
+/// row-major; `args.x` / `args.y` only name the samples in error messages (the embedding
+/// API passes arrays here, with no file round trip).
+pub fn compute_samples(args: &MmdArgs, xsl: &[f64], ysl: &[f64], d: usize) -> Result<MmdReport> {
+    let (kind, bw, approx) = kernel_flags(args)?;
+    if d == 0 || xsl.len() % d != 0 || ysl.len() % d != 0 {
+        return Err(Error::param(
+            "d",
+            d,
+            "the samples' lengths must be multiples of the dimension (at least 1)",
+        ));
+    }
+    if let Some(v) = xsl.iter().chain(ysl).find(|v| !v.is_finite()) {
+        return Err(Error::param("x", v, "the samples must be finite"));
+    }
+    let (n, m) = (xsl.len() / d, ysl.len() / d);
     for (p, rows) in [(&args.x, n), (&args.y, m)] {
         if rows < 2 {
             return Err(Error::Data {
@@ -169,10 +201,6 @@ pub fn compute(args: &MmdArgs) -> Result<MmdReport> {
             });
         }
     }
-    let xs = x.as_standard_layout();
-    let ys = y.as_standard_layout();
-    let xsl = xs.as_slice().expect("standard");
-    let ysl = ys.as_slice().expect("standard");
     let kernel = match bw {
         Bandwidth::Fixed(h) => Kernel::new(kind, h)?,
         Bandwidth::Median => {
