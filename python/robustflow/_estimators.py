@@ -98,6 +98,10 @@ def _is_dataframe(X) -> bool:
 
 def _df_columns(X):
     """Columns of a DataFrame as float64 arrays (numeric, bool) or lists of str/None."""
+    if all(dt.kind in "biuf" for dt in X.dtypes):
+        # all numeric: one block conversion (the same values as column by column)
+        a = np.ascontiguousarray(X.to_numpy(dtype=np.float64, na_value=np.nan).T)
+        return list(a)
     cols = []
     for name in X.columns:
         s = X[name]
