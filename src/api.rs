@@ -499,6 +499,7 @@ pub fn flow(target: &Sample, init: Option<&Sample>, flags: &[String]) -> Result<
         &GlobalOpts {
             quiet: true,
             threads: None,
+            silent: true,
         },
     )?;
     collect_outputs(&out)
@@ -551,6 +552,7 @@ pub fn fit_kl(samples: Option<WeightedSample<'_>>, flags: &[String]) -> Result<C
         &GlobalOpts {
             quiet: true,
             threads: None,
+            silent: true,
         },
     )?;
     collect_outputs(&out)
@@ -641,6 +643,7 @@ mod tests {
             &GlobalOpts {
                 quiet: true,
                 threads: None,
+                silent: true,
             },
         )
         .unwrap();

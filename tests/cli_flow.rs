@@ -14,6 +14,7 @@ fn quiet() -> GlobalOpts {
     GlobalOpts {
         quiet: true,
         threads: None,
+        silent: false,
     }
 }
 

@@ -35,10 +35,13 @@ def test_mmd_matches_the_formula_and_the_cli(tmp_path):
         robustflow.mmd(x, y, kernel="nope")
 
 
-def test_flow_on_an_array_target():
+def test_flow_on_an_array_target(capfd):
     rng = np.random.default_rng(1)
     target = rng.normal(size=(80, 2))
-    out = robustflow.flow(target, flow="mmd,wfr", steps=40, particles=30, seed=2)
+    out = robustflow.flow(target, flow="mmd,wfr", steps=40, particles=30, seed=2, seeds=2)
+    # the results are returned, nothing is printed (the CLI's summary table is not)
+    captured = capfd.readouterr()
+    assert captured.out == "" and captured.err == ""
     rep = out["report"]
     assert set(out["particles"]) == {"mmd", "wfr"}
     for name, p in out["particles"].items():
@@ -50,10 +53,12 @@ def test_flow_on_an_array_target():
         robustflow.flow(target, flow="nope", steps=10)
 
 
-def test_fit_kl_on_samples():
+def test_fit_kl_on_samples(capfd):
     rng = np.random.default_rng(3)
     s = np.concatenate([rng.normal(-3, 1, size=(100, 1)), rng.normal(3, 1, size=(100, 1))])
-    out = robustflow.fit_kl(s, method="wfr", particles=20, steps=30, seed=0)
+    out = robustflow.fit_kl(s, method="wfr", particles=20, steps=30, seed=0, seeds=2)
+    captured = capfd.readouterr()
+    assert captured.out == "" and captured.err == ""
     assert "wfr" in out["particles"]
     p = out["particles"]["wfr"]
     assert p["x"].shape == (20, 1)

@@ -433,7 +433,7 @@ pub fn run(a: &FitKlArgs, g: &GlobalOpts) -> Result<()> {
             .mass_error_quantiles
             .insert(k.clone(), [q.min, q.q25, q.median, q.q75, q.max]);
     }
-    if a.seeds > 1 && !summary.median_mass_error.is_empty() {
+    if a.seeds > 1 && !summary.median_mass_error.is_empty() && !g.silent {
         println!(
             "max_c |mass_c - p_c| over {} seeds: median [min, lower quartile, upper quartile, max]",
             a.seeds

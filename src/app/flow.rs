@@ -405,42 +405,44 @@ pub fn run(args: &FlowArgs, global: &GlobalOpts) -> Result<Value> {
         }
     }
 
-    // printed summary
-    println!(
-        "robustflow flow: target {}, d = {}, n = {}, m = {}, kernel {} h = {:.4} ({}), {} updates, {} seed(s)",
-        args.target,
-        cfg.target.dim(),
-        first.init.len(),
-        first.target_sample.nrows(),
-        first.kernel.kind,
-        first.kernel.h,
-        cfg.approx,
-        cfg.updates,
-        runs.len()
-    );
-    println!(
-        "{:<10} {:>12} {:>10} {:>12} {:>12} {:>12} {:>10} {:>9}",
-        "flow", "train MMD2", "vs mmd", "held-out", "q25", "q75", "vs mmd", "time s"
-    );
-    let e3 = |v: Option<f64>| v.map(|v| format!("{v:.3e}")).unwrap_or_default();
-    for f in &summaries {
+    // printed summary (not for library callers, who get the report)
+    if !global.silent {
+        println!(
+            "robustflow flow: target {}, d = {}, n = {}, m = {}, kernel {} h = {:.4} ({}), {} updates, {} seed(s)",
+            args.target,
+            cfg.target.dim(),
+            first.init.len(),
+            first.target_sample.nrows(),
+            first.kernel.kind,
+            first.kernel.h,
+            cfg.approx,
+            cfg.updates,
+            runs.len()
+        );
         println!(
             "{:<10} {:>12} {:>10} {:>12} {:>12} {:>12} {:>10} {:>9}",
-            f.flow,
-            e3(Some(f.final_train_mmd2.median)),
-            e3(f.median_train_ratio_to_mmd),
-            e3(Some(f.final_mmd2.median)),
-            e3(Some(f.final_mmd2.q25)),
-            e3(Some(f.final_mmd2.q75)),
-            e3(f.median_ratio_to_mmd),
-            format!("{:.3}", f.time_s.median)
+            "flow", "train MMD2", "vs mmd", "held-out", "q25", "q75", "vs mmd", "time s"
+        );
+        let e3 = |v: Option<f64>| v.map(|v| format!("{v:.3e}")).unwrap_or_default();
+        for f in &summaries {
+            println!(
+                "{:<10} {:>12} {:>10} {:>12} {:>12} {:>12} {:>10} {:>9}",
+                f.flow,
+                e3(Some(f.final_train_mmd2.median)),
+                e3(f.median_train_ratio_to_mmd),
+                e3(Some(f.final_mmd2.median)),
+                e3(Some(f.final_mmd2.q25)),
+                e3(Some(f.final_mmd2.q75)),
+                e3(f.median_ratio_to_mmd),
+                format!("{:.3}", f.time_s.median)
+            );
+        }
+        println!("(medians over seeds; `vs mmd` = median over seeds of flow / plain MMD flow)");
+        println!(
+            "held-out noise floor MMD2 (training vs held-out sample): {:.3e}; outputs in {}",
+            Quantiles::of(&floors)?.median,
+            out.display()
         );
     }
-    println!("(medians over seeds; `vs mmd` = median over seeds of flow / plain MMD flow)");
-    println!(
-        "held-out noise floor MMD2 (training vs held-out sample): {:.3e}; outputs in {}",
-        Quantiles::of(&floors)?.median,
-        out.display()
-    );
     Ok(report)
 }

@@ -18,6 +18,10 @@ pub struct GlobalOpts {
     /// than 4 per core is capped there with a warning).
     #[arg(long, global = true)]
     pub threads: Option<usize>,
+    /// Library callers (the embedding API): no summary printed to stdout; the results are
+    /// returned. Not a command-line flag.
+    #[arg(skip)]
+    pub silent: bool,
 }
 
 /// At most this many worker threads per core (`--threads` above is capped, with a warning).
