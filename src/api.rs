@@ -34,6 +34,14 @@ use std::path::{Path, PathBuf};
 /// The name given to in-memory tables in error messages.
 pub const MEMORY: &str = "<memory>";
 
+/// How the embedding API runs a command: no progress bars, nothing printed (the results are
+/// returned), the process's thread pool.
+const LIBRARY_OPTS: GlobalOpts = GlobalOpts {
+    quiet: true,
+    threads: None,
+    silent: true,
+};
+
 /// One column of an in-memory table.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Column {
@@ -494,14 +502,7 @@ pub fn flow(target: &Sample, init: Option<&Sample>, flags: &[String]) -> Result<
     }
     argv.extend(flags.iter().cloned());
     let args: crate::app::flow::FlowArgs = parse_args("flow", &argv)?;
-    crate::app::flow::run(
-        &args,
-        &GlobalOpts {
-            quiet: true,
-            threads: None,
-            silent: true,
-        },
-    )?;
+    crate::app::flow::run(&args, &LIBRARY_OPTS)?;
     collect_outputs(&out)
 }
 
@@ -547,14 +548,7 @@ pub fn fit_kl(samples: Option<WeightedSample<'_>>, flags: &[String]) -> Result<C
     }
     argv.extend(flags.iter().cloned());
     let args: crate::app::fit_kl::FitKlArgs = parse_args("fit-kl", &argv)?;
-    crate::app::fit_kl::run(
-        &args,
-        &GlobalOpts {
-            quiet: true,
-            threads: None,
-            silent: true,
-        },
-    )?;
+    crate::app::fit_kl::run(&args, &LIBRARY_OPTS)?;
     collect_outputs(&out)
 }
 
@@ -638,15 +632,7 @@ mod tests {
         .map(|s| s.to_string())
         .collect();
         let args: crate::app::train::TrainArgs = parse_args("train", &argv).unwrap();
-        let cli = crate::app::train::run(
-            &args,
-            &GlobalOpts {
-                quiet: true,
-                threads: None,
-                silent: true,
-            },
-        )
-        .unwrap();
+        let cli = crate::app::train::run(&args, &LIBRARY_OPTS).unwrap();
         assert!(m.inner.report.objective.is_some());
         assert_eq!(m.inner.report.objective, cli.report.objective);
         assert_eq!(m.predict(&f).unwrap(), cli.predict(&a.train.x).unwrap());

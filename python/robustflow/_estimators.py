@@ -118,6 +118,13 @@ def _df_columns(X):
     return cols
 
 
+def _store_params(est, given):
+    """Store the constructor's arguments unchanged, one attribute per parameter
+    (scikit-learn's rule: ``__init__`` sets exactly its parameters and does nothing else)."""
+    for k in TRAIN_PARAMS:
+        setattr(est, k, given[k])
+
+
 def _label_values(classes: list[str]):
     """The model's class names as a NumPy array: numbers when every name is a number."""
     try:
@@ -286,42 +293,7 @@ class RobustClassifier(ClassifierMixin, _RobustBase):
                  bandwidth="median", approx="exact", extra_support=0, warm_start=False,
                  w1_norm=None, kl_penalty=None, weight_flow=False, tune_iters=30,
                  tune_tol=1e-3):
-        self.impute = impute
-        self.drop_constant = drop_constant
-        self.categorical = categorical
-        self.numeric = numeric
-        self.val_fraction = val_fraction
-        self.model = model
-        self.hidden = hidden
-        self.activation = activation
-        self.epochs = epochs
-        self.lr = lr
-        self.batch_size = batch_size
-        self.optimizer = optimizer
-        self.solver = solver
-        self.tol = tol
-        self.lr_schedule = lr_schedule
-        self.stop_tol = stop_tol
-        self.weight_decay = weight_decay
-        self.patience = patience
-        self.seed = seed
-        self.ambiguity = ambiguity
-        self.radius = radius
-        self.penalty = penalty
-        self.inner_steps = inner_steps
-        self.inner_step_size = inner_step_size
-        self.label_cost = label_cost
-        self.inner_flow = inner_flow
-        self.kernel = kernel
-        self.bandwidth = bandwidth
-        self.approx = approx
-        self.extra_support = extra_support
-        self.warm_start = warm_start
-        self.w1_norm = w1_norm
-        self.kl_penalty = kl_penalty
-        self.weight_flow = weight_flow
-        self.tune_iters = tune_iters
-        self.tune_tol = tune_tol
+        _store_params(self, locals())
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -410,42 +382,7 @@ class RobustRegressor(RegressorMixin, _RobustBase):
                  bandwidth="median", approx="exact", extra_support=0, warm_start=False,
                  w1_norm=None, kl_penalty=None, weight_flow=False, tune_iters=30,
                  tune_tol=1e-3):
-        self.impute = impute
-        self.drop_constant = drop_constant
-        self.categorical = categorical
-        self.numeric = numeric
-        self.val_fraction = val_fraction
-        self.model = model
-        self.hidden = hidden
-        self.activation = activation
-        self.epochs = epochs
-        self.lr = lr
-        self.batch_size = batch_size
-        self.optimizer = optimizer
-        self.solver = solver
-        self.tol = tol
-        self.lr_schedule = lr_schedule
-        self.stop_tol = stop_tol
-        self.weight_decay = weight_decay
-        self.patience = patience
-        self.seed = seed
-        self.ambiguity = ambiguity
-        self.radius = radius
-        self.penalty = penalty
-        self.inner_steps = inner_steps
-        self.inner_step_size = inner_step_size
-        self.label_cost = label_cost
-        self.inner_flow = inner_flow
-        self.kernel = kernel
-        self.bandwidth = bandwidth
-        self.approx = approx
-        self.extra_support = extra_support
-        self.warm_start = warm_start
-        self.w1_norm = w1_norm
-        self.kl_penalty = kl_penalty
-        self.weight_flow = weight_flow
-        self.tune_iters = tune_iters
-        self.tune_tol = tune_tol
+        _store_params(self, locals())
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

@@ -180,7 +180,7 @@ pub fn compute(args: &MmdArgs) -> Result<MmdReport> {
 /// API passes arrays here, with no file round trip).
 pub fn compute_samples(args: &MmdArgs, xsl: &[f64], ysl: &[f64], d: usize) -> Result<MmdReport> {
     let (kind, bw, approx) = kernel_flags(args)?;
-    if d == 0 || xsl.len() % d != 0 || ysl.len() % d != 0 {
+    if d == 0 || !xsl.len().is_multiple_of(d) || !ysl.len().is_multiple_of(d) {
         return Err(Error::param(
             "d",
             d,
