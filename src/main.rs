@@ -42,6 +42,15 @@ enum Cmd {
 }
 
 fn main() -> ExitCode {
+    // Rust ignores SIGPIPE, so `println!` to a closed pipe (`robustflow train ... | head`)
+    // panics; restore the default action so the process ends quietly, like other Unix
+    // tools.
+    #[cfg(unix)]
+    // SAFETY: called first thing in main, before any other thread exists; `signal` with
+    // SIG_DFL installs no handler code.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     let cli = Cli::parse();
     // The thread count, capped (with a warning) at a few per core.
     let threads = match cli.global.threads.map(robustflow::app::thread_count) {
