@@ -2,12 +2,12 @@
 //! same rows, with or without the target column, and bad rows are errors naming the
 //! file, row and column.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+mod common;
 
-fn bin() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_robustflow"))
-}
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+use common::bin;
 
 fn run(args: &[&dyn AsRef<std::ffi::OsStr>]) -> Output {
     let mut c = bin();

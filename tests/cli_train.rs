@@ -1,11 +1,10 @@
 //! `robustflow train` then `robustflow eval` end to end through the binary.
 
-use std::path::Path;
-use std::process::Command;
+mod common;
 
-fn bin() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_robustflow"))
-}
+use std::path::Path;
+
+use common::bin;
 
 /// A small two-class CSV with a categorical column and string labels.
 fn write_csv(path: &Path, n: usize, seed: u64) {

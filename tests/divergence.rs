@@ -1,22 +1,15 @@
 //! Divergence stops with a message naming the setting to lower, exits non-zero and saves
 //! nothing: the inner DRO solvers (`train`, `certify`), `flow` and `fit-kl`.
 
-use std::path::Path;
-use std::process::Command;
+mod common;
 
-fn bin() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_robustflow"))
-}
+use std::path::Path;
+
+use common::bin;
 
 fn write_csv(path: &Path, n: usize) {
     let mut s = String::from("a,b,c,label\n");
-    let mut state: u64 = 777;
-    let mut u = || {
-        state = state
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        ((state >> 11) as f64) / ((1u64 << 53) as f64)
-    };
+    let mut u = common::uniform(777);
     for i in 0..n {
         let c = i % 2;
         let a = 2.0 * u() - 1.0 + if c == 1 { 0.7 } else { -0.7 };

@@ -1,22 +1,15 @@
 //! `robustflow certify` end to end: train a logistic model through the binary, certify it,
 //! check that the bounds bracket the closed form and that bad arguments give clear errors.
 
-use std::path::Path;
-use std::process::Command;
+mod common;
 
-fn bin() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_robustflow"))
-}
+use std::path::Path;
+
+use common::bin;
 
 fn write_csv(path: &Path, n: usize) {
     let mut s = String::from("a,b,label\n");
-    let mut state: u64 = 12345;
-    let mut u = || {
-        state = state
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        ((state >> 11) as f64) / ((1u64 << 53) as f64)
-    };
+    let mut u = common::uniform(12345);
     for i in 0..n {
         let c = i % 2;
         let a = 2.0 * u() - 1.0 + if c == 1 { 0.8 } else { -0.8 };
